@@ -1,0 +1,96 @@
+"""Publishing "execute job <id>, attempt <n>" messages to Celery.
+
+Publishing is never the source of truth: a message that is lost, or never sent, is sent again by
+the dispatcher. So a publish failure is logged, not raised, and the job stays ``queued``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from django.db import transaction
+
+from django_bgjobs.models import Job
+
+logger = logging.getLogger("django_bgjobs.broker")
+
+EXECUTE_TASK = "django_bgjobs.execute"
+# Seconds Celery waits past the soft limit before killing the child (hard limit).
+HARD_LIMIT_GRACE = 10
+
+
+def _lowest_first() -> bool:
+    """Redis serves priority 0 first; AMQP serves the highest number first."""
+    from django_bgjobs.celery_app import get_celery_app
+
+    url = str(get_celery_app().conf.broker_url or "")
+    return url.split("://", 1)[0] in {"redis", "rediss", "sentinel"}
+
+
+def broker_priority(priority: int) -> int:
+    """Our priority (0-9, higher first) in the broker's own terms."""
+    return 9 - priority if _lowest_first() else priority
+
+
+def publish_on_commit(jobs: Sequence[Job], using: str | None = None) -> None:
+    """Publish these queued jobs once the current transaction commits (at once in autocommit)."""
+    if not jobs:
+        return
+    refs = [(job.pk, job.attempts + 1, job.queue, job.priority, job.name) for job in jobs]
+    transaction.on_commit(lambda: publish(refs), using=using, robust=True)
+
+
+MessageRef = tuple[object, int, str, int, str]  # job id, attempt, queue, priority, name
+
+# Set by django_bgjobs.testing.capture_jobs() to receive messages instead of the broker.
+_interceptor: Callable[[Sequence[MessageRef]], None] | None = None
+
+
+def publish(refs: Sequence[MessageRef]) -> int:
+    """Send the messages now through one pooled producer. Returns how many were sent."""
+    if _interceptor is not None:
+        _interceptor(refs)
+        return len(refs)
+    from django_bgjobs.celery_app import get_celery_app
+    from django_bgjobs.registry import registry
+
+    app = get_celery_app()
+    task = app.tasks[EXECUTE_TASK]
+    sent = 0
+    try:
+        with app.producer_or_acquire() as producer:
+            for job_id, attempt, queue, priority, name in refs:
+                options = {}
+                spec = registry.get(name)
+                if spec is not None and spec.timeout is not None:
+                    options["soft_time_limit"] = spec.timeout
+                    options["time_limit"] = spec.timeout + HARD_LIMIT_GRACE
+                task.apply_async(
+                    (str(job_id), attempt),
+                    queue=queue,
+                    priority=broker_priority(priority),
+                    producer=producer,
+                    # Fail fast: the row is safe in the database and the dispatcher retries.
+                    retry=False,
+                    **options,
+                )
+                sent += 1
+    except Exception as exc:  # the broker is down or refused: the dispatcher will publish
+        unsent = [job_id for job_id, *_ in refs[sent:]]
+        logger.warning(
+            "could not publish %d job(s) (%s: %s); the dispatcher will publish them when the "
+            "broker is back",
+            len(unsent), type(exc).__name__, exc,
+            extra={"job_ids": [str(i) for i in unsent], "error": str(exc)},
+        )
+        _mark_unpublished(unsent)
+    return sent
+
+
+def _mark_unpublished(job_ids: list[object]) -> None:
+    """Let the dispatcher's next pass pick these up instead of waiting REPUBLISH_AFTER."""
+    try:
+        Job.objects.filter(pk__in=job_ids, status="queued").update(published_at=None)
+    except Exception:  # the database is down too: REPUBLISH_AFTER covers it
+        logger.exception("could not mark %d job(s) as unpublished", len(job_ids))

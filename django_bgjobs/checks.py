@@ -1,0 +1,109 @@
+"""System checks (``manage.py check``): unsafe Celery settings, missing broker, orphaned jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+from django_bgjobs.conf import bgjobs_settings, django_setting
+
+
+def _celery_conf() -> Any:
+    from django_bgjobs.celery_app import get_celery_app
+
+    return get_celery_app().conf
+
+
+def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    try:
+        queues = bgjobs_settings.QUEUES
+        default = bgjobs_settings.DEFAULT_QUEUE
+    except ImproperlyConfigured as exc:
+        return [checks.Error(str(exc), id="django_bgjobs.E001")]
+    if default not in queues:
+        errors.append(checks.Error(
+            f"BGJOBS['DEFAULT_QUEUE'] is {default!r}, which is not in BGJOBS['QUEUES'].",
+            hint="Add it to QUEUES, or name one of them as DEFAULT_QUEUE.",
+            id="django_bgjobs.E001",
+        ))
+    from django_bgjobs.hooks import signup_jobs
+
+    try:
+        signup_jobs()
+    except (ImportError, ImproperlyConfigured) as exc:
+        errors.append(checks.Error(
+            f"BGJOBS['ON_SIGNUP'] is invalid: {exc}",
+            hint="List dotted paths of @bgjob functions that take the user's pk.",
+            id="django_bgjobs.E002",
+        ))
+    return errors
+
+
+def check_celery(**kwargs: Any) -> list[checks.CheckMessage]:
+    conf = _celery_conf()
+    messages: list[checks.CheckMessage] = []
+    accepted = set(conf.accept_content or [])
+    unsafe = {"pickle", "application/x-python-serialize", "yaml", "application/x-yaml"}
+    if accepted & unsafe or conf.task_serializer in unsafe:
+        messages.append(checks.Error(
+            "Celery accepts pickle or yaml messages: anyone who can write to the broker can run "
+            "code on your workers.",
+            hint="Set CELERY_ACCEPT_CONTENT = ['json'] and CELERY_TASK_SERIALIZER = 'json'.",
+            id="django_bgjobs.E003",
+        ))
+    if not django_setting("CELERY_BROKER_URL") and not conf.broker_url:
+        messages.append(checks.Warning(
+            "No Celery broker is configured; Celery would try amqp://localhost.",
+            hint="Set CELERY_BROKER_URL, e.g. 'redis://localhost:6379/0', or "
+            "'filesystem://' with CELERY_BROKER_TRANSPORT_OPTIONS for a server-less broker.",
+            id="django_bgjobs.W001",
+        ))
+    if (conf.worker_prefetch_multiplier or 1) > 1:
+        messages.append(checks.Warning(
+            f"CELERY_WORKER_PREFETCH_MULTIPLIER is {conf.worker_prefetch_multiplier}: a worker "
+            "reserves that many jobs per process, which wait behind long ones and are redelivered "
+            "if it dies.",
+            hint="Set CELERY_WORKER_PREFETCH_MULTIPLIER = 1.",
+            id="django_bgjobs.W002",
+        ))
+    if conf.task_always_eager:
+        messages.append(checks.Warning(
+            "CELERY_TASK_ALWAYS_EAGER is on: jobs run inside the web request after commit, "
+            "without workers.",
+            hint="Turn it off; in tests use django_bgjobs.testing.capture_jobs().",
+            id="django_bgjobs.W003",
+        ))
+    return messages
+
+
+def check_orphaned_jobs(**kwargs: Any) -> list[checks.CheckMessage]:
+    """Jobs waiting in the database whose code is gone would go dead when they run."""
+    from django.db import DatabaseError
+
+    from django_bgjobs.models import FINISHED, Job
+    from django_bgjobs.registry import registry
+
+    try:
+        names = set(
+            Job.objects.exclude(status__in=FINISHED).values_list("name", flat=True).distinct()
+        )
+    except DatabaseError:  # not migrated yet
+        return []
+    missing = sorted(names - set(registry.names()))
+    if not missing:
+        return []
+    return [checks.Warning(
+        f"Unfinished jobs in the database name job(s) no code defines: {', '.join(missing)}.",
+        hint="Restore or rename the @bgjob (or give it name='old.name'); otherwise these jobs "
+        "go dead when a worker gets them. Cancel them with the admin if they are obsolete.",
+        id="django_bgjobs.W004",
+    )]
+
+
+def register() -> None:
+    checks.register(check_settings, "django_bgjobs")
+    checks.register(check_celery, "django_bgjobs")
+    checks.register(check_orphaned_jobs, checks.Tags.database)

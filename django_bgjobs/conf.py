@@ -1,0 +1,90 @@
+"""One settings object over ``settings.BGJOBS``; nothing else in the package reads settings.
+
+Reads are lazy and the cache is dropped on ``setting_changed``, so ``override_settings`` works.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings  # noqa: TID251 - the one place allowed to
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+
+DEFAULTS: dict[str, Any] = {
+    # Queues that exist. @bgjob(queue=...) must name one; `bgjobs worker` consumes them all.
+    "QUEUES": ["default"],
+    "DEFAULT_QUEUE": "default",
+    "MAX_ATTEMPTS": 4,
+    # Seconds: delay before attempt n+1 = min(max, base * factor ** (n - 1)), full jitter on top.
+    "BACKOFF": {"base": 2.0, "factor": 2.0, "max": 600.0, "jitter": True},
+    # A running job owns its lease this long; the worker's heartbeat extends it.
+    "LEASE_SECONDS": 30.0,
+    # How often the dispatcher sweeps (due jobs, stranded jobs, expired leases).
+    "DISPATCH_INTERVAL": 1.0,
+    # A queued job published this long ago and still not started is published again
+    # (the broker lost it: Redis flushed, a crash between commit and publish).
+    "REPUBLISH_AFTER": 60.0,
+    # How many rows one dispatcher pass handles per kind of work.
+    "DISPATCH_BATCH": 500,
+    # Where the dispatcher runs: "worker" starts it inside every Celery worker's main process;
+    # "off" leaves it to `manage.py bgjobs dispatcher`.
+    "DISPATCHER": "worker",
+    "IDEMPOTENCY_WINDOW": timedelta(hours=24),
+    # Dotted paths of jobs enqueued (with the user's pk) when a user signs up.
+    "ON_SIGNUP": [],
+    # Dotted path of the Celery app ("proj.celery:app"); None uses the current app.
+    "CELERY_APP": None,
+    # Errors and tracebacks kept on rows are cut to this many characters.
+    "MAX_ERROR_LENGTH": 10_000,
+}
+
+
+class BgJobsSettings:
+    """Attribute access to ``BGJOBS`` with defaults: ``bgjobs_settings.MAX_ATTEMPTS``."""
+
+    def __init__(self) -> None:
+        self._user: dict[str, Any] | None = None
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        if self._user is None:
+            user = getattr(settings, "BGJOBS", {}) or {}
+            unknown = sorted(set(user) - set(DEFAULTS))
+            if unknown:
+                raise ImproperlyConfigured(
+                    f"Unknown BGJOBS setting(s): {', '.join(unknown)}. "
+                    f"Known settings: {', '.join(sorted(DEFAULTS))}."
+                )
+            self._user = dict(user)
+        return self._user
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Invalid BGJOBS setting: {name!r}")
+        value = self.user_settings.get(name, DEFAULTS[name])
+        if name == "BACKOFF":
+            value = {**DEFAULTS["BACKOFF"], **value}
+        if name == "IDEMPOTENCY_WINDOW" and not isinstance(value, timedelta):
+            value = timedelta(seconds=value)
+        return value
+
+    def reload(self) -> None:
+        self._user = None
+
+
+bgjobs_settings = BgJobsSettings()
+
+
+def django_setting(name: str, default: Any = None) -> Any:
+    """Read a Django setting that is not ours (CELERY_*, AUTH_USER_MODEL...)."""
+    return getattr(settings, name, default)
+
+
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting == "BGJOBS":
+        bgjobs_settings.reload()
+
+
+setting_changed.connect(_reload)

@@ -1,0 +1,96 @@
+"""The dispatcher: the sweep that keeps the database and the broker in agreement.
+
+Every DISPATCH_INTERVAL it publishes waiting jobs that became due (delays and retries live in
+the database, never in a broker ``eta``), republishes queued jobs the broker never got or lost,
+and takes back running jobs whose lease expired. Several may run at once (one per worker): on
+PostgreSQL, SKIP LOCKED gives each row to one of them; elsewhere a rare double publish is
+absorbed by the claim fence.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from django.db import DatabaseError, close_old_connections, connections
+from django.utils import timezone
+
+from django_bgjobs import states
+from django_bgjobs.broker import publish
+from django_bgjobs.conf import bgjobs_settings
+from django_bgjobs.models import Job
+
+logger = logging.getLogger("django_bgjobs.dispatcher")
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    due: int
+    republished: int
+    expired: int
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.due or self.republished or self.expired)
+
+
+def _publish(jobs: list[Job]) -> None:
+    publish([(job.pk, job.attempts + 1, job.queue, job.priority, job.name) for job in jobs])
+
+
+class Dispatcher:
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> Sweep:
+        now = timezone.now()
+        limit = bgjobs_settings.DISPATCH_BATCH
+        due = states.promote_due(now, limit)
+        _publish(due)
+        stale = states.reclaim_unpublished(now, limit)
+        _publish(stale)
+        expired = states.expire_leases(now, limit)
+        sweep = Sweep(len(due), len(stale), len(expired))
+        if sweep.busy:
+            logger.info(
+                "dispatched: %d due, %d republished, %d expired leases",
+                sweep.due, sweep.republished, sweep.expired,
+                extra={"due": sweep.due, "republished": sweep.republished,
+                       "expired": sweep.expired},
+            )
+        return sweep
+
+    def run_forever(self) -> None:
+        interval = bgjobs_settings.DISPATCH_INTERVAL
+        try:
+            while not self._stop.is_set():
+                try:
+                    sweep = self.run_once()
+                except DatabaseError as exc:
+                    # The database is away: keep trying, it is the source of truth.
+                    logger.warning("dispatcher: database error (%s); retrying", exc)
+                    close_old_connections()
+                    for conn in connections.all(initialized_only=True):
+                        conn.close()
+                    sweep = Sweep(0, 0, 0)
+                except Exception:
+                    logger.exception("dispatcher pass failed; retrying")
+                    sweep = Sweep(0, 0, 0)
+                # A full batch means more is waiting: go again at once.
+                full = max(sweep.due, sweep.republished) >= bgjobs_settings.DISPATCH_BATCH
+                if not full:
+                    self._stop.wait(interval)
+        finally:
+            connections.close_all()
+
+    def start_thread(self) -> None:
+        self._thread = threading.Thread(target=self.run_forever, name="bgjobs-dispatcher",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

@@ -1,0 +1,91 @@
+"""Enqueue: validate, INSERT in the caller's transaction, publish after commit (the outbox)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db import router
+from django.utils import timezone
+
+from django_bgjobs import signals
+from django_bgjobs._payload import validate_arguments
+from django_bgjobs.broker import publish_on_commit
+from django_bgjobs.conf import bgjobs_settings
+from django_bgjobs.models import Job, JobStatus
+from django_bgjobs.registry import JobCall
+
+
+def _build(call: JobCall, now: datetime) -> Job:
+    spec, options = call.spec, call.options
+    validate_arguments(spec.name, spec.signature, call.args, call.kwargs)
+    due = options.due_at(now)
+    waits = due is not None and due > now
+    return Job(
+        name=spec.name,
+        queue=options.queue or spec.queue,
+        priority=spec.priority if options.priority is None else options.priority,
+        args=list(call.args),
+        kwargs=call.kwargs,
+        status=JobStatus.SCHEDULED if waits else JobStatus.QUEUED,
+        max_attempts=spec.max_attempts,
+        idempotency_key=options.idempotency_key,
+        created_at=now,
+        run_after=due if waits else None,
+        # Set now, in the same INSERT: if this process dies before publishing, the dispatcher
+        # republishes after REPUBLISH_AFTER; if publishing fails, the broker module clears it.
+        published_at=None if waits else now,
+    )
+
+
+def enqueue_many(calls: Iterable[JobCall]) -> list[Job]:
+    """Enqueue several prepared calls (``job.prepare(...)``): one INSERT, one publish batch.
+
+    Returns the jobs in order; for a call whose idempotency key already had a job within the
+    window, that existing job.
+    """
+    return enqueue_calls(list(calls))
+
+
+def enqueue_calls(calls: list[JobCall]) -> list[Job]:
+    now = timezone.now()
+    jobs = [_build(call, now) for call in calls]
+    using = router.db_for_write(Job)
+    plain = [job for job in jobs if job.idempotency_key is None]
+    if plain:
+        Job.objects.using(using).bulk_create(plain)
+    created = list(plain)
+    for index, job in enumerate(jobs):
+        if job.idempotency_key is not None:
+            kept = _insert_keyed(job, now, using)
+            if kept is job:
+                created.append(job)
+            jobs[index] = kept
+    publish_on_commit([job for job in created if job.status == JobStatus.QUEUED], using=using)
+    for job in created:
+        signals.job_enqueued.send(sender=Job, job=job)
+    return jobs
+
+
+def _insert_keyed(job: Job, now: datetime, using: str) -> Job:
+    """Insert unless a job with this (name, key) exists within the window; race-free.
+
+    The unique constraint decides between concurrent enqueues (ON CONFLICT DO NOTHING waits for
+    the other transaction). A holder older than the window gives up its key, and we try again.
+    """
+    window_start = now - bgjobs_settings.IDEMPOTENCY_WINDOW
+    same_key = Job.objects.using(using).filter(name=job.name, idempotency_key=job.idempotency_key)
+    for _ in range(5):
+        Job.objects.using(using).bulk_create([job], ignore_conflicts=True)
+        holder = same_key.first()
+        if holder is None:  # the holder's transaction rolled back, or its key was just released
+            continue
+        if holder.pk == job.pk:
+            return job
+        if holder.created_at >= window_start:
+            return holder
+        same_key.filter(pk=holder.pk).update(idempotency_key=None)
+    raise RuntimeError(
+        f"could not settle idempotency key {job.idempotency_key!r} for {job.name}: "
+        "it keeps changing hands"
+    )

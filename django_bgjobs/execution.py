@@ -1,0 +1,151 @@
+"""Running one attempt: claim, call the function with its context, record the outcome.
+
+Used by the Celery task (``worker.py``) and, in-process, by ``testing.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback as tb
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db import DatabaseError, close_old_connections, connections
+
+from django_bgjobs import states
+from django_bgjobs._payload import json_problem, validate_arguments
+from django_bgjobs.conf import bgjobs_settings
+from django_bgjobs.context import JobContext
+from django_bgjobs.exceptions import JobCancelled, LeaseLost, PayloadError
+from django_bgjobs.registry import JobSpec, registry
+from django_bgjobs.retry_policy import retry_delay
+
+logger = logging.getLogger("django_bgjobs.worker")
+
+def worker_id() -> str:
+    # Recomputed per process: prefork children have their own pid.
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Heartbeat:
+    """Extends the lease of the attempt running in this process, from a background thread.
+
+    One thread per process, started on first use, so short jobs cost nothing: the first beat
+    comes a third of a lease after the start.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._current: tuple[JobContext, float] | None = None
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def watch(self, ctx: JobContext) -> None:
+        with self._lock:
+            self._current = (ctx, time.monotonic())
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, name="bgjobs-heartbeat", daemon=True
+                )
+                self._thread.start()
+
+    def unwatch(self) -> None:
+        with self._lock:
+            self._current = None
+
+    def _run(self) -> None:
+        interval = max(bgjobs_settings.LEASE_SECONDS / 3, 0.2)
+        try:
+            while True:
+                time.sleep(min(interval, 1.0))
+                with self._lock:
+                    current = self._current
+                if current is None:
+                    continue
+                ctx, since = current
+                if time.monotonic() - since < interval:
+                    continue
+                try:
+                    held, cancel = states.heartbeat(ctx.job_id, ctx.attempt)
+                    ctx._heartbeat_said(held, cancel)
+                except DatabaseError:
+                    logger.warning("heartbeat failed for job %s", ctx.job_id, exc_info=True)
+                    close_old_connections()
+                with self._lock:
+                    if self._current is not None and self._current[0] is ctx:
+                        self._current = (ctx, time.monotonic())
+        finally:
+            connections.close_all()
+
+
+heartbeat = Heartbeat()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return "TimeoutError: the attempt ran past its timeout"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _call(spec: JobSpec, ctx: JobContext, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    call_args = [ctx, *args] if spec.takes_context else list(args)
+    func = spec.func
+    if hasattr(func, "__code__") and func.__code__.co_flags & 0x80:  # a coroutine function
+        func = async_to_sync(func)
+    return func(*call_args, **kwargs)
+
+
+def run_attempt(job_id: str, attempt: int) -> str:
+    """Run attempt ``attempt`` of job ``job_id``. Returns what happened, for logs and tests."""
+    from django_bgjobs.models import Job
+
+    name = Job.objects.filter(pk=job_id).values_list("name", flat=True).first()
+    if name is None:
+        logger.warning("message for job %s, which is not in the database: dropped", job_id)
+        return "missing"
+    spec = registry.get(name)
+    if spec is None:
+        error = (
+            f"unknown job {name!r}: no @bgjob has this name in this worker (was it renamed or "
+            "removed, or is its module not imported? Jobs in <app>/jobs.py load by themselves)"
+        )
+        return "dead" if states.dead_on_arrival(job_id, attempt, worker_id(), error) else "stale"
+
+    claim = states.claim(job_id, attempt, worker_id())
+    if claim is None:
+        logger.debug("job %s attempt %s: duplicate or stale message, dropped", job_id, attempt)
+        return "stale"
+    job = claim.job
+    ctx = JobContext(
+        job_id=job.pk, name=job.name, attempt=attempt, max_attempts=job.max_attempts,
+        queue=job.queue,
+    )
+    heartbeat.watch(ctx)
+    try:
+        try:
+            validate_arguments(spec.name, spec.signature, tuple(job.args), job.kwargs)
+            result = _call(spec, ctx, job.args, job.kwargs)
+        finally:
+            heartbeat.unwatch()
+        if problem := json_problem(result, "the return value"):
+            return states.fail(claim, f"PayloadError: {problem}", "", retry_in=None) or "superseded"
+        return "succeeded" if states.succeed(claim, result) else "superseded"
+    except JobCancelled:
+        return "cancelled" if states.cancelled_while_running(claim) else "superseded"
+    except LeaseLost as exc:
+        states.fail(claim, _describe(exc), tb.format_exc(), retry_in=None)
+        return "superseded"
+    except PayloadError as exc:  # stored arguments no longer fit the function (code changed)
+        status = states.fail(claim, _describe(exc), tb.format_exc(), retry_in=None)
+        return status or "superseded"
+    except Exception as exc:
+        delay = retry_delay(spec, exc, attempt)
+        status = states.fail(claim, _describe(exc), tb.format_exc(), retry_in=delay)
+        return status or "superseded"

@@ -1,0 +1,166 @@
+"""Job and JobRun: every job is a row before anything reaches a broker; every attempt is a row.
+
+``status`` is written only by the conditional UPDATEs in ``states.py``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from django_bgjobs._ids import uuid7
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+
+class JobStatus(models.TextChoices):
+    SCHEDULED = "scheduled", _("Scheduled")  # waits for run_after
+    QUEUED = "queued", _("Queued")  # ready; published (or about to be) to the broker
+    RUNNING = "running", _("Running")  # claimed by a worker, holds a lease
+    RETRYING = "retrying", _("Retrying")  # an attempt failed; waits for run_after
+    SUCCEEDED = "succeeded", _("Succeeded")
+    DEAD = "dead", _("Dead")  # out of attempts or failed for good: the dead-letter queue
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+WAITING = (JobStatus.SCHEDULED, JobStatus.RETRYING)
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.DEAD, JobStatus.CANCELLED)
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    LOST = "lost", _("Lost")  # the worker vanished; its lease expired
+    SUPERSEDED = "superseded", _("Superseded")  # finished after another attempt took over
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class Job(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    name = models.CharField(max_length=255, db_index=True)
+    queue = models.CharField(max_length=100)
+    priority = models.SmallIntegerField(default=0)
+    args = models.JSONField(default=list)
+    kwargs = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=JobStatus.choices)
+    attempts = models.PositiveIntegerField(default=0, help_text=_("Attempts started so far."))
+    max_attempts = models.PositiveIntegerField()
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+    run_after = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    progress_done = models.BigIntegerField(null=True, blank=True)
+    progress_total = models.BigIntegerField(null=True, blank=True)
+    progress_message = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # Race-free idempotency: concurrent enqueues with one key insert one row.
+            models.UniqueConstraint(
+                fields=["name", "idempotency_key"], name="bgjobs_job_unique_idempotency_key"
+            ),
+        ]
+        indexes = [
+            # The dispatcher's three sweeps, each over a small partial index.
+            models.Index(
+                fields=["run_after"],
+                condition=Q(status__in=["scheduled", "retrying"]),
+                name="bgjobs_job_due_idx",
+            ),
+            models.Index(
+                fields=["published_at"], condition=Q(status="queued"), name="bgjobs_job_queued_idx"
+            ),
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(status="running"),
+                name="bgjobs_job_lease_idx",
+            ),
+            models.Index(fields=["status", "-created_at"], name="bgjobs_job_status_idx"),
+        ]
+        permissions = [
+            ("retry_job", "Can retry jobs"),
+            ("cancel_job", "Can cancel jobs"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} [{self.status}] {self.id}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED
+
+    def cancel(self) -> bool:
+        """Cancel this job. A waiting job is cancelled at once; a running one is asked to stop.
+
+        Returns False when the job had already finished.
+        """
+        from django_bgjobs import states
+
+        return states.cancel(self)
+
+    def retry(self) -> bool:
+        """Give a dead (or cancelled) job a fresh budget of attempts and queue it now."""
+        from django_bgjobs import states
+
+        return states.retry(self)
+
+    def wait_until_finished(self, timeout: float = 30.0, poll: float = 0.05) -> Job:
+        """Poll the database until this job finishes (for scripts and tests)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            self.refresh_from_db()
+            if self.is_finished:
+                return self
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {self.id} still {self.status} after {timeout}s")
+            time.sleep(poll)
+
+
+class JobRun(models.Model):
+    """One attempt at a job."""
+
+    id = models.BigAutoField(primary_key=True)
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="runs")
+    attempt = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=RunStatus.choices)
+    worker = models.CharField(max_length=255, blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["job", "attempt"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "attempt"], name="bgjobs_jobrun_unique_attempt"),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.attempt} of {self.job_id} [{self.status}]"
+
+    def finish(self, status: str, at: datetime, error: str = "", traceback: str = "") -> None:
+        values = {
+            "status": status,
+            "finished_at": at,
+            "duration_ms": max(int((at - self.started_at).total_seconds() * 1000), 0),
+            "error": error,
+            "traceback": traceback,
+        }
+        JobRun.objects.filter(pk=self.pk).update(**values)
+        for name, value in values.items():
+            setattr(self, name, value)

@@ -1,0 +1,311 @@
+"""``@bgjob``: turn a module-level function into a job, validated when decorated."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, Literal, ParamSpec, TypeVar, overload
+
+from django.utils import timezone
+
+from django_bgjobs.backoff import Backoff
+from django_bgjobs.conf import bgjobs_settings
+from django_bgjobs.exceptions import JobConfigurationError
+
+if TYPE_CHECKING:
+    from django_bgjobs.context import JobContext
+    from django_bgjobs.models import Job
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+MIN_PRIORITY, MAX_PRIORITY = 0, 9
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """Everything @bgjob was told about one job."""
+
+    func: Callable[..., Any]
+    name: str
+    queue: str
+    max_attempts: int
+    backoff: Backoff
+    timeout: float | None
+    retry_on: tuple[type[BaseException], ...]
+    priority: int
+    takes_context: bool
+    signature: inspect.Signature = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueOptions:
+    """Per-enqueue choices made with ``.using(...)``."""
+
+    run_after: datetime | None = None
+    delay: timedelta | None = None
+    priority: int | None = None
+    queue: str | None = None
+    idempotency_key: str | None = None
+
+    def due_at(self, now: datetime) -> datetime | None:
+        if self.run_after is not None:
+            if timezone.is_naive(self.run_after):
+                raise ValueError("run_after must be timezone-aware (use django.utils.timezone)")
+            return self.run_after
+        if self.delay is not None:
+            return now + self.delay
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class JobCall:
+    """One prepared call of a job, for ``enqueue_many``."""
+
+    spec: JobSpec
+    options: EnqueueOptions
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+class JobFunction(Generic[P, R]):
+    """What ``@bgjob`` returns: enqueue it, or call it in-process with ``.call()``."""
+
+    def __init__(self, spec: JobSpec, options: EnqueueOptions | None = None) -> None:
+        self.spec = spec
+        self.options = options or EnqueueOptions()
+        self.__wrapped__ = spec.func
+        self.__doc__ = spec.func.__doc__
+        self.__name__ = spec.func.__name__
+        self.__qualname__ = spec.func.__qualname__
+        self.__module__ = spec.func.__module__
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def __repr__(self) -> str:
+        return f"<bgjob {self.spec.name} queue={self.spec.queue!r}>"
+
+    def using(
+        self,
+        *,
+        delay: timedelta | None = None,
+        run_after: datetime | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> JobFunction[P, R]:
+        """The same job with other enqueue options: ``job.using(delay=timedelta(minutes=5))``."""
+        if delay is not None and run_after is not None:
+            raise ValueError("Give delay= or run_after=, not both")
+        if queue is not None:
+            _check_queue(queue, self.spec.name)
+        if priority is not None:
+            _check_priority(priority, self.spec.name)
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
+            raise ValueError("idempotency_key must be 1 to 255 characters")
+        changes = {
+            key: value
+            for key, value in {
+                "delay": delay, "run_after": run_after, "priority": priority, "queue": queue,
+                "idempotency_key": idempotency_key,
+            }.items()
+            if value is not None
+        }
+        return JobFunction(self.spec, replace(self.options, **changes))
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """Write the job in the current transaction; it is sent to a worker after commit."""
+        from django_bgjobs.enqueue import enqueue_calls
+
+        return enqueue_calls([JobCall(self.spec, self.options, args, kwargs)])[0]
+
+    def prepare(self, *args: P.args, **kwargs: P.kwargs) -> JobCall:
+        """A call to pass to ``enqueue_many``, checked like enqueue() would."""
+        return JobCall(self.spec, self.options, args, kwargs)
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the function here and now, no database row (with a throwaway context)."""
+        from django_bgjobs.context import JobContext
+
+        if self.spec.takes_context:
+            ctx = JobContext(
+                job_id=None, name=self.spec.name, attempt=1,
+                max_attempts=self.spec.max_attempts, queue=self.spec.queue, tracked=False,
+            )
+            return self.spec.func(ctx, *args, **kwargs)  # type: ignore[no-any-return]
+        return self.spec.func(*args, **kwargs)  # type: ignore[no-any-return]
+
+
+class Registry:
+    """Job name -> spec, filled as modules holding @bgjob functions are imported."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, JobSpec] = {}
+
+    def add(self, spec: JobSpec) -> None:
+        known = self._specs.get(spec.name)
+        if known is not None and _origin(known.func) != _origin(spec.func):
+            raise JobConfigurationError(
+                f"Two jobs are named {spec.name!r}: {_origin(known.func)} and "
+                f"{_origin(spec.func)}. Give one of them @bgjob(name=...)."
+            )
+        self._specs[spec.name] = spec
+
+    def get(self, name: str) -> JobSpec | None:
+        return self._specs.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._specs)
+
+
+registry = Registry()
+
+
+def _origin(func: Callable[..., Any]) -> str:
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+def _check_queue(queue: str, name: str) -> None:
+    queues = bgjobs_settings.QUEUES
+    if queue not in queues:
+        raise JobConfigurationError(
+            f"Job {name!r} uses queue {queue!r}, which is not in BGJOBS['QUEUES'] "
+            f"({', '.join(map(repr, queues))}). Add it there so workers consume it."
+        )
+
+
+def _check_priority(priority: int, name: str) -> None:
+    if not isinstance(priority, int) or not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise JobConfigurationError(
+            f"Job {name!r}: priority must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY} "
+            f"(higher runs first), not {priority!r}"
+        )
+
+
+def _make_spec(
+    func: Callable[..., Any],
+    *,
+    name: str | None,
+    queue: str | None,
+    max_attempts: int | None,
+    backoff: Backoff | None,
+    timeout: float | None,
+    retry_on: tuple[type[BaseException], ...],
+    priority: int,
+    takes_context: bool,
+) -> JobSpec:
+    where = _origin(func) if hasattr(func, "__qualname__") else repr(func)
+    if not inspect.isfunction(func):
+        raise JobConfigurationError(f"@bgjob decorates plain functions, not {func!r}")
+    if func.__name__ == "<lambda>":
+        raise JobConfigurationError(
+            f"@bgjob cannot take a lambda ({where}): workers find jobs by name. Use a def."
+        )
+    if "<locals>" in func.__qualname__:
+        raise JobConfigurationError(
+            f"@bgjob on a nested function ({where}): workers import jobs by module path, so "
+            "define it at the top level of a module."
+        )
+    job_name = name or _origin(func)
+    queue = queue or bgjobs_settings.DEFAULT_QUEUE
+    _check_queue(queue, job_name)
+    _check_priority(priority, job_name)
+    attempts = bgjobs_settings.MAX_ATTEMPTS if max_attempts is None else max_attempts
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
+        raise JobConfigurationError(
+            f"Job {job_name!r}: max_attempts must be an integer >= 1, not {attempts!r}"
+        )
+    if timeout is not None and not timeout > 0:
+        raise JobConfigurationError(f"Job {job_name!r}: timeout must be > 0 seconds")
+    if not isinstance(retry_on, tuple) or not all(
+        isinstance(e, type) and issubclass(e, BaseException) for e in retry_on
+    ):
+        raise JobConfigurationError(
+            f"Job {job_name!r}: retry_on must be a tuple of exception classes, not {retry_on!r}"
+        )
+    signature = inspect.signature(func)
+    if takes_context:
+        params = list(signature.parameters.values())
+        if not params or params[0].kind not in (
+            inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD
+        ):
+            raise JobConfigurationError(
+                f"Job {job_name!r} has takes_context=True: its first parameter receives the "
+                "JobContext, so it needs one (def job(ctx, ...))."
+            )
+        signature = signature.replace(parameters=params[1:])
+    try:
+        job_backoff = backoff or Backoff.from_setting(bgjobs_settings.BACKOFF)
+    except (TypeError, ValueError) as exc:
+        raise JobConfigurationError(f"BGJOBS['BACKOFF'] is invalid: {exc}") from None
+    return JobSpec(
+        func=func, name=job_name, queue=queue, max_attempts=attempts, backoff=job_backoff,
+        timeout=timeout, retry_on=retry_on, priority=priority, takes_context=takes_context,
+        signature=signature,
+    )
+
+
+@overload
+def bgjob(func: Callable[P, R], /) -> JobFunction[P, R]: ...
+@overload
+def bgjob(
+    *,
+    name: str | None = ...,
+    queue: str | None = ...,
+    max_attempts: int | None = ...,
+    backoff: Backoff | None = ...,
+    timeout: float | None = ...,
+    retry_on: tuple[type[BaseException], ...] = ...,
+    priority: int = ...,
+    takes_context: Literal[False] = ...,
+) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
+@overload
+def bgjob(
+    *,
+    name: str | None = ...,
+    queue: str | None = ...,
+    max_attempts: int | None = ...,
+    backoff: Backoff | None = ...,
+    timeout: float | None = ...,
+    retry_on: tuple[type[BaseException], ...] = ...,
+    priority: int = ...,
+    takes_context: Literal[True],
+) -> Callable[[Callable[Concatenate[JobContext, P], R]], JobFunction[P, R]]: ...
+
+
+def bgjob(
+    func: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    queue: str | None = None,
+    max_attempts: int | None = None,
+    backoff: Backoff | None = None,
+    timeout: float | None = None,
+    retry_on: tuple[type[BaseException], ...] = (),
+    priority: int = 0,
+    takes_context: bool = False,
+) -> Any:
+    """Make a module-level function a background job.
+
+    ``max_attempts`` counts every run, the first included. ``retry_on`` limits retries to those
+    exception types (others go dead at once); empty means retry on any exception. ``timeout`` is
+    in seconds per attempt. ``priority`` 0-9, higher first. With ``takes_context=True`` the
+    function's first parameter receives a :class:`~django_bgjobs.context.JobContext`.
+    """
+
+    def decorate(f: Callable[..., Any]) -> JobFunction[Any, Any]:
+        spec = _make_spec(
+            f, name=name, queue=queue, max_attempts=max_attempts, backoff=backoff,
+            timeout=timeout, retry_on=retry_on, priority=priority, takes_context=takes_context,
+        )
+        registry.add(spec)
+        return JobFunction(spec)
+
+    if func is not None:
+        return decorate(func)
+    return decorate

@@ -1,0 +1,301 @@
+"""Every change of a job's status, each one a conditional UPDATE.
+
+Nothing else writes ``Job.status``. The WHERE clause of each UPDATE is the fence: a worker
+holding a stale message, or finishing after its lease was taken over, updates zero rows and
+learns it lost. Signals are sent after the change is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from django_bgjobs import signals
+from django_bgjobs.conf import bgjobs_settings
+from django_bgjobs.models import FINISHED, WAITING, Job, JobRun, JobStatus, RunStatus
+
+
+def _cut(text: str) -> str:
+    limit = bgjobs_settings.MAX_ERROR_LENGTH
+    return text if len(text) <= limit else text[: limit - 20] + "\n... (truncated)"
+
+
+def lease_until(now: datetime) -> datetime:
+    return now + timedelta(seconds=bgjobs_settings.LEASE_SECONDS)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    job: Job
+    run: JobRun
+
+
+def claim(job_id: str, attempt: int, worker: str) -> Claim | None:
+    """Take a queued job for attempt number ``attempt``; None for a duplicate or stale message."""
+    now = timezone.now()
+    with transaction.atomic():
+        won = Job.objects.filter(
+            pk=job_id, status=JobStatus.QUEUED, attempts=attempt - 1
+        ).update(
+            status=JobStatus.RUNNING,
+            attempts=attempt,
+            started_at=now,
+            lease_expires_at=lease_until(now),
+            progress_done=None,
+            progress_total=None,
+            progress_message="",
+        )
+        if not won:
+            return None
+        job = Job.objects.get(pk=job_id)
+        run = JobRun.objects.create(
+            job=job, attempt=attempt, status=RunStatus.RUNNING, worker=worker, started_at=now
+        )
+    signals.job_started.send(sender=Job, job=job, run=run)
+    return Claim(job, run)
+
+
+def _fenced(claim: Claim) -> Q:
+    return Q(pk=claim.job.pk, status=JobStatus.RUNNING, attempts=claim.run.attempt)
+
+
+def succeed(claim: Claim, result: object) -> bool:
+    """Record success; False (and the run marked superseded) when the fence rejected it."""
+    now = timezone.now()
+    with transaction.atomic():
+        won = Job.objects.filter(_fenced(claim)).update(
+            status=JobStatus.SUCCEEDED,
+            result=result,
+            error="",
+            finished_at=now,
+            lease_expires_at=None,
+        )
+        claim.run.finish(RunStatus.SUCCEEDED if won else RunStatus.SUPERSEDED, now)
+    if won:
+        _refresh(claim.job, status=JobStatus.SUCCEEDED, result=result, finished_at=now)
+        signals.job_succeeded.send(sender=Job, job=claim.job, run=claim.run)
+    return bool(won)
+
+
+def fail(claim: Claim, error: str, traceback: str, retry_in: float | None) -> str | None:
+    """Record a failed attempt: retry in ``retry_in`` seconds, or dead when None.
+
+    Returns the job's new status, or None when the fence rejected the write.
+    """
+    now = timezone.now()
+    error, traceback = _cut(error), _cut(traceback)
+    if retry_in is not None and claim.run.attempt < claim.job.max_attempts:
+        status, run_after, finished_at = JobStatus.RETRYING, now + timedelta(seconds=retry_in), None
+    else:
+        status, run_after, finished_at = JobStatus.DEAD, None, now
+    with transaction.atomic():
+        won = Job.objects.filter(_fenced(claim)).update(
+            status=status,
+            run_after=run_after,
+            error=error,
+            finished_at=finished_at,
+            lease_expires_at=None,
+        )
+        run_status = RunStatus.FAILED if won else RunStatus.SUPERSEDED
+        claim.run.finish(run_status, now, error=error, traceback=traceback)
+    if not won:
+        return None
+    _refresh(claim.job, status=status, run_after=run_after, error=error, finished_at=finished_at)
+    signal = signals.job_failed if status == JobStatus.RETRYING else signals.job_dead
+    signal.send(sender=Job, job=claim.job, run=claim.run, error=error)
+    return status
+
+
+def cancelled_while_running(claim: Claim) -> bool:
+    """The running job stopped because it was cancelled."""
+    now = timezone.now()
+    with transaction.atomic():
+        won = Job.objects.filter(_fenced(claim)).update(
+            status=JobStatus.CANCELLED, finished_at=now, lease_expires_at=None
+        )
+        claim.run.finish(RunStatus.CANCELLED if won else RunStatus.SUPERSEDED, now)
+    if won:
+        _refresh(claim.job, status=JobStatus.CANCELLED, finished_at=now)
+        signals.job_cancelled.send(sender=Job, job=claim.job)
+    return bool(won)
+
+
+def heartbeat(job_id: object, attempt: int) -> tuple[bool, bool]:
+    """Extend the lease of a running attempt. Returns (still ours, cancel requested)."""
+    now = timezone.now()
+    held = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, attempts=attempt).update(
+        lease_expires_at=lease_until(now)
+    )
+    if not held:
+        return False, False
+    cancel = Job.objects.filter(pk=job_id).values_list("cancel_requested", flat=True).first()
+    return True, bool(cancel)
+
+
+def report_progress(
+    job_id: object, attempt: int, done: int, total: int | None, message: str
+) -> tuple[bool, bool]:
+    """Store progress and extend the lease in one write. Returns (still ours, cancel requested)."""
+    now = timezone.now()
+    fence = Q(pk=job_id, status=JobStatus.RUNNING, attempts=attempt)
+    updated = Job.objects.filter(fence, cancel_requested=False).update(
+        progress_done=done,
+        progress_total=total,
+        progress_message=message[:255],
+        lease_expires_at=lease_until(now),
+    )
+    if updated:
+        return True, False
+    return Job.objects.filter(fence).exists(), True
+
+
+def dead_on_arrival(job_id: str, attempt: int, worker: str, error: str) -> bool:
+    """A message whose job cannot run at all (its code is gone): dead at once, one run recorded."""
+    now = timezone.now()
+    with transaction.atomic():
+        won = Job.objects.filter(
+            pk=job_id, status=JobStatus.QUEUED, attempts=attempt - 1
+        ).update(
+            status=JobStatus.DEAD, attempts=attempt, error=error, started_at=now, finished_at=now
+        )
+        if not won:
+            return False
+        job = Job.objects.get(pk=job_id)
+        run = JobRun.objects.create(
+            job=job, attempt=attempt, status=RunStatus.FAILED, worker=worker, started_at=now,
+            finished_at=now, duration_ms=0, error=error,
+        )
+    signals.job_dead.send(sender=Job, job=job, run=run, error=error)
+    return True
+
+
+# --- Transitions made by the dispatcher -------------------------------------------------------
+
+
+def promote_due(now: datetime, limit: int) -> list[Job]:
+    """Move waiting jobs whose time has come to ``queued``; returns them for publishing."""
+    with transaction.atomic():
+        ids = list(
+            Job.objects.filter(status__in=WAITING, run_after__lte=now)
+            .order_by("-priority", "run_after")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:limit]
+        )
+        if not ids:
+            return []
+        Job.objects.filter(pk__in=ids, status__in=WAITING).update(
+            status=JobStatus.QUEUED, published_at=now
+        )
+        return list(Job.objects.filter(pk__in=ids, status=JobStatus.QUEUED, published_at=now))
+
+
+def reclaim_unpublished(now: datetime, limit: int) -> list[Job]:
+    """Queued jobs never published (broker down) or published long ago and never started."""
+    stale = now - timedelta(seconds=bgjobs_settings.REPUBLISH_AFTER)
+    with transaction.atomic():
+        jobs = list(
+            Job.objects.filter(Q(published_at__isnull=True) | Q(published_at__lt=stale))
+            .filter(status=JobStatus.QUEUED)
+            .order_by("-priority", "created_at")
+            .select_for_update(skip_locked=True)[:limit]
+        )
+        if jobs:
+            Job.objects.filter(pk__in=[j.pk for j in jobs]).update(published_at=now)
+    return jobs
+
+
+def expire_leases(now: datetime, limit: int) -> list[Job]:
+    """Running jobs whose worker stopped heartbeating: the attempt is lost; retry or dead."""
+    from django_bgjobs.retry_policy import delay_after_loss
+
+    expired = list(
+        Job.objects.filter(status=JobStatus.RUNNING, lease_expires_at__lt=now)
+        .order_by("lease_expires_at")
+        .values("pk", "name", "attempts", "max_attempts")[:limit]
+    )
+    changed: list[Job] = []
+    for row in expired:
+        error = "lost: the worker stopped heartbeating (killed, out of memory, or gone)"
+        if row["attempts"] < row["max_attempts"]:
+            status = JobStatus.RETRYING
+            run_after: datetime | None = now + timedelta(
+                seconds=delay_after_loss(row["name"], row["attempts"])
+            )
+        else:
+            status, run_after = JobStatus.DEAD, None
+        with transaction.atomic():
+            won = Job.objects.filter(
+                pk=row["pk"], status=JobStatus.RUNNING, attempts=row["attempts"],
+                lease_expires_at__lt=now,
+            ).update(
+                status=status, run_after=run_after, error=error, lease_expires_at=None,
+                finished_at=now if status == JobStatus.DEAD else None,
+            )
+            if not won:
+                continue
+            for run in JobRun.objects.filter(
+                job_id=row["pk"], attempt=row["attempts"], status=RunStatus.RUNNING
+            ):
+                run.finish(RunStatus.LOST, now, error=error)
+        job = Job.objects.get(pk=row["pk"])
+        changed.append(job)
+        signal = signals.job_failed if status == JobStatus.RETRYING else signals.job_dead
+        signal.send(sender=Job, job=job, run=None, error=error)
+    return changed
+
+
+# --- Transitions asked for by people (API, admin, command) -----------------------------------
+
+
+def cancel(job: Job) -> bool:
+    """Cancel a waiting or queued job now; ask a running one to stop. False if it had finished."""
+    now = timezone.now()
+    stopped = Job.objects.filter(
+        pk=job.pk, status__in=(*WAITING, JobStatus.QUEUED)
+    ).update(status=JobStatus.CANCELLED, finished_at=now, run_after=None)
+    if stopped:
+        _refresh(job, status=JobStatus.CANCELLED, finished_at=now)
+        signals.job_cancelled.send(sender=Job, job=job)
+        return True
+    asked = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(cancel_requested=True)
+    if asked:
+        job.cancel_requested = True
+    return bool(asked)
+
+
+def retry(job: Job) -> bool:
+    """Queue a dead or cancelled job again with a fresh budget of attempts; publish on commit."""
+    from django_bgjobs.broker import publish_on_commit
+    from django_bgjobs.registry import registry
+
+    spec = registry.get(job.name)
+    budget = spec.max_attempts if spec else bgjobs_settings.MAX_ATTEMPTS
+    now = timezone.now()
+    with transaction.atomic():
+        won = Job.objects.filter(pk=job.pk, status__in=(JobStatus.DEAD, JobStatus.CANCELLED)).update(
+            status=JobStatus.QUEUED,
+            # Attempt numbers keep counting up so that each stays a unique fence value.
+            max_attempts=F("attempts") + budget,
+            run_after=None,
+            finished_at=None,
+            cancel_requested=False,
+            published_at=now,
+            error="",
+        )
+        if not won:
+            return False
+        job.refresh_from_db()
+        publish_on_commit([job])
+    signals.job_enqueued.send(sender=Job, job=job)
+    return True
+
+
+def _refresh(job: Job, **values: object) -> None:
+    for name, value in values.items():
+        setattr(job, name, value)
+
+

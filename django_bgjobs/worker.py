@@ -1,0 +1,75 @@
+"""The Celery side: the one task that executes jobs, and the dispatcher started with each worker."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+from celery.signals import celeryd_init, worker_ready, worker_shutdown
+from django.db import close_old_connections
+
+from django_bgjobs.broker import EXECUTE_TASK
+from django_bgjobs.conf import bgjobs_settings
+from django_bgjobs.execution import run_attempt
+
+logger = logging.getLogger("django_bgjobs.worker")
+
+DB_REUSE_KEY = "CELERY_DB_REUSE_MAX"
+DB_REUSE_MAX = 1000
+
+
+@shared_task(
+    name=EXECUTE_TASK,
+    # Safe whatever the project's global Celery settings: ack after the attempt is recorded,
+    # and requeue when the child dies (the claim fence drops the message if it was recorded).
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    serializer="json",
+)
+def execute(job_id: str, attempt: int) -> str:
+    """Run attempt ``attempt`` of job ``job_id``; the database row says what to run."""
+    # Drop a connection broken by a database outage before using it; keep healthy ones
+    # (see install_connection_reuse).
+    close_old_connections()
+    return run_attempt(job_id, int(attempt))
+
+
+def install_connection_reuse(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:
+    """Keep database connections across tasks in this worker (unless the project decided).
+
+    Celery's Django fixup closes every connection before and after each task unless
+    CELERY_DB_REUSE_MAX is set; every job writes to the database, and reconnecting per job made
+    throughput several times lower. Broken connections are still dropped (close_old_connections).
+    Runs on celeryd_init, before the fixup reads the setting.
+    """
+    app = getattr(instance, "app", None)
+    if app is not None and app.conf.get(DB_REUSE_KEY) is None:
+        app.conf.update({DB_REUSE_KEY: DB_REUSE_MAX})
+
+
+_dispatcher = None
+
+
+def start_dispatcher(sender: Any = None, **kwargs: Any) -> None:
+    global _dispatcher
+    if bgjobs_settings.DISPATCHER != "worker":
+        return
+    from django_bgjobs.dispatcher import Dispatcher
+
+    _dispatcher = Dispatcher()
+    _dispatcher.start_thread()
+    logger.info("dispatcher started in this worker (every %ss)", bgjobs_settings.DISPATCH_INTERVAL)
+
+
+def stop_dispatcher(sender: Any = None, **kwargs: Any) -> None:
+    if _dispatcher is not None:
+        _dispatcher.stop()
+
+
+def connect() -> None:
+    """Called from AppConfig.ready(): hook into any Celery worker that loads Django."""
+    celeryd_init.connect(install_connection_reuse, weak=False)
+    worker_ready.connect(start_dispatcher, weak=False)
+    worker_shutdown.connect(stop_dispatcher, weak=False)

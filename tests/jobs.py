@@ -1,0 +1,86 @@
+"""Jobs the tests enqueue. Loaded by autodiscovery (tests is an installed app), like users' jobs."""
+
+import os
+import signal
+import time
+
+from django_bgjobs import Backoff, JobContext, NonRetriable, RetryAfter, bgjob
+from tests.models import Effect
+
+
+@bgjob
+def noop() -> None:
+    pass
+
+
+@bgjob(queue="emails", max_attempts=2, priority=5)
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@bgjob(takes_context=True)
+def record(ctx: JobContext, key: str) -> dict:
+    Effect.objects.create(key=key, job_id=str(ctx.job_id), attempt=ctx.attempt, pid=os.getpid())
+    return {"key": key, "attempt": ctx.attempt}
+
+
+@bgjob(takes_context=True, max_attempts=5, backoff=Backoff(base=0.01, factor=2, max=0.05))
+def flaky(ctx: JobContext, key: str, failures: int) -> str:
+    Effect.objects.create(key=key, job_id=str(ctx.job_id), attempt=ctx.attempt, pid=os.getpid())
+    if ctx.attempt <= failures:
+        raise ConnectionError(f"attempt {ctx.attempt} failed on purpose")
+    return f"ok after {ctx.attempt}"
+
+
+@bgjob(max_attempts=3, backoff=Backoff(base=0.01, factor=2, max=0.05))
+def always_fails(key: str) -> None:
+    Effect.objects.create(key=key)
+    raise ValueError("this job always fails")
+
+
+@bgjob(max_attempts=5)
+def gives_up() -> None:
+    raise NonRetriable("the card was declined")
+
+
+@bgjob(takes_context=True, max_attempts=3)
+def asks_later(ctx: JobContext, seconds: float) -> int:
+    if ctx.attempt == 1:
+        raise RetryAfter(seconds)
+    return ctx.attempt
+
+
+@bgjob(max_attempts=4, retry_on=(ConnectionError,))
+def wrong_kind_of_error() -> None:
+    raise KeyError("not a ConnectionError: no retry")
+
+
+@bgjob(takes_context=True, queue="slow")
+def long_task(ctx: JobContext, steps: int, pause: float) -> int:
+    for step in range(steps):
+        time.sleep(pause)
+        ctx.progress(step + 1, steps, f"step {step + 1}")
+    return steps
+
+
+@bgjob(takes_context=True, queue="slow", max_attempts=2,
+       backoff=Backoff(base=0.01, factor=1, max=0.01))
+def killer(ctx: JobContext, key: str) -> None:
+    """A poison job: kills the worker process running it, every time."""
+    Effect.objects.create(key=key, job_id=str(ctx.job_id), attempt=ctx.attempt, pid=os.getpid())
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@bgjob(timeout=0.5, max_attempts=2, backoff=Backoff(base=0.01, factor=1, max=0.01))
+def too_slow() -> None:
+    time.sleep(5)
+
+
+@bgjob
+def returns_a_set() -> set:
+    return {1, 2}
+
+
+@bgjob(takes_context=True)
+async def async_double(ctx: JobContext, n: int) -> int:
+    return n * 2

@@ -1,0 +1,95 @@
+"""Settings for the test suite.
+
+DATABASE_URL picks the database (default: a SQLite file), CELERY_BROKER_URL the broker
+(default: kombu's filesystem transport, no server). scripts/test runs the suite on both
+PostgreSQL + Redis and SQLite + filesystem.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+STATE_DIR = Path(os.environ.get("BGJOBS_TEST_STATE", Path(tempfile.gettempdir()) / "bgjobs-tests"))
+STATE_DIR.mkdir(parents=True, exist_ok=True)
+
+SECRET_KEY = "tests-only"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+ROOT_URLCONF = "tests.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "django_bgjobs",
+    "tests",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [{
+    "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "APP_DIRS": True,
+    "OPTIONS": {"context_processors": [
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+    ]},
+}]
+STATIC_URL = "/static/"
+
+_sqlite = STATE_DIR / "tests.sqlite3"
+DATABASES = {"default": dj_database_url.parse(
+    os.environ.get("DATABASE_URL", f"sqlite:///{_sqlite}"), conn_max_age=0
+)}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not :memory:, so worker processes share the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(STATE_DIR / "test-tests.sqlite3")}
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+# A worker process started by a test connects to the test database itself.
+if os.environ.get("BGJOBS_TEST_DB_NAME"):
+    DATABASES["default"]["NAME"] = os.environ["BGJOBS_TEST_DB_NAME"]
+
+_broker_dir = STATE_DIR / "broker"
+for _folder in ("data", "control"):
+    (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {"data_folder_in": str(_broker_dir / "data"), "data_folder_out": str(_broker_dir / "data"),
+     "control_folder": str(_broker_dir / "control"), "polling_interval": 0.05}
+    if CELERY_BROKER_URL.startswith("filesystem") else {}
+)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+BGJOBS = {
+    "QUEUES": ["default", "emails", "slow"],
+    "LEASE_SECONDS": float(os.environ.get("BGJOBS_TEST_LEASE", "30")),
+    "DISPATCH_INTERVAL": 0.2,
+    "REPUBLISH_AFTER": float(os.environ.get("BGJOBS_TEST_REPUBLISH_AFTER", "60")),
+    "BACKOFF": {"base": 0.05, "factor": 2, "max": 0.5, "jitter": True},
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"django_bgjobs": {"handlers": ["console"], "level": "WARNING"}},
+}
