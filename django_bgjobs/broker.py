@@ -60,6 +60,10 @@ def publish(refs: Sequence[MessageRef]) -> int:
     sent = 0
     try:
         with app.producer_or_acquire() as producer:
+            # Fail in milliseconds when the broker is down (kombu would retry for seconds
+            # inside the web request); the job is safe in the database.
+            producer.connection.ensure_connection(max_retries=1, interval_start=0,
+                                                  interval_step=0)
             for job_id, attempt, queue, priority, name in refs:
                 options = {}
                 spec = registry.get(name)

@@ -81,9 +81,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 BGJOBS = {
     "QUEUES": ["default", "emails", "slow"],
-    "LEASE_SECONDS": float(os.environ.get("BGJOBS_TEST_LEASE", "30")),
+    "LEASE_SECONDS": float(os.environ.get("BGJOBS_TEST_LEASE", "2")),
     "DISPATCH_INTERVAL": 0.2,
-    "REPUBLISH_AFTER": float(os.environ.get("BGJOBS_TEST_REPUBLISH_AFTER", "60")),
+    "REPUBLISH_AFTER": float(os.environ.get("BGJOBS_TEST_REPUBLISH_AFTER", "3")),
     "BACKOFF": {"base": 0.05, "factor": 2, "max": 0.5, "jitter": True},
 }
 

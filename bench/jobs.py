@@ -1,0 +1,8 @@
+"""The bgjobs side: a no-op job (autodiscovered, ``bench`` is an installed app)."""
+
+from django_bgjobs import bgjob
+
+
+@bgjob(name="bench.noop_job")
+def noop_job() -> None:
+    """Does nothing; bgjobs records every attempt in PostgreSQL."""

@@ -1,0 +1,591 @@
+#!/usr/bin/env python
+"""Bare Celery vs django-bgjobs, side by side, on PostgreSQL + Redis: ``python bench/run.py``.
+
+Three measurements, one run, figures printed as a table (no asserts; the ratios are printed next
+to the targets):
+
+1. Enqueue latency per call (p50/p99): ``noop.delay()`` of a no-op ``shared_task`` vs
+   ``noop_job.enqueue()`` of a no-op ``@bgjob`` in autocommit (so the INSERT, the commit and the
+   on-commit publish all happen inside the call). Calls alternate in blocks of 100 between the
+   two, after a warm-up, with no worker running.
+2. Drain throughput: N no-op jobs enqueued with the worker stopped, then ONE worker with 2 prefork
+   processes started as a subprocess. Timed from the first job's start to the last job's
+   completion, both recorded by the jobs' side: for bare Celery the task writes its start time
+   (SET NX) and an INCR to Redis, and the one whose INCR reaches N writes the end time; for
+   bgjobs min(JobRun.started_at) .. max(Job.finished_at) over the N jobs, all of which must be
+   ``succeeded`` with one JobRun each. Worker start-up is outside the window (it is printed too).
+3. Enqueue->start latency (p50/p99) with that worker running and warm: jobs enqueued one at a time
+   SPACING ms apart. bgjobs: JobRun.started_at - Job.created_at (created_at is taken at the start
+   of enqueue()). Bare: time.time() in the task minus time.time() taken just before .delay().
+
+The bare worker is ``celery -A bench.celery_app worker`` (with bgjobs' dispatcher off), the bgjobs
+worker is ``manage.py bgjobs worker``; both on the same Celery app settings (json, acks_late,
+prefetch 1, bgjobs' SAFE_DEFAULTS + bench/settings.py).
+
+Environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/bgjobs_bench, created if
+missing), CELERY_BROKER_URL (default redis://127.0.0.1:6379/14, FLUSHed), BENCH_CONN_MAX_AGE
+(Django's CONN_MAX_AGE for the bench, default 0 = Django's default; "none" = persistent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+
+
+# --- small helpers -----------------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..1)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 1))))  # ceil(q * n)
+    return ordered[rank - 1]
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+@dataclass
+class Figures:
+    enqueue_ms: dict[str, list[float]] = field(default_factory=dict)
+    drain_seconds: dict[str, float] = field(default_factory=dict)
+    drain_wall: dict[str, float] = field(default_factory=dict)
+    prepare_seconds: dict[str, float] = field(default_factory=dict)
+    start_latency_ms: dict[str, list[float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+# --- database and broker set-up ----------------------------------------------------------------
+
+
+def ensure_database() -> None:
+    """CREATE DATABASE for DATABASE_URL's name if it does not exist (through the postgres db)."""
+    import dj_database_url
+    import psycopg
+
+    from bench import settings as bench_settings
+
+    cfg = dj_database_url.parse(bench_settings.DATABASE_URL)
+    params = {
+        "host": cfg.get("HOST") or None, "port": cfg.get("PORT") or None,
+        "user": cfg.get("USER") or None, "password": cfg.get("PASSWORD") or None,
+    }
+    params = {k: v for k, v in params.items() if v}
+    with psycopg.connect(dbname="postgres", autocommit=True, **params) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (cfg["NAME"],)
+        ).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{cfg["NAME"]}"')
+            say(f"created database {cfg['NAME']}")
+
+
+def redis_client():
+    import redis
+    from django.conf import settings
+
+    return redis.Redis.from_url(settings.CELERY_BROKER_URL)
+
+
+def reset_state() -> None:
+    """Empty the broker's Redis DB and the job tables."""
+    from django.db import connection
+
+    from django_bgjobs.models import Job, JobRun
+
+    redis_client().flushdb()
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {JobRun._meta.db_table}, {Job._meta.db_table} CASCADE")
+
+
+def environment() -> list[tuple[str, str]]:
+    import celery
+    import django
+    import kombu
+    import psycopg
+    import redis as redis_py
+    from django.db import connection
+
+    info = redis_client().info("server")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        pg_version = cursor.fetchone()[0]
+        cursor.execute("SHOW synchronous_commit")
+        sync_commit = cursor.fetchone()[0]
+        cursor.execute("SHOW fsync")
+        fsync = cursor.fetchone()[0]
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    from django.conf import settings
+
+    return [
+        ("python", platform.python_version()),
+        ("celery", celery.__version__),
+        ("kombu", kombu.__version__),
+        ("django", django.get_version()),
+        ("redis-py", redis_py.__version__),
+        ("psycopg", psycopg.__version__),
+        ("redis-server", str(info.get("redis_version"))),
+        ("PostgreSQL", f"{pg_version} (synchronous_commit={sync_commit}, fsync={fsync})"),
+        ("cores", f"{os.cpu_count()} ({usable} usable), {cpu}"),
+        ("os", platform.platform()),
+        ("CONN_MAX_AGE", repr(settings.DATABASES["default"]["CONN_MAX_AGE"])),
+    ]
+
+
+# --- worker subprocesses -----------------------------------------------------------------------
+
+
+class Worker:
+    """A real Celery worker process (and its prefork children) started for one measurement."""
+
+    def __init__(self, kind: str, concurrency: int, logdir: Path) -> None:
+        self.kind = kind
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "PYTHONPATH": os.pathsep.join(
+                [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
+            ),
+            "PYTHONUNBUFFERED": "1",
+        }
+        if kind == "bare":
+            from bench.tasks import BARE_QUEUE
+
+            env["BENCH_DISPATCHER"] = "off"  # nothing of bgjobs runs in the bare worker
+            cmd = [sys.executable, "-m", "celery", "-A", "bench.celery_app", "worker",
+                   "--concurrency", str(concurrency), "--pool", "prefork",
+                   "--queues", BARE_QUEUE, "--loglevel", "warning",
+                   "--hostname", f"bench-bare-{os.getpid()}@%h"]
+        else:
+            env["BENCH_DISPATCHER"] = "worker"
+            cmd = [sys.executable, "-m", "django", "bgjobs", "worker",
+                   "--concurrency", str(concurrency), "--pool", "prefork",
+                   "--loglevel", "warning", "--hostname", f"bench-bgjobs-{os.getpid()}@%h"]
+        self.cmd = cmd
+        self.log_path = logdir / f"worker-{kind}.log"
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.spawned_at = time.time()
+        self.proc = subprocess.Popen(
+            cmd, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise RuntimeError(
+                f"{self.kind} worker exited with {self.proc.returncode}:\n{self.tail()}"
+            )
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text().splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # warm shutdown
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                # Only our own worker's process group (its prefork children).
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self._log.close()
+
+
+@contextmanager
+def running(kind: str, concurrency: int, logdir: Path):
+    worker = Worker(kind, concurrency, logdir)
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+def wait_for(condition, what: str, worker: Worker, timeout: float, poll: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        worker.check_alive()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}\n{worker.tail()}")
+        time.sleep(poll)
+
+
+# --- 1. enqueue latency ------------------------------------------------------------------------
+
+
+def measure_enqueue(figures: Figures, calls: int, warmup: int, block: int = 100) -> None:
+    from django.db import connection
+
+    from bench.jobs import noop_job
+    from bench.tasks import noop
+
+    assert connection.get_autocommit(), "enqueue latency is measured in autocommit"
+    clock = time.perf_counter_ns
+    bare: list[float] = []
+    bg: list[float] = []
+
+    def bare_call() -> None:
+        noop.delay()
+
+    def bg_call() -> None:
+        noop_job.enqueue()
+
+    for _ in range(warmup):
+        bare_call()
+        bg_call()
+    done = 0
+    while done < calls:
+        n = min(block, calls - done)
+        for fn, out in ((bare_call, bare), (bg_call, bg)):
+            for _ in range(n):
+                t0 = clock()
+                fn()
+                out.append((clock() - t0) / 1e6)
+        done += n
+    figures.enqueue_ms = {"bare": bare, "bgjobs": bg}
+    # Check that the bgjobs messages really went to the broker inside the calls.
+    r = redis_client()
+    queued = r.llen("default") + sum(r.llen(f"default\x06\x16{p}") for p in range(1, 10))
+    figures.notes.append(
+        f"enqueue: {calls + warmup} bgjobs messages expected in Redis queue 'default', "
+        f"found {queued}"
+    )
+
+
+# --- database work per job, counted in-process --------------------------------------------------
+
+
+class DbCounter:
+    """Queries, commits (atomic blocks) and new connections on the default connection."""
+
+    def __init__(self) -> None:
+        self.queries = 0
+        self.autocommit_statements = 0
+        self.commits = 0
+        self.connects = 0
+        self.statements: list[str] = []
+
+    def __call__(self, execute, sql, params, many, context):
+        from django.db import connection
+
+        self.queries += 1
+        if not connection.in_atomic_block:
+            self.autocommit_statements += 1
+        self.statements.append(sql.split(" ", 2)[0] + " " + _table_of(sql))
+        return execute(sql, params, many, context)
+
+    @property
+    def transactions(self) -> int:
+        return self.commits + self.autocommit_statements
+
+
+def _table_of(sql: str) -> str:
+    for word in ("FROM", "INTO", "UPDATE"):
+        if f"{word} " in sql:
+            rest = sql.split(f"{word} ", 1)[1].split()
+            return rest[0].strip('"') if rest else ""
+    return ""
+
+
+@contextmanager
+def counting():
+    from django.db import connection
+    from django.db.backends.signals import connection_created
+
+    counter = DbCounter()
+    original_commit = connection.commit
+
+    def commit() -> None:
+        counter.commits += 1
+        original_commit()
+
+    def created(sender, connection, **kwargs) -> None:
+        counter.connects += 1
+
+    connection.commit = commit
+    connection_created.connect(created, weak=False)
+    try:
+        with connection.execute_wrapper(counter):
+            yield counter
+    finally:
+        connection_created.disconnect(created)
+        del connection.commit
+
+
+def measure_db_work(figures: Figures, samples: int = 50) -> dict[str, DbCounter]:
+    """Per enqueue() and per execution of the worker's task body (close_old_connections +
+    run_attempt), in this process, with publishing captured (no broker)."""
+    from django_bgjobs.testing import capture_jobs
+    from django_bgjobs.worker import execute
+
+    from bench.jobs import noop_job
+
+    with capture_jobs():
+        jobs = [noop_job.enqueue() for _ in range(3)]  # warm-up
+        for job in jobs:
+            execute(str(job.pk), 1)
+        with counting() as enq:
+            jobs = [noop_job.enqueue() for _ in range(samples)]
+        with counting() as run:
+            results = [execute(str(job.pk), 1) for job in jobs]
+    if set(results) != {"succeeded"}:
+        figures.notes.append(f"db work: unexpected outcomes {sorted(set(results))}")
+    return {"enqueue": enq, "execute": run, "samples": samples}  # type: ignore[dict-item]
+
+
+# --- 2 + 3. drain throughput and enqueue->start latency ----------------------------------------
+
+
+def bench_bare(figures: Figures, n: int, latency_jobs: int, spacing: float, concurrency: int,
+               logdir: Path) -> None:
+    from bench import tasks
+
+    r = redis_client()
+    r.flushdb()
+    r.set(tasks.TARGET_KEY, n)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        tasks.counted.delay()
+    figures.prepare_seconds["bare"] = time.perf_counter() - t0
+
+    with running("bare", concurrency, logdir) as worker:
+        wait_for(lambda: r.get(tasks.LAST_KEY) is not None, f"{n} bare tasks", worker,
+                 timeout=300)
+        done_wall = time.time()
+        first = float(r.get(tasks.FIRST_KEY))
+        last = float(r.get(tasks.LAST_KEY))
+        figures.drain_seconds["bare"] = last - first
+        figures.drain_wall["bare"] = done_wall - worker.spawned_at
+        figures.notes.append(f"bare drain: {int(r.get(tasks.DONE_KEY))} completions counted")
+
+        r.delete(tasks.LATENCY_KEY)
+        for _ in range(latency_jobs):
+            tasks.stamped.delay(time.time())
+            time.sleep(spacing)
+        wait_for(lambda: r.llen(tasks.LATENCY_KEY) >= latency_jobs, "bare latency tasks",
+                 worker, timeout=120, poll=0.05)
+        figures.start_latency_ms["bare"] = [
+            float(v) * 1000 for v in r.lrange(tasks.LATENCY_KEY, 0, -1)
+        ]
+
+
+def bench_bgjobs(figures: Figures, n: int, latency_jobs: int, spacing: float, concurrency: int,
+                 logdir: Path) -> None:
+    from django.db.models import Count, Max, Min
+
+    from django_bgjobs import enqueue_many
+    from django_bgjobs.models import Job, JobRun, JobStatus
+
+    from bench.jobs import noop_job
+
+    reset_state()
+    t0 = time.perf_counter()
+    batch = 500
+    for start in range(0, n, batch):
+        enqueue_many(noop_job.prepare() for _ in range(min(batch, n - start)))
+    figures.prepare_seconds["bgjobs"] = time.perf_counter() - t0
+    drain_ids = set(Job.objects.values_list("pk", flat=True))
+    assert len(drain_ids) == n
+
+    def finished() -> bool:
+        return Job.objects.filter(status=JobStatus.SUCCEEDED).count() >= n
+
+    with running("bgjobs", concurrency, logdir) as worker:
+        wait_for(finished, f"{n} bgjobs jobs", worker, timeout=400, poll=0.25)
+        done_wall = time.time()
+        span = JobRun.objects.aggregate(first=Min("started_at"), last=Max("finished_at"))
+        figures.drain_seconds["bgjobs"] = (span["last"] - span["first"]).total_seconds()
+        figures.drain_wall["bgjobs"] = done_wall - worker.spawned_at
+        statuses = {
+            row["status"]: row["n"]
+            for row in Job.objects.values("status").annotate(n=Count("pk"))
+        }
+        runs = {
+            row["status"]: row["n"]
+            for row in JobRun.objects.values("status").annotate(n=Count("pk"))
+        }
+        figures.notes.append(
+            f"bgjobs drain: jobs by status {statuses}; JobRun rows by status {runs} "
+            f"(every attempt tracked in PostgreSQL)"
+        )
+
+        latency_ids = []
+        for _ in range(latency_jobs):
+            latency_ids.append(noop_job.enqueue().pk)
+            time.sleep(spacing)
+
+        def all_started() -> bool:
+            return (
+                Job.objects.filter(pk__in=latency_ids, status=JobStatus.SUCCEEDED).count()
+                >= latency_jobs
+            )
+
+        wait_for(all_started, "bgjobs latency jobs", worker, timeout=120, poll=0.05)
+        rows = JobRun.objects.filter(job_id__in=latency_ids).values_list(
+            "started_at", "job__created_at"
+        )
+        figures.start_latency_ms["bgjobs"] = [
+            (started - created).total_seconds() * 1000 for started, created in rows
+        ]
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def report(figures: Figures, env: list[tuple[str, str]], db: dict, args: argparse.Namespace,
+           elapsed: float) -> None:
+    say()
+    say("Environment")
+    for key, value in env:
+        say(f"  {key:<14} {value}")
+
+    rows: list[tuple[str, float, float, str, str]] = []
+
+    def row(label: str, bare: float, bg: float, unit: str, target: str = "") -> None:
+        rows.append((label, bare, bg, unit, target))
+
+    eb, eg = figures.enqueue_ms["bare"], figures.enqueue_ms["bgjobs"]
+    row("1. enqueue latency p50", pct(eb, 0.5), pct(eg, 0.5), "ms", "bgjobs <= 2.0x bare")
+    row("   enqueue latency p99", pct(eb, 0.99), pct(eg, 0.99), "ms")
+    row("   enqueue latency mean", sum(eb) / len(eb), sum(eg) / len(eg), "ms")
+    db_, dg = figures.drain_seconds["bare"], figures.drain_seconds["bgjobs"]
+    row(f"2. drain throughput ({args.jobs} jobs)", args.jobs / db_, args.jobs / dg, "jobs/s",
+        "bgjobs >= 0.5x bare")
+    row("   drain time (first start..last end)", db_, dg, "s")
+    row("   incl. worker start-up (spawn..done)", figures.drain_wall["bare"],
+        figures.drain_wall["bgjobs"], "s")
+    sb, sg = figures.start_latency_ms["bare"], figures.start_latency_ms["bgjobs"]
+    row("3. enqueue->start latency p50", pct(sb, 0.5), pct(sg, 0.5), "ms", "(reported)")
+    row("   enqueue->start latency p99", pct(sb, 0.99), pct(sg, 0.99), "ms")
+
+    say()
+    say(f"Results (one worker, --concurrency {args.concurrency} prefork; enqueue: "
+        f"{args.calls} calls each after {args.warmup} warm-up; latency: {args.latency_jobs} "
+        f"jobs {args.spacing_ms:g} ms apart)")
+    header = f"  {'measurement':<40} {'bare Celery':>12} {'bgjobs':>12} {'unit':<7} " \
+             f"{'bgjobs/bare':>11}  target"
+    say(header)
+    say("  " + "-" * (len(header) + 12))
+    for label, bare, bg, unit, target in rows:
+        ratio = bg / bare if bare else float("nan")
+        say(f"  {label:<40} {bare:>12.3f} {bg:>12.3f} {unit:<7} {ratio:>10.2f}x  {target}")
+
+    say()
+    say("Against the targets")
+    enqueue_ratio = pct(eg, 0.5) / pct(eb, 0.5)
+    drain_ratio = (args.jobs / dg) / (args.jobs / db_)
+    say(f"  enqueue p50: bgjobs = {enqueue_ratio:.2f}x bare Celery (target <= 2.00x): "
+        f"{'met' if enqueue_ratio <= 2 else 'MISSED'}")
+    say(f"  drain throughput: bgjobs = {drain_ratio:.2f}x bare Celery (target >= 0.50x): "
+        f"{'met' if drain_ratio >= 0.5 else 'MISSED'}")
+    say(f"  enqueue->start p50: bgjobs {pct(sg, 0.5):.2f} ms vs bare {pct(sb, 0.5):.2f} ms "
+        f"({pct(sg, 0.5) / pct(sb, 0.5):.2f}x)")
+
+    samples = db["samples"]
+    say()
+    say(f"Database work per job (in-process, {samples} samples, publishing captured)")
+    for label, key in (("enqueue()", "enqueue"), ("execute (task body)", "execute")):
+        c: DbCounter = db[key]
+        say(f"  {label:<22} {c.queries / samples:5.2f} queries, {c.transactions / samples:5.2f} "
+            f"transactions ({c.commits / samples:.2f} atomic commits + "
+            f"{c.autocommit_statements / samples:.2f} autocommit statements), "
+            f"{c.connects / samples:.2f} new connections")
+    per = db["execute"].statements[: len(db["execute"].statements) // samples]
+    say(f"  execute statements: {', '.join(per)}")
+
+    say()
+    say("Notes")
+    for note in figures.notes:
+        say(f"  - {note}")
+    say(f"  - pre-loading the drain queue (not timed): bare {figures.prepare_seconds['bare']:.2f}s "
+        f"({args.jobs} x .delay()), bgjobs {figures.prepare_seconds['bgjobs']:.2f}s "
+        f"(enqueue_many in batches of 500)")
+    say(f"  - bench finished in {elapsed:.1f}s")
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=2000, help="enqueue calls measured per side")
+    parser.add_argument("--warmup", type=int, default=200, help="enqueue warm-up calls per side")
+    parser.add_argument("--jobs", type=int, default=5000, help="jobs drained per side")
+    parser.add_argument("--concurrency", type=int, default=2, help="prefork processes")
+    parser.add_argument("--latency-jobs", type=int, default=200)
+    parser.add_argument("--spacing-ms", type=float, default=10.0,
+                        help="pause between enqueues in the latency measurement")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the worker log files")
+    args = parser.parse_args()
+
+    started = time.monotonic()
+    ensure_database()
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from django_bgjobs.celery_app import get_celery_app
+
+    call_command("migrate", interactive=False, verbosity=0)
+    get_celery_app()  # the app both sides publish through (shared_task binds to it)
+    reset_state()
+    env = environment()
+    say("bench: " + ", ".join(f"{k} {v}" for k, v in env[:8]))
+
+    figures = Figures()
+    logdir = Path(tempfile.mkdtemp(prefix="bgjobs-bench-"))
+    try:
+        say(f"[1/4] enqueue latency: {args.calls} calls per side ...")
+        measure_enqueue(figures, args.calls, args.warmup)
+        reset_state()
+        say("[2/4] database work per enqueue and per executed job ...")
+        db = measure_db_work(figures)
+        reset_state()
+        say(f"[3/4] bare Celery: drain {args.jobs}, then enqueue->start latency ...")
+        bench_bare(figures, args.jobs, args.latency_jobs, args.spacing_ms / 1000,
+                   args.concurrency, logdir)
+        say(f"[4/4] django-bgjobs: drain {args.jobs}, then enqueue->start latency ...")
+        bench_bgjobs(figures, args.jobs, args.latency_jobs, args.spacing_ms / 1000,
+                     args.concurrency, logdir)
+        reset_state()
+    finally:
+        if args.keep_logs:
+            say(f"worker logs kept in {logdir}")
+        else:
+            for path in logdir.iterdir():
+                path.unlink()
+            logdir.rmdir()
+    report(figures, env, db, args, time.monotonic() - started)
+
+
+if __name__ == "__main__":
+    main()

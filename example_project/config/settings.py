@@ -1,0 +1,158 @@
+"""Settings for the example project (``scripts/demo``).
+
+With no environment at all it runs on one machine with no servers: a SQLite file and kombu's
+filesystem broker, both under ``<repo>/.state/``. Point it at real services with
+``DATABASE_URL=postgres://...`` and ``CELERY_BROKER_URL=redis://...``.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+
+def env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+BASE_DIR = Path(__file__).resolve().parent.parent  # example_project/
+REPO_DIR = BASE_DIR.parent
+STATE_DIR = REPO_DIR / ".state"
+STATE_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_flag("DEBUG", True)  # a demo: on unless told otherwise
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("Set the SECRET_KEY environment variable when DEBUG is off.")
+    SECRET_KEY = "django-insecure-example-project-dev-only"
+if DEBUG:
+    ALLOWED_HOSTS = ["*"]
+else:
+    ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h.strip()]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_celery_beat",
+    "django_bgjobs",
+    "example_project.shop",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+ROOT_URLCONF = "example_project.config.urls"
+WSGI_APPLICATION = "example_project.config.wsgi.application"
+TEMPLATES = [{
+    "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "DIRS": [],
+    "APP_DIRS": True,
+    "OPTIONS": {"context_processors": [
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+    ]},
+}]
+
+# --- database: DATABASE_URL, else a SQLite file shared by the web process and the workers ---
+DATABASES = {"default": dj_database_url.parse(
+    os.environ.get("DATABASE_URL") or f"sqlite:///{STATE_DIR / 'demo.sqlite3'}",
+    conn_max_age=0,
+)}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Several processes write at once: take the write lock when a transaction starts (no
+    # "database is locked" on upgrade), wait for it, and let readers run beside the writer.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "/static/"
+STATIC_ROOT = STATE_DIR / "static"
+
+# --- email: printed on the worker's console ---
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "shop@example.com")
+
+# --- Celery: CELERY_BROKER_URL, else kombu's filesystem transport (no server to run) ---
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://"
+if CELERY_BROKER_URL.startswith("filesystem"):
+    _broker_dir = STATE_DIR / "broker"
+    # kombu's filesystem transport fails when its folders are missing.
+    for _folder in ("data", "control"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "data"),
+        "data_folder_out": str(_broker_dir / "data"),
+        "control_folder": str(_broker_dir / "control"),
+        "polling_interval": 0.1,
+    }
+# Keep the LOGGING below: Celery would otherwise replace the root logger's handlers.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- django_bgjobs ---
+BGJOBS = {
+    "QUEUES": ["default", "emails"],
+    # Enqueued with the new user's pk, in the transaction that creates the user.
+    "ON_SIGNUP": [
+        "example_project.shop.jobs.send_welcome_email",
+        "example_project.shop.jobs.create_stripe_customer",
+    ],
+}
+
+# --- Django REST framework ---
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        # `curl -u admin:admin` in the demo; never send passwords like this over plain HTTP.
+        *(["rest_framework.authentication.BasicAuthentication"] if DEBUG else []),
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+# --- logging: what the jobs do, on the console of whichever process does it ---
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "console": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+                    "datefmt": "%H:%M:%S"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "console"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "django_bgjobs": {"level": os.environ.get("BGJOBS_LOG_LEVEL", "INFO")},
+        "example_project": {"level": "INFO"},
+        # The worker's "ready" line.
+        "celery.apps.worker": {"level": "INFO"},
+        "celery.worker.consumer": {"level": "INFO"},
+    },
+}

@@ -1,0 +1,101 @@
+"""The shop's background jobs. django_bgjobs imports every installed app's ``jobs.py``.
+
+``send_welcome_email`` and ``create_stripe_customer`` run when a user signs up: they are listed
+in ``BGJOBS["ON_SIGNUP"]``, so django_bgjobs enqueues them with the new user's pk, in the
+transaction that creates the user.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+
+from django_bgjobs import Backoff, JobContext, NonRetriable, bgjob
+
+
+def _stripe_transient_errors() -> tuple[type[BaseException], ...]:
+    """Stripe errors worth another attempt: the network, rate limits, Stripe's own 5xx.
+
+    Anything else (a bad request, a bad key) would fail the same way again, so it is not
+    retried. Without the stripe package the job never calls Stripe: nothing to retry then.
+    """
+    try:
+        import stripe
+    except ImportError:
+        return (ConnectionError, TimeoutError)
+    return (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
+
+
+def _user(user_id: int):
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is None:
+        # Deleted, or its signup rolled back: another attempt would not find it either.
+        raise NonRetriable(f"user {user_id} does not exist")
+    return user
+
+
+@bgjob(
+    queue="emails",
+    max_attempts=4,
+    backoff=Backoff(base=2, factor=2, max=600, jitter=True),
+    timeout=30,
+)
+def send_welcome_email(user_id: int) -> dict:
+    """Email the new user. SMTP hiccups are retried (2s, 4s, 8s apart at most)."""
+    user = _user(user_id)
+    if not user.email:
+        return {"skipped": "the user has no email address"}
+    send_mail(
+        subject="Welcome to the shop!",
+        message=f"Hi {user.get_username()},\n\nthanks for signing up. Happy shopping!\n",
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=[user.email],
+    )
+    return {"sent_to": user.email}
+
+
+@bgjob(max_attempts=5, retry_on=_stripe_transient_errors())
+def create_stripe_customer(user_id: int) -> dict:
+    """Create the user's Stripe customer (when STRIPE_API_KEY is set).
+
+    Stripe's idempotency key makes a retry after a lost response safe: the second request
+    returns the customer the first one created instead of creating another.
+    """
+    api_key = os.environ.get("STRIPE_API_KEY")
+    if not api_key:
+        return {"skipped": "STRIPE_API_KEY is not set"}
+    try:
+        import stripe
+    except ImportError:
+        raise NonRetriable("STRIPE_API_KEY is set but the stripe package is not installed") from None
+    user = _user(user_id)
+    customer = stripe.Customer.create(
+        api_key=api_key,
+        email=user.email,
+        metadata={"user_id": str(user_id)},
+        idempotency_key=f"customer:{user_id}",
+    )
+    return {"customer_id": customer.id}
+
+
+@bgjob(takes_context=True, max_attempts=5, backoff=Backoff(base=1, factor=2, max=8, jitter=False))
+def flaky_report(ctx: JobContext, fail_times: int) -> str:
+    """A demo: fails on its first ``fail_times`` attempts (1s, 2s, 4s... apart), then succeeds.
+
+    Watch it in the admin (Background jobs > Jobs): attempts, errors and progress.
+    """
+    steps = 5
+    for step in range(1, steps + 1):
+        time.sleep(0.6)
+        ctx.progress(step, steps, f"attempt {ctx.attempt}: step {step} of {steps}")
+        if step == 3 and ctx.attempt <= fail_times:
+            raise ConnectionError(
+                f"the reporting database went away (attempt {ctx.attempt} of {ctx.max_attempts}, "
+                f"failing on purpose {fail_times} time(s))"
+            )
+    ctx.logger.info("report ready after %d attempt(s)", ctx.attempt)
+    return f"report ready after {ctx.attempt} attempt(s)"

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from example_project.shop import views
+
+urlpatterns = [
+    path("signup", views.SignupView.as_view(), name="signup"),
+    path("jobs/<uuid:pk>", views.JobDetailView.as_view(), name="job-detail"),
+    path("demo/flaky", views.FlakyDemoView.as_view(), name="demo-flaky"),
+]

@@ -1,0 +1,114 @@
+from html import escape
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from rest_framework import generics, status
+from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from django_bgjobs.models import Job
+from example_project.shop.jobs import flaky_report
+from example_project.shop.serializers import (
+    FlakySerializer,
+    JobSerializer,
+    JobSummarySerializer,
+    SignupSerializer,
+)
+
+
+class SignupView(APIView):
+    """Create a user. The signup hook enqueues the welcome email and the Stripe customer."""
+
+    authentication_classes: list = []  # an anonymous API call: no session, so no CSRF check
+    permission_classes = [AllowAny]
+
+    def post(self, request):
+        serializer = SignupSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            # The user and its jobs commit together (or not at all); the jobs reach the
+            # broker once this block commits.
+            with transaction.atomic():
+                user = serializer.save()
+        except IntegrityError:  # a concurrent signup took the username first
+            return Response(
+                {"username": ["A user with that username already exists."]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        jobs = Job.objects.filter(idempotency_key=f"signup:{user.pk}").order_by("created_at")
+        return Response(
+            {
+                "id": user.pk,
+                "username": user.get_username(),
+                "email": user.email,
+                "jobs": JobSummarySerializer(jobs, many=True).data,
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class JobDetailView(generics.RetrieveAPIView):
+    """A job's status, attempts, result and error (staff only)."""
+
+    queryset = Job.objects.all()
+    serializer_class = JobSerializer
+    permission_classes = [IsAdminUser]
+
+
+class FlakyDemoView(APIView):
+    """Enqueue a job that fails its first ``fail_times`` attempts, to watch retries happen."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def post(self, request):
+        serializer = FlakySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job = flaky_report.enqueue(serializer.validated_data["fail_times"])
+        admin_url = request.build_absolute_uri(
+            reverse("admin:django_bgjobs_job_change", args=[job.pk])
+        )
+        return Response(
+            {"id": str(job.pk), "name": job.name, "status": job.status,
+             "max_attempts": job.max_attempts, "admin_url": admin_url},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+INDEX = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>django_bgjobs example shop</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;
+line-height:1.5}}pre{{background:#f4f4f4;padding:.8rem;overflow-x:auto}}</style></head>
+<body>
+<h1>django_bgjobs example shop</h1>
+<p>Signing up creates a user; a welcome email and a Stripe customer are then created in the
+background by jobs that django_bgjobs tracks in the database and Celery runs.</p>
+
+<h2>1. Sign up</h2>
+<pre>curl -s -X POST {base}api/signup -H 'Content-Type: application/json' \\
+  -d '{{"username": "alice", "email": "alice@example.com", "password": "correct-horse-battery"}}'</pre>
+<p>The answer lists the jobs the signup enqueued. The welcome email is printed on the
+demo's console (the worker's output). Without <code>STRIPE_API_KEY</code> the Stripe job
+succeeds with <code>{{"skipped": ...}}</code>; set a test-mode key to create real customers.</p>
+
+<h2>2. Look at a job</h2>
+<pre>curl -s -u admin:admin {base}api/jobs/&lt;job id&gt;</pre>
+<p>Or in the admin: <a href="{admin}">{admin}</a> (admin / admin), <em>Background jobs</em>.
+From a shell: <code>.venv/bin/python manage.py bgjobs status</code>.</p>
+
+<h2>3. Watch retries</h2>
+<pre>curl -s -X POST {base}api/demo/flaky -H 'Content-Type: application/json' -d '{{"fail_times": 2}}'</pre>
+<p>That job fails on its first two attempts (ConnectionError), is retried after 1s then 2s,
+and succeeds on the third. Its attempts, errors and progress are in the admin. With
+<code>"fail_times": 5</code> it runs out of attempts and goes <em>dead</em>: retry it from the
+admin, or with <code>manage.py bgjobs retry</code>.</p>
+</body></html>
+"""
+
+
+def index(request: HttpRequest) -> HttpResponse:
+    base = escape(request.build_absolute_uri("/"))
+    admin = escape(request.build_absolute_uri(reverse("admin:index")))
+    return HttpResponse(INDEX.format(base=base, admin=admin))

@@ -1,0 +1,116 @@
+"""Fixtures: a real Celery worker process on the test database and the configured broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _clear_broker() -> None:
+    url = settings.CELERY_BROKER_URL
+    if url.startswith("redis"):
+        import redis
+
+        redis.Redis.from_url(url).flushdb()
+    elif url.startswith("filesystem"):
+        for folder in ("data_folder_in", "control_folder"):
+            path = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS[folder])
+            for item in path.glob("*"):
+                item.unlink()
+
+
+class WorkerProcess:
+    """A `manage.py bgjobs worker` subprocess (prefork, 2 children) with its dispatcher."""
+
+    def __init__(self, db_name: str, log_path: Path, concurrency: int = 2) -> None:
+        self.db_name = db_name
+        self.log_path = log_path
+        self.concurrency = concurrency
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "BGJOBS_TEST_DB_NAME": self.db_name,
+            "PYTHONPATH": str(REPO),
+            **extra,
+        }
+
+    def start(self) -> None:
+        self._log = open(self.log_path, "ab")
+        start_offset = self.log_path.stat().st_size
+        self.proc = subprocess.Popen(
+            [sys.executable, str(REPO / "manage.py"), "bgjobs", "worker",
+             "--concurrency", str(self.concurrency), "--loglevel", "info",
+             "--hostname", f"tests-{os.getpid()}@%h"],
+            env=self.env(), stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with open(self.log_path, "rb") as log:
+                log.seek(start_offset)
+                if b" ready." in log.read():
+                    return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited early; see {self.log_path}")
+            time.sleep(0.1)
+        raise RuntimeError(f"worker not ready after 60s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+
+    def children(self) -> list[int]:
+        assert self.proc is not None
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        return [int(pid) for pid in out.stdout.split()]
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def worker(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> Iterator[WorkerProcess]:
+    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        db_name = str(connection.settings_dict["NAME"])
+    _clear_broker()
+    proc = WorkerProcess(db_name, Path(settings.STATE_DIR) / "worker.log")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def wait_for(condition, timeout: float = 20.0, poll: float = 0.05, message: str = "condition"):  # type: ignore[no-untyped-def]
+    """Poll until ``condition()`` is truthy; return its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(poll)
+
+
+@pytest.fixture
+def backend_is_postgres() -> bool:
+    return connection.vendor == "postgresql"
