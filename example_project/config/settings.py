@@ -117,6 +117,8 @@ if CELERY_BROKER_URL.startswith("filesystem"):
     }
 # Keep the LOGGING below: Celery would otherwise replace the root logger's handlers.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Let the console email backend print to the terminal as it is, not as WARNING log lines.
+CELERY_WORKER_REDIRECT_STDOUTS = False
 
 # --- django_bgjobs ---
 BGJOBS = {
@@ -151,8 +153,13 @@ LOGGING = {
     "loggers": {
         "django_bgjobs": {"level": os.environ.get("BGJOBS_LOG_LEVEL", "INFO")},
         "example_project": {"level": "INFO"},
-        # The worker's "ready" line.
+        # The worker's "ready" line; not Celery's per-task lines (the job lines say more).
         "celery.apps.worker": {"level": "INFO"},
         "celery.worker.consumer": {"level": "INFO"},
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},
     },
 }
+if CELERY_BROKER_URL.startswith("filesystem"):
+    # "No hostname was supplied": the filesystem transport has no host to supply.
+    LOGGING["loggers"]["kombu.connection"] = {"level": "ERROR"}

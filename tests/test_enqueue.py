@@ -1,0 +1,158 @@
+"""enqueue(): bad payloads fail loudly, rows follow the caller's transaction, keys deduplicate."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection, connections, transaction
+from django.utils import timezone
+
+from django_bgjobs import PayloadError, enqueue_many
+from django_bgjobs.models import Job, JobStatus
+from django_bgjobs.testing import capture_jobs
+from tests import jobs
+
+pytestmark = pytest.mark.django_db
+
+
+def test_enqueue_returns_a_queued_handle_and_publishes_after_commit(django_capture_on_commit_callbacks):
+    with capture_jobs() as captured, django_capture_on_commit_callbacks(execute=True):
+        job = jobs.add.enqueue(1, 2)
+        assert captured.jobs == []  # nothing is published inside the transaction
+    assert (job.status, job.name, job.queue, job.args, job.priority) == (
+        JobStatus.QUEUED, "tests.jobs.add", "emails", [1, 2], 5)
+    assert captured.jobs == [job]
+    assert Job.objects.get(pk=job.pk).max_attempts == 2
+
+
+def test_rollback_leaves_no_row_and_publishes_nothing(django_capture_on_commit_callbacks):
+    with capture_jobs() as captured, django_capture_on_commit_callbacks(execute=True) as cbs:
+        with pytest.raises(ZeroDivisionError), transaction.atomic():
+            jobs.add.enqueue(1, 2)
+            1 / 0
+    assert cbs == [] and captured.jobs == []
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        ((object(), 1), {}, "argument 'a' is a object, which is not JSON-serializable"),
+        ((1, {"when": timezone.now()}), {}, r"argument 'b'\['when'\] is a datetime.*isoformat"),
+        ((1, {3: "x"}), {}, "has the key 3; JSON object keys must be strings"),
+        ((1, float("nan")), {}, "JSON cannot represent"),
+        ((1,), {}, "missing a required argument: 'b'"),
+        ((1, 2, 3), {}, "too many positional arguments"),
+        ((1, 2), {"c": 2}, "unexpected keyword argument 'c'"),
+    ],
+)
+def test_bad_payload_raises_naming_the_argument_and_inserts_nothing(args, kwargs, message):
+    with pytest.raises(PayloadError, match=message) as info:
+        jobs.add.enqueue(*args, **kwargs)
+    assert isinstance(info.value, TypeError)
+    assert not Job.objects.exists()
+
+
+def test_a_model_instance_gets_the_ids_hint(django_user_model):
+    user = django_user_model.objects.create(username="ann")
+    with pytest.raises(PayloadError, match=r"is a User.*Pass model ids \(obj.pk\)"):
+        jobs.add.enqueue(user, 1)
+
+
+def test_delay_and_run_after_make_a_scheduled_job_that_is_not_published(
+    django_capture_on_commit_callbacks,
+):
+    with capture_jobs() as captured, django_capture_on_commit_callbacks(execute=True):
+        later = jobs.noop.using(delay=timedelta(minutes=5)).enqueue()
+        at = timezone.now() + timedelta(hours=1)
+        exact = jobs.noop.using(run_after=at).enqueue()
+        past = jobs.noop.using(run_after=timezone.now() - timedelta(seconds=1)).enqueue()
+    assert later.status == exact.status == JobStatus.SCHEDULED
+    assert exact.run_after == at and later.published_at is None
+    assert past.status == JobStatus.QUEUED
+    assert captured.jobs == [past]
+
+
+def test_naive_run_after_is_refused():
+    from datetime import datetime
+
+    with pytest.raises(ValueError, match="timezone-aware"):
+        jobs.noop.using(run_after=datetime(2030, 1, 1)).enqueue()
+
+
+def test_enqueue_many_is_one_insert_and_one_publish_batch(
+    django_assert_num_queries, django_capture_on_commit_callbacks,
+):
+    batches = []
+    with capture_jobs() as captured, django_capture_on_commit_callbacks(execute=True):
+        from django_bgjobs import broker
+
+        original = broker._interceptor
+        broker._interceptor = lambda refs: (batches.append(len(refs)), original(refs))
+        with django_assert_num_queries(1):
+            created = enqueue_many(jobs.add.prepare(i, i) for i in range(100))
+    assert len(created) == 100 and batches == [100]
+    assert len(captured.jobs) == 100
+    assert Job.objects.count() == 100
+
+
+def test_enqueue_many_validates_every_call_before_inserting_any():
+    with pytest.raises(PayloadError):
+        enqueue_many([jobs.add.prepare(1, 1), jobs.add.prepare(1, object())])
+    assert not Job.objects.exists()
+
+
+def test_idempotency_key_returns_the_existing_job_within_the_window():
+    first = jobs.add.using(idempotency_key="welcome:42").enqueue(1, 1)
+    second = jobs.add.using(idempotency_key="welcome:42").enqueue(1, 1)
+    other_name = jobs.noop.using(idempotency_key="welcome:42").enqueue()
+    assert second.pk == first.pk and other_name.pk != first.pk
+    assert Job.objects.filter(name="tests.jobs.add").count() == 1
+
+
+def test_idempotency_key_is_released_after_the_window():
+    old = jobs.add.using(idempotency_key="k").enqueue(1, 1)
+    Job.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=25))
+    new = jobs.add.using(idempotency_key="k").enqueue(1, 1)
+    assert new.pk != old.pk
+    assert Job.objects.get(pk=new.pk).idempotency_key == "k"
+    assert Job.objects.get(pk=old.pk).idempotency_key is None
+
+
+def test_idempotency_key_inside_enqueue_many():
+    created = enqueue_many([
+        jobs.add.using(idempotency_key="a").prepare(1, 1),
+        jobs.add.using(idempotency_key="a").prepare(1, 1),
+        jobs.add.prepare(2, 2),
+    ])
+    assert created[0].pk == created[1].pk != created[2].pk
+    assert Job.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_enqueues_with_one_key_make_one_job():
+    """Eight threads, each in its own transaction, race on one key: the constraint decides."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises writers; the race needs PostgreSQL")
+    barrier = threading.Barrier(8)
+    results: list[str] = []
+
+    def enqueue() -> None:
+        try:
+            with transaction.atomic():
+                barrier.wait()
+                job = jobs.add.using(idempotency_key="race").enqueue(1, 1)
+                results.append(str(job.pk))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=enqueue) for _ in range(8)]
+    with capture_jobs():
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(results) == 8 and len(set(results)) == 1
+    assert Job.objects.filter(idempotency_key="race").count() == 1
