@@ -13,10 +13,11 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from django.db import DatabaseError, close_old_connections, connections
+from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from django_bgjobs import states
+from django_bgjobs._db import discard_broken_connections
 from django_bgjobs.broker import publish
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.models import Job
@@ -71,9 +72,7 @@ class Dispatcher:
                 except DatabaseError as exc:
                     # The database is away: keep trying, it is the source of truth.
                     logger.warning("dispatcher: database error (%s); retrying", exc)
-                    close_old_connections()
-                    for conn in connections.all(initialized_only=True):
-                        conn.close()
+                    discard_broken_connections()
                     sweep = Sweep(0, 0, 0)
                 except Exception:
                     logger.exception("dispatcher pass failed; retrying")

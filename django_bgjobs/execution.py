@@ -15,9 +15,10 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from celery.exceptions import SoftTimeLimitExceeded
-from django.db import DatabaseError, close_old_connections, connections
+from django.db import DatabaseError, connections
 
 from django_bgjobs import states
+from django_bgjobs._db import discard_broken_connections
 from django_bgjobs._payload import json_problem, validate_arguments
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.context import JobContext
@@ -76,7 +77,7 @@ class Heartbeat:
                     ctx._heartbeat_said(held, cancel)
                 except DatabaseError:
                     logger.warning("heartbeat failed for job %s", ctx.job_id, exc_info=True)
-                    close_old_connections()
+                    discard_broken_connections()
                 with self._lock:
                     if self._current is not None and self._current[0] is ctx:
                         self._current = (ctx, time.monotonic())

@@ -1,9 +1,11 @@
 """Signup hooks: when a user is created, enqueue the jobs registered for it.
 
-The job rows are written in the same transaction as the user and published after it commits:
-a rolled-back signup enqueues nothing, and a crash right after the commit loses nothing. Each
-job gets the new user's primary key as its only argument, and an idempotency key, so that
-post_save and allauth's ``user_signed_up`` for the same signup enqueue one job, not two.
+The jobs are enqueued from post_save, so they share the user's transaction when the signup runs
+in one (``transaction.atomic()`` or ATOMIC_REQUESTS): a rolled-back signup enqueues nothing, a
+crash right after the commit loses nothing, and the messages go out after the commit. In plain
+autocommit Django has already committed the user when post_save fires, so the jobs are written
+just after it. Each job gets the new user's primary key as its only argument, and an idempotency
+key, so that post_save and allauth's ``user_signed_up`` for one signup enqueue one job, not two.
 """
 
 from __future__ import annotations

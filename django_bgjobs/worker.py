@@ -7,8 +7,8 @@ from typing import Any
 
 from celery import shared_task
 from celery.signals import celeryd_init, worker_ready, worker_shutdown
-from django.db import close_old_connections
 
+from django_bgjobs._db import discard_broken_connections
 from django_bgjobs.broker import EXECUTE_TASK
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.execution import run_attempt
@@ -32,21 +32,26 @@ def execute(job_id: str, attempt: int) -> str:
     """Run attempt ``attempt`` of job ``job_id``; the database row says what to run."""
     # Drop a connection broken by a database outage before using it; keep healthy ones
     # (see install_connection_reuse).
-    close_old_connections()
+    discard_broken_connections()
     return run_attempt(job_id, int(attempt))
 
 
 def install_connection_reuse(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:
     """Keep database connections across tasks in this worker (unless the project decided).
 
-    Celery's Django fixup closes every connection before and after each task unless
+    Celery's Django fix-up closes every connection before and after each task unless
     CELERY_DB_REUSE_MAX is set; every job writes to the database, and reconnecting per job made
-    throughput several times lower. Broken connections are still dropped (close_old_connections).
-    Runs on celeryd_init, before the fixup reads the setting.
+    throughput several times lower. Broken connections are still dropped before each job
+    (discard_broken_connections in ``execute``). The fix-up object has read the setting already by
+    celeryd_init (it is made when modules are imported), so the value is given to it directly.
     """
     app = getattr(instance, "app", None)
-    if app is not None and app.conf.get(DB_REUSE_KEY) is None:
-        app.conf.update({DB_REUSE_KEY: DB_REUSE_MAX})
+    if app is None or app.conf.get(DB_REUSE_KEY) is not None:
+        return
+    for fixup in getattr(app, "_fixups", None) or []:
+        worker_fixup = getattr(fixup, "worker_fixup", None)
+        if worker_fixup is not None and not worker_fixup.db_reuse_max:
+            worker_fixup.db_reuse_max = DB_REUSE_MAX
 
 
 _dispatcher = None

@@ -84,3 +84,11 @@ def returns_a_set() -> set:
 @bgjob(takes_context=True)
 async def async_double(ctx: JobContext, n: int) -> int:
     return n * 2
+
+
+@bgjob
+def database_backend_pid() -> int:
+    from django.db import connection
+
+    connection.ensure_connection()
+    return connection.connection.info.backend_pid

@@ -173,3 +173,14 @@ def test_a_duplicated_message_runs_the_job_once(worker):
     wait_for(lambda: "stale" in worker.log_text(), message="the duplicates to be dropped")
     assert Effect.objects.filter(key="dup").count() == 1
     assert runs(job) == ["succeeded"]
+
+
+def test_workers_keep_their_database_connections_between_jobs(worker):
+    """Celery's Django fix-up would reconnect for every task; bgjobs keeps connections."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("backend pids are a PostgreSQL notion")
+    done = [jobs.database_backend_pid.enqueue().wait_until_finished() for _ in range(10)]
+    assert all(job.status == JobStatus.SUCCEEDED for job in done)
+    assert len({job.result for job in done}) <= worker.concurrency

@@ -151,6 +151,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "console"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
+        # Replaces the handler Django's default logging gives "django" (no line printed twice).
+        "django": {"handlers": [], "level": "INFO"},
         "django_bgjobs": {"level": os.environ.get("BGJOBS_LOG_LEVEL", "INFO")},
         "example_project": {"level": "INFO"},
         # The worker's "ready" line; not Celery's per-task lines (the job lines say more).

@@ -88,7 +88,8 @@ background by jobs that django_bgjobs tracks in the database and Celery runs.</p
 
 <h2>1. Sign up</h2>
 <pre>curl -s -X POST {base}api/signup -H 'Content-Type: application/json' \\
-  -d '{{"username": "alice", "email": "alice@example.com", "password": "correct-horse-battery"}}'</pre>
+  -d '{{"username": "alice", "email": "alice@example.com",
+       "password": "correct-horse-battery"}}'</pre>
 <p>The answer lists the jobs the signup enqueued. The welcome email is printed on the
 demo's console (the worker's output). Without <code>STRIPE_API_KEY</code> the Stripe job
 succeeds with <code>{{"skipped": ...}}</code>; set a test-mode key to create real customers.</p>
@@ -99,7 +100,8 @@ succeeds with <code>{{"skipped": ...}}</code>; set a test-mode key to create rea
 From a shell: <code>.venv/bin/python manage.py bgjobs status</code>.</p>
 
 <h2>3. Watch retries</h2>
-<pre>curl -s -X POST {base}api/demo/flaky -H 'Content-Type: application/json' -d '{{"fail_times": 2}}'</pre>
+<pre>curl -s -X POST {base}api/demo/flaky -H 'Content-Type: application/json' \\
+  -d '{{"fail_times": 2}}'</pre>
 <p>That job fails on its first two attempts (ConnectionError), is retried after 1s then 2s,
 and succeeds on the third. Its attempts, errors and progress are in the admin. With
 <code>"fail_times": 5</code> it runs out of attempts and goes <em>dead</em>: retry it from the
