@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -13,7 +13,14 @@ from django.utils.translation import gettext_lazy as _
 from django_bgjobs import states
 from django_bgjobs.models import Job, JobRun, JobStatus
 
-STATUS_COLOURS = {
+if TYPE_CHECKING:  # django-stubs' generics; not subscriptable at run time
+    _AdminBase = admin.ModelAdmin[Job]
+    _InlineBase = admin.TabularInline[JobRun, Job]
+else:
+    _AdminBase = admin.ModelAdmin
+    _InlineBase = admin.TabularInline
+
+STATUS_COLOURS: dict[str, str] = {
     JobStatus.SCHEDULED: "#6c757d",
     JobStatus.QUEUED: "#0d6efd",
     JobStatus.RUNNING: "#6f42c1",
@@ -32,7 +39,7 @@ def status_badge(status: str, label: str) -> str:
     )
 
 
-class JobRunInline(admin.TabularInline):
+class JobRunInline(_InlineBase):
     model = JobRun
     extra = 0
     can_delete = False
@@ -59,7 +66,7 @@ class JobRunInline(admin.TabularInline):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(_AdminBase):
     list_display = ("short_id", "name", "status_display", "queue", "attempts_display",
                     "created_at", "run_after", "finished_at", "error_excerpt")
     list_filter = ("status", "queue", "name", "created_at")
@@ -80,7 +87,7 @@ class JobAdmin(admin.ModelAdmin):
     )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f for fieldset in self.fieldsets for f in fieldset[1]["fields"]]
+        return [str(f) for _, options in self.fieldsets for f in options["fields"]]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
+from uuid import UUID
 
 from django.db import transaction
 
@@ -16,6 +18,8 @@ from django_bgjobs.models import Job
 logger = logging.getLogger("django_bgjobs.broker")
 
 EXECUTE_TASK = "django_bgjobs.execute"
+MessageRef = tuple[UUID | str, int, str, int, str]  # job id, attempt, queue, priority, name
+
 # Seconds Celery waits past the soft limit before killing the child (hard limit).
 HARD_LIMIT_GRACE = 10
 
@@ -37,11 +41,11 @@ def publish_on_commit(jobs: Sequence[Job], using: str | None = None) -> None:
     """Publish these queued jobs once the current transaction commits (at once in autocommit)."""
     if not jobs:
         return
-    refs = [(job.pk, job.attempts + 1, job.queue, job.priority, job.name) for job in jobs]
+    refs: list[MessageRef] = [
+        (job.pk, job.attempts + 1, job.queue, job.priority, job.name) for job in jobs
+    ]
     transaction.on_commit(lambda: publish(refs), using=using, robust=True)
 
-
-MessageRef = tuple[object, int, str, int, str]  # job id, attempt, queue, priority, name
 
 # Set by django_bgjobs.testing.capture_jobs() to receive messages instead of the broker.
 _interceptor: Callable[[Sequence[MessageRef]], None] | None = None
@@ -65,7 +69,7 @@ def publish(refs: Sequence[MessageRef]) -> int:
             producer.connection.ensure_connection(max_retries=1, interval_start=0,
                                                   interval_step=0)
             for job_id, attempt, queue, priority, name in refs:
-                options = {}
+                options: dict[str, Any] = {}
                 spec = registry.get(name)
                 if spec is not None and spec.timeout is not None:
                     options["soft_time_limit"] = spec.timeout
@@ -92,7 +96,7 @@ def publish(refs: Sequence[MessageRef]) -> int:
     return sent
 
 
-def _mark_unpublished(job_ids: list[object]) -> None:
+def _mark_unpublished(job_ids: list[UUID | str]) -> None:
     """Let the dispatcher's next pass pick these up instead of waiting REPUBLISH_AFTER."""
     try:
         Job.objects.filter(pk__in=job_ids, status="queued").update(published_at=None)

@@ -36,7 +36,7 @@ def create_app(main: str = "django_bgjobs") -> Celery:
     """A Celery app reading ``CELERY_*`` settings, with bgjobs' safe defaults underneath."""
     app = Celery(main, set_as_current=False)
     app.config_from_object("django.conf:settings", namespace="CELERY")
-    app.add_defaults(SAFE_DEFAULTS)
+    app.add_defaults(lambda: dict(SAFE_DEFAULTS))
     return app
 
 
@@ -48,7 +48,8 @@ def get_celery_app() -> Celery:
         app: Celery = symbol_by_name(path)
         return app
     current = celery_state.get_current_app()
-    if current is not celery_state.default_app and getattr(current, "main", None) != "default":
+    fallback = getattr(celery_state, "default_app", None)
+    if current is not fallback and getattr(current, "main", None) != "default":
         return current
     with _lock:
         if _own_app is None:

@@ -56,7 +56,9 @@ def enqueue_signup_jobs(user: Any) -> None:
         job.using(idempotency_key=f"signup:{user.pk}").enqueue(user.pk)
 
 
-def _user_saved(sender: Any, instance: Any, created: bool, raw: bool = False, **kwargs: Any) -> None:
+def _user_saved(
+    sender: Any, instance: Any, created: bool, raw: bool = False, **kwargs: Any
+) -> None:
     if created and not raw:  # raw: loaddata, not a signup
         enqueue_signup_jobs(instance)
 

@@ -107,7 +107,7 @@ class JobFunction(Generic[P, R]):
             _check_priority(priority, self.spec.name)
         if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
             raise ValueError("idempotency_key must be 1 to 255 characters")
-        changes = {
+        changes: dict[str, Any] = {
             key: value
             for key, value in {
                 "delay": delay, "run_after": run_after, "priority": priority, "queue": queue,

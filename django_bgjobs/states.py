@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from uuid import UUID
 
 from django.db import transaction
 from django.db.models import F, Q
@@ -16,7 +17,7 @@ from django.utils import timezone
 
 from django_bgjobs import signals
 from django_bgjobs.conf import bgjobs_settings
-from django_bgjobs.models import FINISHED, WAITING, Job, JobRun, JobStatus, RunStatus
+from django_bgjobs.models import WAITING, Job, JobRun, JobStatus, RunStatus
 
 
 def _cut(text: str) -> str:
@@ -124,7 +125,7 @@ def cancelled_while_running(claim: Claim) -> bool:
     return bool(won)
 
 
-def heartbeat(job_id: object, attempt: int) -> tuple[bool, bool]:
+def heartbeat(job_id: UUID | str, attempt: int) -> tuple[bool, bool]:
     """Extend the lease of a running attempt. Returns (still ours, cancel requested)."""
     now = timezone.now()
     held = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, attempts=attempt).update(
@@ -137,7 +138,7 @@ def heartbeat(job_id: object, attempt: int) -> tuple[bool, bool]:
 
 
 def report_progress(
-    job_id: object, attempt: int, done: int, total: int | None, message: str
+    job_id: UUID | str, attempt: int, done: int, total: int | None, message: str
 ) -> tuple[bool, bool]:
     """Store progress and extend the lease in one write. Returns (still ours, cancel requested)."""
     now = timezone.now()
@@ -276,7 +277,8 @@ def retry(job: Job) -> bool:
     budget = spec.max_attempts if spec else bgjobs_settings.MAX_ATTEMPTS
     now = timezone.now()
     with transaction.atomic():
-        won = Job.objects.filter(pk=job.pk, status__in=(JobStatus.DEAD, JobStatus.CANCELLED)).update(
+        retriable = Job.objects.filter(pk=job.pk, status__in=(JobStatus.DEAD, JobStatus.CANCELLED))
+        won = retriable.update(
             status=JobStatus.QUEUED,
             # Attempt numbers keep counting up so that each stays a unique fence value.
             max_attempts=F("attempts") + budget,

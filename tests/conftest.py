@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -89,8 +90,8 @@ class WorkerProcess:
 
 
 @pytest.fixture(scope="session")
-def worker(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> Iterator[WorkerProcess]:
-    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+def worker(django_db_setup: None, django_db_blocker: Any) -> Iterator[WorkerProcess]:
+    with django_db_blocker.unblock():
         db_name = str(connection.settings_dict["NAME"])
     _clear_broker()
     proc = WorkerProcess(db_name, Path(settings.STATE_DIR) / "worker.log")

@@ -79,7 +79,7 @@ def test_retry_and_cancel_actions(admin_client, finished_jobs):
     response = admin_client.post(CHANGELIST, {
         "action": "cancel_jobs", "_selected_action": [str(waiting.pk)]}, follow=True)
     html = response.content.decode()
-    assert "1 job(s) cancelled" in html, re.findall(r"<li class=\"(?:success|warning|error)\">.*?</li>", html)
+    assert "1 job(s) cancelled" in html
     assert Job.objects.get(pk=dead.pk).status == JobStatus.QUEUED
     assert Job.objects.get(pk=waiting.pk).status == JobStatus.CANCELLED
 

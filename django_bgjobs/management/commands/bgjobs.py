@@ -1,4 +1,4 @@
-"""``manage.py bgjobs``: run workers, beat, the dispatcher, the all-in-one dev stack; retry; status."""
+"""``manage.py bgjobs``: workers, beat, the dispatcher, the all-in-one dev stack; retry; status."""
 
 from __future__ import annotations
 
