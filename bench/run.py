@@ -12,15 +12,17 @@ to the targets):
    processes started as a subprocess. Timed from the first job's start to the last job's
    completion, both recorded by the jobs' side: for bare Celery the task writes its start time
    (SET NX) and an INCR to Redis, and the one whose INCR reaches N writes the end time; for
-   bgjobs min(JobRun.started_at) .. max(Job.finished_at) over the N jobs, all of which must be
+   bgjobs min(JobRun.started_at) .. max(JobRun.finished_at) over the N jobs, all of which must be
    ``succeeded`` with one JobRun each. Worker start-up is outside the window (it is printed too).
+   The broker queue must then be empty (left-over messages, e.g. republished duplicates, are
+   counted and consumed first) before measurement 3 starts.
 3. Enqueue->start latency (p50/p99) with that worker running and warm: jobs enqueued one at a time
    SPACING ms apart. bgjobs: JobRun.started_at - Job.created_at (created_at is taken at the start
    of enqueue()). Bare: time.time() in the task minus time.time() taken just before .delay().
 
 The bare worker is ``celery -A bench.celery_app worker`` (with bgjobs' dispatcher off), the bgjobs
-worker is ``manage.py bgjobs worker``; both on the same Celery app settings (json, acks_late,
-prefetch 1, bgjobs' SAFE_DEFAULTS + bench/settings.py).
+worker is ``python -m django bgjobs worker`` (= ``manage.py bgjobs worker``); both on the same
+Celery app settings (json, acks_late, prefetch 1: bgjobs' SAFE_DEFAULTS + bench/settings.py).
 
 Environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/bgjobs_bench, created if
 missing), CELERY_BROKER_URL (default redis://127.0.0.1:6379/14, FLUSHed), BENCH_CONN_MAX_AGE
@@ -70,6 +72,10 @@ class Figures:
     drain_wall: dict[str, float] = field(default_factory=dict)
     prepare_seconds: dict[str, float] = field(default_factory=dict)
     start_latency_ms: dict[str, list[float]] = field(default_factory=dict)
+    pg_work: dict[str, tuple[int, int]] = field(default_factory=dict)  # sessions, commits
+    leftover: dict[str, tuple[int, float]] = field(default_factory=dict)  # messages, seconds
+    insert_floor_ms: list[float] = field(default_factory=list)
+    load: list[tuple[str, tuple[float, float, float]]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -103,6 +109,26 @@ def redis_client():
     from django.conf import settings
 
     return redis.Redis.from_url(settings.CELERY_BROKER_URL)
+
+
+def broker_backlog(queue: str) -> int:
+    """Messages waiting in a kombu Redis queue (every priority list) plus unacknowledged ones."""
+    r = redis_client()
+    names = [queue, *(f"{queue}\x06\x16{p}" for p in range(1, 10))]
+    pipe = r.pipeline(transaction=False)
+    for name in names:
+        pipe.llen(name)
+    pipe.hlen("unacked")
+    return sum(pipe.execute())
+
+
+def wait_for_empty_queue(figures: Figures, side: str, queue: str, worker: Worker) -> None:
+    """Before measuring latency, let the worker consume whatever is still in the broker."""
+    left = broker_backlog(queue)
+    t0 = time.monotonic()
+    wait_for(lambda: broker_backlog(queue) == 0, f"{side}: empty broker queue", worker,
+             timeout=300, poll=0.1)
+    figures.leftover[side] = (left, time.monotonic() - t0)
 
 
 def reset_state() -> None:
@@ -143,7 +169,16 @@ def environment() -> list[tuple[str, str]]:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     from django.conf import settings
 
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "django_bgjobs"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        revision = f"{head}{' + uncommitted changes in django_bgjobs/' if dirty else ''}"
+    except (OSError, subprocess.CalledProcessError):
+        revision = "?"
     return [
+        ("django_bgjobs", revision),
         ("python", platform.python_version()),
         ("celery", celery.__version__),
         ("kombu", kombu.__version__),
@@ -156,6 +191,26 @@ def environment() -> list[tuple[str, str]]:
         ("os", platform.platform()),
         ("CONN_MAX_AGE", repr(settings.DATABASES["default"]["CONN_MAX_AGE"])),
     ]
+
+
+def pg_counters() -> tuple[int, int]:
+    """(sessions established, transactions committed) so far in this database, from
+    pg_stat_database (PostgreSQL 14+; updated by each backend at most once a second and when it
+    exits, so read them with the worker stopped)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT sessions, xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        )
+        sessions, commits = cursor.fetchone()
+    return int(sessions), int(commits)
+
+
+def settle_stats() -> tuple[int, int]:
+    time.sleep(1.2)  # let backends (ours included) report their counters
+    return pg_counters()
 
 
 # --- worker subprocesses -----------------------------------------------------------------------
@@ -343,10 +398,9 @@ def counting():
 def measure_db_work(figures: Figures, samples: int = 50) -> dict[str, DbCounter]:
     """Per enqueue() and per execution of the worker's task body (close_old_connections +
     run_attempt), in this process, with publishing captured (no broker)."""
+    from bench.jobs import noop_job
     from django_bgjobs.testing import capture_jobs
     from django_bgjobs.worker import execute
-
-    from bench.jobs import noop_job
 
     with capture_jobs():
         jobs = [noop_job.enqueue() for _ in range(3)]  # warm-up
@@ -359,6 +413,22 @@ def measure_db_work(figures: Figures, samples: int = 50) -> dict[str, DbCounter]
     if set(results) != {"succeeded"}:
         figures.notes.append(f"db work: unexpected outcomes {sorted(set(results))}")
     return {"enqueue": enq, "execute": run, "samples": samples}  # type: ignore[dict-item]
+
+
+def measure_insert_floor(samples: int = 500) -> list[float]:
+    """One single-row INSERT + COMMIT into a logged table, raw psycopg cursor, autocommit: the
+    least a durable enqueue can cost in this database (ms per call)."""
+    from django.db import connection
+
+    out = []
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE IF NOT EXISTS bench_insert_probe (id bigserial, v text)")
+        for _ in range(samples):
+            t0 = time.perf_counter_ns()
+            cursor.execute("INSERT INTO bench_insert_probe (v) VALUES (%s)", ["x"])
+            out.append((time.perf_counter_ns() - t0) / 1e6)
+        cursor.execute("DROP TABLE bench_insert_probe")
+    return out
 
 
 # --- 2 + 3. drain throughput and enqueue->start latency ----------------------------------------
@@ -376,6 +446,7 @@ def bench_bare(figures: Figures, n: int, latency_jobs: int, spacing: float, conc
         tasks.counted.delay()
     figures.prepare_seconds["bare"] = time.perf_counter() - t0
 
+    before = settle_stats()
     with running("bare", concurrency, logdir) as worker:
         wait_for(lambda: r.get(tasks.LAST_KEY) is not None, f"{n} bare tasks", worker,
                  timeout=300)
@@ -386,6 +457,7 @@ def bench_bare(figures: Figures, n: int, latency_jobs: int, spacing: float, conc
         figures.drain_wall["bare"] = done_wall - worker.spawned_at
         figures.notes.append(f"bare drain: {int(r.get(tasks.DONE_KEY))} completions counted")
 
+        wait_for_empty_queue(figures, "bare", tasks.BARE_QUEUE, worker)
         r.delete(tasks.LATENCY_KEY)
         for _ in range(latency_jobs):
             tasks.stamped.delay(time.time())
@@ -395,16 +467,17 @@ def bench_bare(figures: Figures, n: int, latency_jobs: int, spacing: float, conc
         figures.start_latency_ms["bare"] = [
             float(v) * 1000 for v in r.lrange(tasks.LATENCY_KEY, 0, -1)
         ]
+    after = settle_stats()
+    figures.pg_work["bare"] = (after[0] - before[0], after[1] - before[1])
 
 
 def bench_bgjobs(figures: Figures, n: int, latency_jobs: int, spacing: float, concurrency: int,
                  logdir: Path) -> None:
     from django.db.models import Count, Max, Min
 
+    from bench.jobs import noop_job
     from django_bgjobs import enqueue_many
     from django_bgjobs.models import Job, JobRun, JobStatus
-
-    from bench.jobs import noop_job
 
     reset_state()
     t0 = time.perf_counter()
@@ -418,6 +491,7 @@ def bench_bgjobs(figures: Figures, n: int, latency_jobs: int, spacing: float, co
     def finished() -> bool:
         return Job.objects.filter(status=JobStatus.SUCCEEDED).count() >= n
 
+    before = settle_stats()
     with running("bgjobs", concurrency, logdir) as worker:
         wait_for(finished, f"{n} bgjobs jobs", worker, timeout=400, poll=0.25)
         done_wall = time.time()
@@ -437,6 +511,7 @@ def bench_bgjobs(figures: Figures, n: int, latency_jobs: int, spacing: float, co
             f"(every attempt tracked in PostgreSQL)"
         )
 
+        wait_for_empty_queue(figures, "bgjobs", "default", worker)
         latency_ids = []
         for _ in range(latency_jobs):
             latency_ids.append(noop_job.enqueue().pk)
@@ -455,6 +530,8 @@ def bench_bgjobs(figures: Figures, n: int, latency_jobs: int, spacing: float, co
         figures.start_latency_ms["bgjobs"] = [
             (started - created).total_seconds() * 1000 for started, created in rows
         ]
+    after = settle_stats()
+    figures.pg_work["bgjobs"] = (after[0] - before[0], after[1] - before[1])
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -509,6 +586,11 @@ def report(figures: Figures, env: list[tuple[str, str]], db: dict, args: argpars
     say(f"  enqueue->start p50: bgjobs {pct(sg, 0.5):.2f} ms vs bare {pct(sb, 0.5):.2f} ms "
         f"({pct(sg, 0.5) / pct(sb, 0.5):.2f}x)")
 
+    floor = figures.insert_floor_ms
+    say(f"  floor for a durable enqueue: bare .delay() p50 {pct(eb, 0.5):.3f} ms + one raw "
+        f"INSERT+COMMIT p50 {pct(floor, 0.5):.3f} ms (p99 {pct(floor, 0.99):.3f}) = "
+        f"{(pct(eb, 0.5) + pct(floor, 0.5)) / pct(eb, 0.5):.2f}x bare, before any ORM work")
+
     samples = db["samples"]
     say()
     say(f"Database work per job (in-process, {samples} samples, publishing captured)")
@@ -522,12 +604,29 @@ def report(figures: Figures, env: list[tuple[str, str]], db: dict, args: argpars
     say(f"  execute statements: {', '.join(per)}")
 
     say()
+    jobs_total = args.jobs + args.latency_jobs
+    say(f"PostgreSQL work while each worker ran ({jobs_total} jobs: drain + latency; from "
+        "pg_stat_database, includes this script's polling)")
+    for side in ("bare", "bgjobs"):
+        sessions, commits = figures.pg_work[side]
+        say(f"  {side:<7} {sessions:>7} sessions opened ({sessions / jobs_total:.2f}/job), "
+            f"{commits:>7} transactions committed ({commits / jobs_total:.2f}/job)")
+
+    for side in ("bare", "bgjobs"):
+        left, seconds = figures.leftover[side]
+        say(f"  {side:<7} messages still in the broker when all {args.jobs} were done: {left} "
+            f"(consumed in {seconds:.1f}s before measurement 3)")
+
+    say()
     say("Notes")
     for note in figures.notes:
         say(f"  - {note}")
     say(f"  - pre-loading the drain queue (not timed): bare {figures.prepare_seconds['bare']:.2f}s "
         f"({args.jobs} x .delay()), bgjobs {figures.prepare_seconds['bgjobs']:.2f}s "
         f"(enqueue_many in batches of 500)")
+    say("  - load average (1, 5, 15 min): " + "; ".join(
+        f"{when} {a:.2f} {b:.2f} {c:.2f}" for when, (a, b, c) in figures.load
+    ) + f" on {os.cpu_count()} cores")
     say(f"  - bench finished in {elapsed:.1f}s")
 
 
@@ -541,8 +640,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5000, help="jobs drained per side")
     parser.add_argument("--concurrency", type=int, default=2, help="prefork processes")
     parser.add_argument("--latency-jobs", type=int, default=200)
-    parser.add_argument("--spacing-ms", type=float, default=10.0,
-                        help="pause between enqueues in the latency measurement")
+    parser.add_argument("--spacing-ms", type=float, default=20.0,
+                        help="pause between enqueues in the latency measurement (a modest rate: "
+                        "keep it below what the bgjobs worker drains, or it measures queueing)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the worker log files")
     args = parser.parse_args()
 
@@ -559,9 +659,14 @@ def main() -> None:
     get_celery_app()  # the app both sides publish through (shared_task binds to it)
     reset_state()
     env = environment()
-    say("bench: " + ", ".join(f"{k} {v}" for k, v in env[:8]))
+    say("bench: " + ", ".join(f"{k} {v}" for k, v in env[:9]))
 
     figures = Figures()
+    figures.load.append(("start", os.getloadavg()))
+    cores = os.cpu_count() or 1
+    if figures.load[0][1][0] > cores * 0.5:
+        say(f"warning: load average {figures.load[0][1][0]:.2f} on {cores} cores: other work on "
+            "this machine will distort the figures")
     logdir = Path(tempfile.mkdtemp(prefix="bgjobs-bench-"))
     try:
         say(f"[1/4] enqueue latency: {args.calls} calls per side ...")
@@ -569,6 +674,7 @@ def main() -> None:
         reset_state()
         say("[2/4] database work per enqueue and per executed job ...")
         db = measure_db_work(figures)
+        figures.insert_floor_ms = measure_insert_floor()
         reset_state()
         say(f"[3/4] bare Celery: drain {args.jobs}, then enqueue->start latency ...")
         bench_bare(figures, args.jobs, args.latency_jobs, args.spacing_ms / 1000,
@@ -584,6 +690,7 @@ def main() -> None:
             for path in logdir.iterdir():
                 path.unlink()
             logdir.rmdir()
+    figures.load.append(("end", os.getloadavg()))
     report(figures, env, db, args, time.monotonic() - started)
 
 
