@@ -71,7 +71,6 @@ class JobAdmin(_AdminBase):
                     "created_at", "run_after", "finished_at", "error_excerpt")
     list_filter = ("status", "queue", "name", "created_at")
     search_fields = ("=id", "name", "=idempotency_key")
-    date_hierarchy = "created_at"
     list_per_page = 50
     show_full_result_count = False  # COUNT(*) over millions of rows on every page load
     inlines = (JobRunInline,)
@@ -80,7 +79,7 @@ class JobAdmin(_AdminBase):
         (None, {"fields": ("id", "name", "status_display", "queue", "priority",
                            "idempotency_key")}),
         (_("Payload and result"), {"fields": ("args", "kwargs", "result", "error")}),
-        (_("Attempts"), {"fields": ("attempts", "max_attempts", "progress_display",
+        (_("Attempts"), {"fields": ("attempts", "max_attempts", "worker", "progress_display",
                                     "cancel_requested")}),
         (_("Timing"), {"fields": ("created_at", "run_after", "published_at", "started_at",
                                   "finished_at", "lease_expires_at")}),

@@ -8,7 +8,7 @@ from datetime import datetime
 from django.db import router
 from django.utils import timezone
 
-from django_bgjobs import signals
+from django_bgjobs import _sql, signals
 from django_bgjobs._payload import validate_arguments
 from django_bgjobs.broker import publish_on_commit
 from django_bgjobs.conf import bgjobs_settings
@@ -53,7 +53,7 @@ def enqueue_calls(calls: list[JobCall]) -> list[Job]:
     using = router.db_for_write(Job)
     plain = [job for job in jobs if job.idempotency_key is None]
     if plain:
-        Job.objects.using(using).bulk_create(plain)
+        _sql.insert_jobs(plain, using)
     created = list(plain)
     for index, job in enumerate(jobs):
         if job.idempotency_key is not None:

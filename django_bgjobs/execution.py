@@ -105,24 +105,18 @@ def _call(spec: JobSpec, ctx: JobContext, args: list[Any], kwargs: dict[str, Any
 
 def run_attempt(job_id: str, attempt: int) -> str:
     """Run attempt ``attempt`` of job ``job_id``. Returns what happened, for logs and tests."""
-    from django_bgjobs.models import Job
-
-    name = Job.objects.filter(pk=job_id).values_list("name", flat=True).first()
-    if name is None:
-        logger.warning("message for job %s, which is not in the database: dropped", job_id)
-        return "missing"
-    spec = registry.get(name)
-    if spec is None:
-        error = (
-            f"unknown job {name!r}: no @bgjob has this name in this worker (was it renamed or "
-            "removed, or is its module not imported? Jobs in <app>/jobs.py load by themselves)"
-        )
-        return "dead" if states.dead_on_arrival(job_id, attempt, worker_id(), error) else "stale"
-
     claim = states.claim(job_id, attempt, worker_id())
     if claim is None:
-        logger.debug("job %s attempt %s: duplicate or stale message, dropped", job_id, attempt)
+        logger.debug("job %s attempt %s: duplicate, stale or deleted; dropped", job_id, attempt)
         return "stale"
+    spec = registry.get(claim.job.name)
+    if spec is None:
+        error = (
+            f"unknown job {claim.job.name!r}: no @bgjob has this name in this worker (was it "
+            "renamed or removed, or is its module not imported? Jobs in <app>/jobs.py load by "
+            "themselves)"
+        )
+        return states.fail(claim, error, "", retry_in=None) or "superseded"
     job = claim.job
     ctx = JobContext(
         job_id=job.pk, name=job.name, attempt=attempt, max_attempts=job.max_attempts,

@@ -5,17 +5,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from django_bgjobs._ids import uuid7
-
-if TYPE_CHECKING:
-    from datetime import datetime
-
 
 class JobStatus(models.TextChoices):
     SCHEDULED = "scheduled", _("Scheduled")  # waits for run_after
@@ -42,7 +36,9 @@ class RunStatus(models.TextChoices):
 
 class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
-    name = models.CharField(max_length=255, db_index=True)
+    # Every index is paid for on each insert and status change: there are only those the hot
+    # paths (enqueue, claim, dispatch) need.
+    name = models.CharField(max_length=255)
     queue = models.CharField(max_length=100)
     priority = models.SmallIntegerField(default=0)
     args = models.JSONField(default=list)
@@ -51,12 +47,15 @@ class Job(models.Model):
     attempts = models.PositiveIntegerField(default=0, help_text=_("Attempts started so far."))
     max_attempts = models.PositiveIntegerField()
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
-    created_at = models.DateTimeField(db_index=True)
+    # Not indexed: ids are UUIDv7, so the primary key already orders jobs by creation time.
+    created_at = models.DateTimeField()
     run_after = models.DateTimeField(null=True, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=255, blank=True, help_text=_(
+        "The worker process of the current or last attempt."))
     cancel_requested = models.BooleanField(default=False)
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
@@ -65,11 +64,14 @@ class Job(models.Model):
     progress_message = models.CharField(max_length=255, blank=True)
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-id"]  # newest first (UUIDv7 ids are time-ordered)
         constraints = [
-            # Race-free idempotency: concurrent enqueues with one key insert one row.
+            # Race-free idempotency: concurrent enqueues with one key insert one row. Partial,
+            # so that jobs without a key (most of them) cost no entry in it.
             models.UniqueConstraint(
-                fields=["name", "idempotency_key"], name="bgjobs_job_unique_idempotency_key"
+                fields=["name", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="bgjobs_job_unique_idempotency_key",
             ),
         ]
         indexes = [
@@ -87,7 +89,6 @@ class Job(models.Model):
                 condition=Q(status="running"),
                 name="bgjobs_job_lease_idx",
             ),
-            models.Index(fields=["status", "-created_at"], name="bgjobs_job_status_idx"),
         ]
         permissions = [
             ("retry_job", "Can retry jobs"),
@@ -131,10 +132,12 @@ class Job(models.Model):
 
 
 class JobRun(models.Model):
-    """One attempt at a job."""
+    """One finished attempt at a job, written when it ends (a running attempt is on its Job:
+    status, attempts, worker, started_at), or by the dispatcher when its worker vanished."""
 
     id = models.BigAutoField(primary_key=True)
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="runs")
+    # No index of its own: the (job, attempt) constraint's index starts with job.
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="runs", db_index=False)
     attempt = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=RunStatus.choices)
     worker = models.CharField(max_length=255, blank=True)
@@ -152,15 +155,3 @@ class JobRun(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.attempt} of {self.job_id} [{self.status}]"
-
-    def finish(self, status: str, at: datetime, error: str = "", traceback: str = "") -> None:
-        values = {
-            "status": status,
-            "finished_at": at,
-            "duration_ms": max(int((at - self.started_at).total_seconds() * 1000), 0),
-            "error": error,
-            "traceback": traceback,
-        }
-        JobRun.objects.filter(pk=self.pk).update(**values)
-        for name, value in values.items():
-            setattr(self, name, value)

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from django_bgjobs import signals
+from django_bgjobs import _sql, signals
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.models import WAITING, Job, JobRun, JobStatus, RunStatus
 
@@ -38,48 +38,24 @@ class Claim:
 def claim(job_id: str, attempt: int, worker: str) -> Claim | None:
     """Take a queued job for attempt number ``attempt``; None for a duplicate or stale message."""
     now = timezone.now()
-    with transaction.atomic():
-        won = Job.objects.filter(
-            pk=job_id, status=JobStatus.QUEUED, attempts=attempt - 1
-        ).update(
-            status=JobStatus.RUNNING,
-            attempts=attempt,
-            started_at=now,
-            lease_expires_at=lease_until(now),
-            progress_done=None,
-            progress_total=None,
-            progress_message="",
-        )
-        if not won:
-            return None
-        job = Job.objects.get(pk=job_id)
-        run = JobRun.objects.create(
-            job=job, attempt=attempt, status=RunStatus.RUNNING, worker=worker, started_at=now
-        )
+    claimed = _sql.claim(job_id, attempt, worker, now, lease_until(now))
+    if claimed is None:
+        return None
+    job, run = claimed
     signals.job_started.send(sender=Job, job=job, run=run)
     return Claim(job, run)
-
-
-def _fenced(claim: Claim) -> Q:
-    return Q(pk=claim.job.pk, status=JobStatus.RUNNING, attempts=claim.run.attempt)
 
 
 def succeed(claim: Claim, result: object) -> bool:
     """Record success; False (and the run marked superseded) when the fence rejected it."""
     now = timezone.now()
-    with transaction.atomic():
-        won = Job.objects.filter(_fenced(claim)).update(
-            status=JobStatus.SUCCEEDED,
-            result=result,
-            error="",
-            finished_at=now,
-            lease_expires_at=None,
-        )
-        claim.run.finish(RunStatus.SUCCEEDED if won else RunStatus.SUPERSEDED, now)
+    won = _sql.finish(claim.job, claim.run, {
+        "status": JobStatus.SUCCEEDED, "result": result, "error": "", "finished_at": now,
+        "lease_expires_at": None,
+    }, RunStatus.SUCCEEDED, now)
     if won:
-        _refresh(claim.job, status=JobStatus.SUCCEEDED, result=result, finished_at=now)
         signals.job_succeeded.send(sender=Job, job=claim.job, run=claim.run)
-    return bool(won)
+    return won
 
 
 def fail(claim: Claim, error: str, traceback: str, retry_in: float | None) -> str | None:
@@ -93,19 +69,12 @@ def fail(claim: Claim, error: str, traceback: str, retry_in: float | None) -> st
         status, run_after, finished_at = JobStatus.RETRYING, now + timedelta(seconds=retry_in), None
     else:
         status, run_after, finished_at = JobStatus.DEAD, None, now
-    with transaction.atomic():
-        won = Job.objects.filter(_fenced(claim)).update(
-            status=status,
-            run_after=run_after,
-            error=error,
-            finished_at=finished_at,
-            lease_expires_at=None,
-        )
-        run_status = RunStatus.FAILED if won else RunStatus.SUPERSEDED
-        claim.run.finish(run_status, now, error=error, traceback=traceback)
+    won = _sql.finish(claim.job, claim.run, {
+        "status": status, "run_after": run_after, "error": error, "finished_at": finished_at,
+        "lease_expires_at": None,
+    }, RunStatus.FAILED, now, error=error, traceback=traceback)
     if not won:
         return None
-    _refresh(claim.job, status=status, run_after=run_after, error=error, finished_at=finished_at)
     signal = signals.job_failed if status == JobStatus.RETRYING else signals.job_dead
     signal.send(sender=Job, job=claim.job, run=claim.run, error=error)
     return status
@@ -114,15 +83,12 @@ def fail(claim: Claim, error: str, traceback: str, retry_in: float | None) -> st
 def cancelled_while_running(claim: Claim) -> bool:
     """The running job stopped because it was cancelled."""
     now = timezone.now()
-    with transaction.atomic():
-        won = Job.objects.filter(_fenced(claim)).update(
-            status=JobStatus.CANCELLED, finished_at=now, lease_expires_at=None
-        )
-        claim.run.finish(RunStatus.CANCELLED if won else RunStatus.SUPERSEDED, now)
+    won = _sql.finish(claim.job, claim.run, {
+        "status": JobStatus.CANCELLED, "finished_at": now, "lease_expires_at": None,
+    }, RunStatus.CANCELLED, now)
     if won:
-        _refresh(claim.job, status=JobStatus.CANCELLED, finished_at=now)
         signals.job_cancelled.send(sender=Job, job=claim.job)
-    return bool(won)
+    return won
 
 
 def heartbeat(job_id: UUID | str, attempt: int) -> tuple[bool, bool]:
@@ -152,26 +118,6 @@ def report_progress(
     if updated:
         return True, False
     return Job.objects.filter(fence).exists(), True
-
-
-def dead_on_arrival(job_id: str, attempt: int, worker: str, error: str) -> bool:
-    """A message whose job cannot run at all (its code is gone): dead at once, one run recorded."""
-    now = timezone.now()
-    with transaction.atomic():
-        won = Job.objects.filter(
-            pk=job_id, status=JobStatus.QUEUED, attempts=attempt - 1
-        ).update(
-            status=JobStatus.DEAD, attempts=attempt, error=error, started_at=now, finished_at=now
-        )
-        if not won:
-            return False
-        job = Job.objects.get(pk=job_id)
-        run = JobRun.objects.create(
-            job=job, attempt=attempt, status=RunStatus.FAILED, worker=worker, started_at=now,
-            finished_at=now, duration_ms=0, error=error,
-        )
-    signals.job_dead.send(sender=Job, job=job, run=run, error=error)
-    return True
 
 
 # --- Transitions made by the dispatcher -------------------------------------------------------
@@ -216,7 +162,7 @@ def expire_leases(now: datetime, limit: int) -> list[Job]:
     expired = list(
         Job.objects.filter(status=JobStatus.RUNNING, lease_expires_at__lt=now)
         .order_by("lease_expires_at")
-        .values("pk", "name", "attempts", "max_attempts")[:limit]
+        .values("pk", "name", "attempts", "max_attempts", "worker", "started_at")[:limit]
     )
     changed: list[Job] = []
     for row in expired:
@@ -238,10 +184,12 @@ def expire_leases(now: datetime, limit: int) -> list[Job]:
             )
             if not won:
                 continue
-            for run in JobRun.objects.filter(
-                job_id=row["pk"], attempt=row["attempts"], status=RunStatus.RUNNING
-            ):
-                run.finish(RunStatus.LOST, now, error=error)
+            JobRun.objects.create(
+                job_id=row["pk"], attempt=row["attempts"], status=RunStatus.LOST,
+                worker=row["worker"], started_at=row["started_at"] or now, finished_at=now,
+                duration_ms=int((now - (row["started_at"] or now)).total_seconds() * 1000),
+                error=error,
+            )
         job = Job.objects.get(pk=row["pk"])
         changed.append(job)
         signal = signals.job_failed if status == JobStatus.RETRYING else signals.job_dead

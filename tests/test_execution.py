@@ -81,7 +81,7 @@ def test_a_duplicate_or_stale_message_claims_nothing():
 
 
 def test_a_message_for_a_deleted_job_is_dropped():
-    assert run_attempt("01a204e0-0000-7000-8000-000000000000", 1) == "missing"
+    assert run_attempt("01a204e0-0000-7000-8000-000000000000", 1) == "stale"
 
 
 def test_unknown_job_name_is_dead_with_a_clear_error():

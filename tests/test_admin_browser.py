@@ -1,0 +1,268 @@
+"""The jobs admin in a real browser: Debian's chromium driven by Playwright against a live server.
+
+What tests/test_admin.py checks in HTML, checked here as a person sees it: log in through the
+form, click the status filter, open a job, expand a traceback, run the retry and cancel actions,
+and be refused as a non-staff user. Each scenario asserts on the page and on the database, and
+saves screenshots to test-artifacts/ (git-ignored) to look at.
+
+Needs Debian's chromium at /usr/bin/chromium (``apt-get install chromium``; scripts/test installs
+it when run as root) and the ``playwright`` package, never ``playwright install``: the browser is
+the system's. BGJOBS_SKIP_BROWSER=1 skips this module; otherwise a missing browser fails.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from django.contrib.sessions.models import Session
+from django.db import connection, connections
+from django.urls import reverse
+
+from django_bgjobs.admin import STATUS_COLOURS
+from django_bgjobs.models import Job, JobStatus
+from django_bgjobs.testing import capture_jobs
+from tests import jobs
+
+if os.environ.get("BGJOBS_SKIP_BROWSER") == "1":
+    pytest.skip("BGJOBS_SKIP_BROWSER=1: admin browser tests skipped", allow_module_level=True)
+
+try:
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
+except ImportError:  # reported by the fixture below as a failure, not a skip
+    sync_playwright = None  # type: ignore[assignment]
+
+pytestmark = pytest.mark.django_db(transaction=True)  # live_server needs committed data
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHANGELIST = reverse("admin:django_bgjobs_job_changelist")
+RETRY_ACTION = "Retry selected dead or cancelled jobs"
+CANCEL_ACTION = "Cancel selected jobs"
+
+
+@pytest.fixture
+def browser(live_server) -> Iterator[Browser]:  # type: ignore[no-untyped-def]
+    if sync_playwright is None:
+        pytest.fail("the admin browser tests need Playwright for Python: pip install playwright "
+                    "(no `playwright install`: they use Debian's chromium), or set "
+                    "BGJOBS_SKIP_BROWSER=1 to skip them")
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"the admin browser tests need Debian's chromium at {CHROMIUM}: install it "
+                    "with `apt-get install chromium` (as root; scripts/test does it), or set "
+                    "BGJOBS_SKIP_BROWSER=1 to skip them")
+    # Playwright's sync API keeps an asyncio event loop running in this thread (parked in a
+    # greenlet) from start to stop, so every ORM call the test makes meanwhile (creating jobs,
+    # asserting on rows, run_all) looks to Django like a call from async code and raises
+    # SynchronousOnlyOperation. No coroutine of ours touches the database, so the check guards
+    # nothing here: DJANGO_ALLOW_ASYNC_UNSAFE turns it off, but only while this fixture is active,
+    # not for the whole pytest session as setting os.environ at import would. pytest-django's
+    # database fixtures are set up before this one, so they are torn down after it: the flush
+    # that ends each transactional test runs once Playwright has stopped, in plain sync Django.
+    with mock.patch.dict(os.environ, {"DJANGO_ALLOW_ASYNC_UNSAFE": "true"}):
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                yield browser
+            finally:
+                browser.close()
+                # With a loop running, asgiref keeps Django's connections per async context, so
+                # the test's ORM calls went through a connection of their own. Close it while that
+                # context is still current, or PostgreSQL refuses to drop the test database at
+                # the end ("being accessed by other users").
+                connections.close_all()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def all_kinds(admin_user):  # type: ignore[no-untyped-def]
+    """One job of each kind the list shows: dead, succeeded, queued, scheduled."""
+    with capture_jobs() as captured:
+        dead = jobs.always_fails.enqueue("dead-one")
+        succeeded = jobs.add.enqueue(1, 2)
+        captured.run_all()
+    with capture_jobs():  # published to nowhere: stays queued, as if no worker took it yet
+        queued = jobs.record.enqueue("waiting")
+    scheduled = jobs.noop.using(delay=timedelta(hours=1)).enqueue()
+    kinds = {"dead": dead, "succeeded": succeeded, "queued": queued, "scheduled": scheduled}
+    for status, job in kinds.items():
+        job.refresh_from_db()
+        assert job.status == status, (status, job.status)
+    return kinds
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{connection.vendor}-{name}.png"), full_page=True)
+
+
+def rgb(hex_colour: str) -> str:
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({r}, {g}, {b})"
+
+
+def log_in(page: Page, base_url: str, username: str, password: str) -> None:
+    page.goto(base_url + reverse("admin:login") + "?next=" + CHANGELIST)
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("#login-form input[type=submit]")
+
+
+def row(page: Page, job: Job):  # type: ignore[no-untyped-def]
+    """The changelist row of ``job``, found by its action checkbox."""
+    return page.locator("#result_list tbody tr").filter(
+        has=page.locator(f'input[name="_selected_action"][value="{job.pk}"]'))
+
+
+def expect_badge(page: Page, job: Job, status: str, label: str) -> None:
+    badge = row(page, job).locator(f".bgjobs-status-{status}")
+    expect(badge).to_have_text(label)
+    expect(badge).to_have_css("background-color", rgb(STATUS_COLOURS[status]))
+
+
+def run_action(page: Page, job: Job, action_label: str) -> None:
+    row(page, job).locator('input[name="_selected_action"]').check()
+    page.select_option('select[name="action"]', label=action_label)
+    page.click('#changelist-form button[name="index"]')  # Django 6 labels it "Run", not "Go"
+
+
+def test_staff_user_browses_jobs_filters_dead_ones_and_reads_the_attempts(
+    page: Page, live_server, all_kinds  # type: ignore[no-untyped-def]
+):
+    log_in(page, live_server.url, "admin", "password")  # pytest-django's admin_user
+    expect(page).to_have_url(re.compile(re.escape(CHANGELIST) + r"$"))
+    expect(page.locator("#user-tools")).to_contain_text("admin")
+    assert Session.objects.count() == 1  # logged in for real: a session row in the database
+
+    expect(page.locator("#result_list tbody tr")).to_have_count(4)
+    expect_badge(page, all_kinds["dead"], "dead", "Dead")
+    expect_badge(page, all_kinds["succeeded"], "succeeded", "Succeeded")
+    expect_badge(page, all_kinds["queued"], "queued", "Queued")
+    expect_badge(page, all_kinds["scheduled"], "scheduled", "Scheduled")
+    expect(row(page, all_kinds["dead"]).locator("td.field-attempts_display")).to_have_text("3/3")
+    expect(row(page, all_kinds["dead"]).locator("td.field-error_excerpt")).to_have_text(
+        "ValueError: this job always fails")
+    options = page.locator('select[name="action"] option').all_inner_texts()
+    assert RETRY_ACTION in options and CANCEL_ACTION in options, options
+    shot(page, "01-jobs-list")
+    page.set_viewport_size({"width": 1920, "height": 900})  # every column, for whoever looks
+    shot(page, "01-jobs-list-wide")
+    page.set_viewport_size({"width": 1400, "height": 900})
+
+    status_filter = page.locator('#changelist-filter details[data-filter-title="status"]')
+    status_filter.get_by_role("link", name="Dead", exact=True).click()
+    expect(page).to_have_url(re.compile(r"status__exact=dead"))
+    expect(status_filter.locator("li.selected")).to_have_text("Dead")
+    expect(page.locator("#result_list tbody tr")).to_have_count(1)
+    expect_badge(page, all_kinds["dead"], "dead", "Dead")
+    assert list(Job.objects.filter(status=JobStatus.DEAD)) == [all_kinds["dead"]]
+    shot(page, "02-filtered-dead")
+
+    row(page, all_kinds["dead"]).locator("th.field-short_id a").click()
+    expect(page.locator("div.field-name .readonly")).to_have_text("tests.jobs.always_fails")
+    attempts = page.locator("#runs-group tbody tr.form-row")
+    expect(attempts).to_have_count(3)
+    dead = Job.objects.get(pk=all_kinds["dead"].pk)
+    runs = list(dead.runs.order_by("attempt"))
+    assert [r.attempt for r in runs] == [1, 2, 3] and {r.status for r in runs} == {"failed"}
+    for index, run in enumerate(runs):
+        attempt = attempts.nth(index)
+        expect(attempt.locator("td.field-attempt")).to_have_text(str(run.attempt))
+        expect(attempt.locator("td.field-status_display .bgjobs-status-failed")).to_have_text(
+            "Failed")
+        expect(attempt.locator("td.field-error")).to_have_text(run.error)
+        assert run.error == "ValueError: this job always fails"
+    shot(page, "03-dead-job")
+
+    first = attempts.nth(0).locator("td.field-traceback_display details")
+    traceback = first.locator("pre")
+    expect(traceback).to_be_hidden()
+    first.locator("summary").click()
+    expect(traceback).to_be_visible()
+    expect(traceback).to_contain_text("Traceback (most recent call last)")
+    expect(traceback).to_contain_text("ValueError: this job always fails")
+    assert "always_fails" in runs[0].traceback
+    expect(attempts.nth(1).locator("td.field-traceback_display pre")).to_be_hidden()
+    shot(page, "04-dead-job-traceback-open")
+
+
+def test_retry_action_queues_a_dead_job_again(page: Page, live_server, all_kinds):  # type: ignore[no-untyped-def]
+    dead = all_kinds["dead"]
+    log_in(page, live_server.url, "admin", "password")
+    expect_badge(page, dead, "dead", "Dead")
+
+    # The live server is a thread of this process, so capture_jobs() (which swaps the broker
+    # hook in-process) sees the retry's publish, made after the admin action commits.
+    with capture_jobs() as captured:
+        run_action(page, dead, RETRY_ACTION)
+        expect(page.locator("ul.messagelist li.success")).to_have_text("1 job(s) queued again.")
+        expect_badge(page, dead, "queued", "Queued")
+        expect(row(page, dead).locator("td.field-attempts_display")).to_have_text("3/6")
+        shot(page, "05-retried")
+        dead.refresh_from_db()
+        assert dead.status == JobStatus.QUEUED
+        assert (dead.attempts, dead.max_attempts) == (3, 6)  # a fresh budget of 3 attempts
+        assert dead.error == "" and dead.finished_at is None
+        assert captured.names() == ["tests.jobs.always_fails"]
+        captured.run_all()
+
+    dead.refresh_from_db()
+    assert (dead.status, dead.attempts, dead.runs.count()) == (JobStatus.DEAD, 6, 6)
+    page.reload()
+    expect_badge(page, dead, "dead", "Dead")
+    expect(row(page, dead).locator("td.field-attempts_display")).to_have_text("6/6")
+    shot(page, "06-retried-and-dead-again")
+
+
+def test_cancel_action_cancels_a_scheduled_job(page: Page, live_server, all_kinds):  # type: ignore[no-untyped-def]
+    scheduled = all_kinds["scheduled"]
+    log_in(page, live_server.url, "admin", "password")
+    expect_badge(page, scheduled, "scheduled", "Scheduled")
+
+    with capture_jobs() as captured:  # nothing may be published by a cancel
+        run_action(page, scheduled, CANCEL_ACTION)
+        expect(page.locator("ul.messagelist li.success")).to_have_text(
+            "1 job(s) cancelled (running ones stop at their next check).")
+    assert captured.names() == []
+    expect_badge(page, scheduled, "cancelled", "Cancelled")
+    expect_badge(page, all_kinds["dead"], "dead", "Dead")  # the others are untouched
+    shot(page, "07-cancelled")
+    scheduled.refresh_from_db()
+    assert scheduled.status == JobStatus.CANCELLED
+    assert scheduled.finished_at is not None and scheduled.run_after is None
+    assert Job.objects.filter(status=JobStatus.CANCELLED).count() == 1
+
+
+def test_non_staff_user_is_refused_the_admin(page: Page, live_server, django_user_model):  # type: ignore[no-untyped-def]
+    user = django_user_model.objects.create_user("visitor", password="secret-pw")
+    log_in(page, live_server.url, "visitor", "secret-pw")
+    expect(page.locator("#login-form")).to_be_visible()
+    expect(page).to_have_url(re.compile(re.escape(reverse("admin:login"))))
+    expect(page.locator(".errornote")).to_contain_text(
+        "Please enter the correct username and password for a staff account.")
+    shot(page, "08-non-staff-refused")
+
+    page.goto(live_server.url + CHANGELIST)  # and a direct visit is sent back to log in
+    expect(page).to_have_url(re.compile(re.escape(reverse("admin:login")) + r"\?next="))
+    expect(page.locator("#result_list")).to_have_count(0)
+    user.refresh_from_db()
+    assert not user.is_staff and user.last_login is None  # never logged in
+    assert not [s for s in Session.objects.all()
+                if s.get_decoded().get("_auth_user_id") == str(user.pk)]
