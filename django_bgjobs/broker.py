@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
+from celery import Celery
 from django.db import transaction
 
 from django_bgjobs.models import Job
@@ -24,17 +25,11 @@ MessageRef = tuple[UUID | str, int, str, int, str]  # job id, attempt, queue, pr
 HARD_LIMIT_GRACE = 10
 
 
-def _lowest_first() -> bool:
-    """Redis serves priority 0 first; AMQP serves the highest number first."""
-    from django_bgjobs.celery_app import get_celery_app
-
-    url = str(get_celery_app().conf.broker_url or "")
+def _lowest_first(app: Celery) -> bool:
+    """Our priority is 0-9, higher first. AMQP serves the highest number first too; Redis
+    serves 0 first, so for Redis the number is turned around."""
+    url = str(app.conf.broker_url or "")
     return url.split("://", 1)[0] in {"redis", "rediss", "sentinel"}
-
-
-def broker_priority(priority: int) -> int:
-    """Our priority (0-9, higher first) in the broker's own terms."""
-    return 9 - priority if _lowest_first() else priority
 
 
 def publish_on_commit(jobs: Sequence[Job], using: str | None = None) -> None:
@@ -61,6 +56,7 @@ def publish(refs: Sequence[MessageRef]) -> int:
 
     app = get_celery_app()
     task = app.tasks[EXECUTE_TASK]
+    invert = _lowest_first(app)
     sent = 0
     try:
         with app.producer_or_acquire() as producer:
@@ -77,10 +73,12 @@ def publish(refs: Sequence[MessageRef]) -> int:
                 task.apply_async(
                     (str(job_id), attempt),
                     queue=queue,
-                    priority=broker_priority(priority),
+                    priority=9 - priority if invert else priority,
                     producer=producer,
                     # Fail fast: the row is safe in the database and the dispatcher retries.
                     retry=False,
+                    # The arguments are an id and a number: skip Celery's safe-repr of them.
+                    argsrepr="", kwargsrepr="",
                     **options,
                 )
                 sent += 1
