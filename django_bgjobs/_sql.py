@@ -58,7 +58,7 @@ _UNSET_AT_INSERT = {"started_at", "finished_at", "lease_expires_at", "result", "
 def _insert_sql(vendor: str, alias: str, rows: int) -> tuple[str, tuple[Any, ...]]:
     connection = connections[alias]
     fields = tuple(f for f in Job._meta.concrete_fields if f.attname not in _UNSET_AT_INSERT)
-    columns = ", ".join(_q(connection, f.column) for f in fields)
+    columns = ", ".join(_q(connection, str(f.column)) for f in fields)
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     table = _q(connection, Job._meta.db_table)
     return f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * rows)}", fields
@@ -104,7 +104,7 @@ def _job_from_row(row: Sequence[Any], using: str) -> Job:
 
 
 def _job_columns(connection: BaseDatabaseWrapper) -> str:
-    return ", ".join(_q(connection, f.column) for f in Job._meta.concrete_fields)
+    return ", ".join(_q(connection, str(f.column)) for f in Job._meta.concrete_fields)
 
 
 def claim(
@@ -163,8 +163,7 @@ def finish(
     using = router.db_for_write(Job)
     connection = connections[using]
     job_t, run_t = _q(connection, Job._meta.db_table), _q(connection, JobRun._meta.db_table)
-    set_sql = ", ".join(f"{_q(connection, Job._meta.get_field(n).column)} = %s"
-                        for n in job_values)
+    set_sql = ", ".join(f"{_q(connection, n)} = %s" for n in job_values)  # attname == column
     update_job = f"UPDATE {job_t} SET {set_sql} WHERE id = %s AND status = %s AND attempts = %s"
     job_params = _prep(connection, Job, job_values) + _prep(connection, Job, {
         "id": job.pk, "status": JobStatus.RUNNING, "attempts": run.attempt})

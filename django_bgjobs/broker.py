@@ -65,7 +65,8 @@ def publish(refs: Sequence[MessageRef]) -> int:
             producer.connection.ensure_connection(max_retries=1, interval_start=0,
                                                   interval_step=0)
             for job_id, attempt, queue, priority, name in refs:
-                options: dict[str, Any] = {}
+                # The arguments are an id and a number: skip Celery's safe-repr of them.
+                options: dict[str, Any] = {"argsrepr": "", "kwargsrepr": ""}
                 spec = registry.get(name)
                 if spec is not None and spec.timeout is not None:
                     options["soft_time_limit"] = spec.timeout
@@ -77,8 +78,6 @@ def publish(refs: Sequence[MessageRef]) -> int:
                     producer=producer,
                     # Fail fast: the row is safe in the database and the dispatcher retries.
                     retry=False,
-                    # The arguments are an id and a number: skip Celery's safe-repr of them.
-                    argsrepr="", kwargsrepr="",
                     **options,
                 )
                 sent += 1

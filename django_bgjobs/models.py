@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from django_bgjobs._ids import uuid7
 
+
 class JobStatus(models.TextChoices):
     SCHEDULED = "scheduled", _("Scheduled")  # waits for run_after
     QUEUED = "queued", _("Queued")  # ready; published (or about to be) to the broker
@@ -148,10 +149,11 @@ class JobRun(models.Model):
     traceback = models.TextField(blank=True)
 
     class Meta:
+        verbose_name = _("attempt")
         ordering = ["job", "attempt"]
         constraints = [
             models.UniqueConstraint(fields=["job", "attempt"], name="bgjobs_jobrun_unique_attempt"),
         ]
 
     def __str__(self) -> str:
-        return f"attempt {self.attempt} of {self.job_id} [{self.status}]"
+        return f"attempt {self.attempt}"

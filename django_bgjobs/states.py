@@ -123,11 +123,12 @@ def report_progress(
 # --- Transitions made by the dispatcher -------------------------------------------------------
 
 
-def promote_due(now: datetime, limit: int) -> list[Job]:
-    """Move waiting jobs whose time has come to ``queued``; returns them for publishing."""
+def promote_due(now: datetime, limit: int, due_by: datetime | None = None) -> list[Job]:
+    """Move waiting jobs due by ``due_by`` (default: now) to ``queued``; returns them for
+    publishing. (``testing`` passes a far ``due_by`` to skip delays and backoff.)"""
     with transaction.atomic():
         ids = list(
-            Job.objects.filter(status__in=WAITING, run_after__lte=now)
+            Job.objects.filter(status__in=WAITING, run_after__lte=due_by or now)
             .order_by("-priority", "run_after")
             .select_for_update(skip_locked=True)
             .values_list("pk", flat=True)[:limit]

@@ -57,7 +57,8 @@ class CapturedJobs:
                     run_attempt(str(job_id), attempt)
                 continue
             # What the dispatcher would do later, done now: release waiting jobs as if due.
-            due = states.promote_due(timezone.now() + timedelta(days=36500), limit=1000)
+            now = timezone.now()
+            due = states.promote_due(now, limit=1000, due_by=now + timedelta(days=36500))
             if not due:
                 return self.jobs
             self._receive([(j.pk, j.attempts + 1, j.queue, j.priority, j.name) for j in due])

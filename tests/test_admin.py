@@ -9,8 +9,8 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from django_bgjobs.admin import STATUS_COLOURS
-from django_bgjobs.models import Job, JobStatus
+from django_bgjobs.admin import RUN_STATUS_COLOURS, STATUS_COLOURS
+from django_bgjobs.models import Job, JobStatus, RunStatus
 from django_bgjobs.testing import capture_jobs
 from tests import jobs
 
@@ -31,6 +31,7 @@ def finished_jobs():  # type: ignore[no-untyped-def]
 
 def test_every_status_has_a_colour():
     assert set(STATUS_COLOURS) == set(JobStatus)
+    assert set(RUN_STATUS_COLOURS) == set(RunStatus)
 
 
 def test_anonymous_and_non_staff_users_are_sent_to_login(client, django_user_model):
@@ -82,6 +83,11 @@ def test_retry_and_cancel_actions(admin_client, finished_jobs):
     assert "1 job(s) cancelled" in html
     assert Job.objects.get(pk=dead.pk).status == JobStatus.QUEUED
     assert Job.objects.get(pk=waiting.pk).status == JobStatus.CANCELLED
+    from django.contrib.admin.models import LogEntry
+
+    logged = {(e.object_id, e.change_message) for e in LogEntry.objects.all()}
+    assert logged == {(str(dead.pk), "Retried: queued again with a fresh budget."),
+                      (str(waiting.pk), "Cancelled.")}
 
 
 def test_actions_need_their_permissions(client, django_user_model, finished_jobs):
@@ -96,8 +102,11 @@ def test_actions_need_their_permissions(client, django_user_model, finished_jobs
     assert "retry_jobs" in page and "cancel_jobs" not in page
 
 
-def test_jobs_cannot_be_added_or_edited(admin_client, finished_jobs):
+def test_jobs_cannot_be_added_edited_or_deleted(admin_client, finished_jobs):
     assert admin_client.get(reverse("admin:django_bgjobs_job_add")).status_code == 403
+    job = finished_jobs["tests.jobs.add"]
+    assert admin_client.get(reverse("admin:django_bgjobs_job_delete", args=[job.pk])
+                            ).status_code == 403
     job = finished_jobs["tests.jobs.add"]
     page = admin_client.get(reverse("admin:django_bgjobs_job_change", args=[job.pk]))
     assert 'name="_save"' not in page.content.decode()
