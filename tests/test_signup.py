@@ -49,6 +49,31 @@ def test_updating_a_user_or_a_second_signal_for_the_same_signup_adds_nothing():
     assert Job.objects.count() == 1
 
 
+@override_settings(BGJOBS=SIGNUP)
+def test_allauth_signup_enqueues_once_with_post_save():
+    from allauth.account.signals import user_signed_up
+
+    with capture_jobs() as captured:
+        with transaction.atomic():  # what allauth's signup view does
+            user = get_user_model().objects.create_user("eve", password="x")
+            user_signed_up.send(sender=get_user_model(), request=None, user=user)
+    assert captured.names() == ["tests.jobs.record"]
+    assert Job.objects.count() == 1
+
+
+@override_settings(BGJOBS=SIGNUP)
+def test_allauth_signal_alone_enqueues():
+    """A user made some other way (no post_save created=True), then signed up through allauth."""
+    from allauth.account.signals import user_signed_up
+
+    with capture_jobs() as captured:
+        user = get_user_model().objects.create_user("fay", password="x")
+        Job.objects.all().delete()
+        user_signed_up.send(sender=get_user_model(), request=None, user=user)
+    assert Job.objects.get().args == [user.pk]
+    assert len(captured.jobs) == 1
+
+
 def test_one_line_registration():
     on_signup(jobs.record)
     try:
