@@ -1,0 +1,91 @@
+"""Failure paths against a real worker: a paused (zombie) worker, a pickle message, several
+dispatchers at once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+from django.db import connection, connections
+from django.utils import timezone
+
+from django_bgjobs import states
+from django_bgjobs.celery_app import get_celery_app
+from django_bgjobs.models import Job, JobRun, JobStatus, RunStatus
+from tests import jobs
+from tests.conftest import wait_for
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_paused_worker_cannot_overwrite_the_attempt_that_replaced_it(worker):
+    job = jobs.long_task.enqueue(30, 0.1)
+    job = wait_for(lambda: Job.objects.filter(pk=job.pk, progress_done__gte=3).first(),
+                   message="the first attempt to make progress")
+    zombie = int(job.worker.rsplit(":", 1)[1])
+    os.kill(zombie, signal.SIGSTOP)
+    try:
+        wait_for(lambda: Job.objects.get(pk=job.pk).attempts == 2, timeout=30,
+                 message="the lease to expire and attempt 2 to start elsewhere")
+    finally:
+        os.kill(zombie, signal.SIGCONT)
+    job.wait_until_finished(timeout=30)
+    assert (job.status, job.result, job.attempts) == (JobStatus.SUCCEEDED, 30, 2)
+    runs = wait_for(lambda: list(JobRun.objects.filter(job=job).order_by("attempt")
+                                 .values_list("attempt", "status")) if
+                    JobRun.objects.filter(job=job, status=RunStatus.SUPERSEDED).exists()
+                    else None, message="the zombie to report in")
+    assert runs == [(1, RunStatus.SUPERSEDED), (2, RunStatus.SUCCEEDED)]
+
+
+def test_a_pickle_message_is_refused_and_never_executed(worker, tmp_path):
+    canary = Path(tmp_path) / "pickle-was-executed"
+    app = get_celery_app()
+    with app.producer_or_acquire() as producer:
+        producer.publish(
+            {"payload": jobs.Canary(str(canary))},
+            serializer="pickle", routing_key="default", exchange="", declare=[],
+            headers={"task": "django_bgjobs.execute", "id": str(uuid.uuid4()), "lang": "py",
+                     "argsrepr": "", "kwargsrepr": ""},
+        )
+    wait_for(lambda: "Refusing to deserialize untrusted content of type pickle" in
+             worker.log_text(), message="the refusal in the worker log")
+    assert not canary.exists()
+    assert jobs.add.enqueue(3, 4).wait_until_finished().result == 7  # still serving
+
+
+def test_concurrent_dispatchers_promote_each_due_job_once():
+    """Four dispatcher passes at once over the same due jobs: SKIP LOCKED gives each row to one.
+
+    The jobs are due in the far future and the passes look that far ahead, so the session
+    worker's own dispatcher (which looks at now) stays out of it.
+    """
+    if connection.vendor != "postgresql":
+        pytest.skip("SKIP LOCKED splits the work on PostgreSQL; SQLite has one writer")
+    far = timezone.now() + timezone.timedelta(days=3650)
+    for _ in range(300):
+        jobs.noop.using(run_after=far).enqueue()
+    promoted: list[object] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(4)
+
+    def dispatch() -> None:
+        try:
+            barrier.wait()
+            while batch := states.promote_due(timezone.now(), 20, due_by=far):
+                with lock:
+                    promoted.extend(job.pk for job in batch)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=dispatch) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(promoted) == 300 == len(set(promoted))
+    assert set(Job.objects.values_list("status", flat=True)) == {JobStatus.QUEUED}
