@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,8 @@ from django.utils.translation import gettext_lazy as _
 
 from django_bgjobs import states
 from django_bgjobs.models import Job, JobRun, JobStatus, RunStatus
+from django_bgjobs.redaction import masked_payload
+from django_bgjobs.registry import registry
 
 if TYPE_CHECKING:  # django-stubs' generics; not subscriptable at run time
     from django.utils.functional import _StrOrPromise as StrOrPromise
@@ -111,7 +114,8 @@ class JobAdmin(_AdminBase):
     fieldsets = (
         (None, {"fields": ("id", "name", "status_display", "queue", "priority",
                            "idempotency_key")}),
-        (_("Payload and result"), {"fields": ("args", "kwargs", "result", "error")}),
+        (_("Payload and result"), {"fields": ("arguments", "keyword_arguments", "result",
+                                              "error")}),
         (_("Attempts"), {"fields": ("attempts", "max_attempts", "worker", "progress_display",
                                     "cancel_requested")}),
         (_("Timing"), {"fields": ("created", "next_run", "published", "started", "finished",
@@ -143,6 +147,14 @@ class JobAdmin(_AdminBase):
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("django_bgjobs.cancel_job")
+
+    @admin.display(description=_("args"))
+    def arguments(self, job: Job) -> str:
+        return json.dumps(masked_payload(registry.get(job.name), job.args, job.kwargs)[0])
+
+    @admin.display(description=_("kwargs"))
+    def keyword_arguments(self, job: Job) -> str:
+        return json.dumps(masked_payload(registry.get(job.name), job.args, job.kwargs)[1])
 
     @admin.display(description=_("id"), ordering="id")
     def short_id(self, job: Job) -> str:

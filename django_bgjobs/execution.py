@@ -23,6 +23,7 @@ from django_bgjobs._payload import json_problem, validate_arguments
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.context import JobContext
 from django_bgjobs.exceptions import JobCancelled, LeaseLost, PayloadError
+from django_bgjobs.redaction import scrub
 from django_bgjobs.registry import JobSpec, registry
 from django_bgjobs.retry_policy import retry_delay
 
@@ -123,6 +124,13 @@ def run_attempt(job_id: str, attempt: int) -> str:
         queue=job.queue,
     )
     heartbeat.watch(ctx)
+
+    def failed(exc: BaseException, retry_in: float | None) -> str:
+        # Error text may quote the arguments: redacted ones are scrubbed before it is stored.
+        error = scrub(_describe(exc), spec, job.args, job.kwargs)
+        trace = scrub(tb.format_exc(), spec, job.args, job.kwargs)
+        return states.fail(claim, error, trace, retry_in=retry_in) or "superseded"
+
     try:
         try:
             validate_arguments(spec.name, spec.signature, tuple(job.args), job.kwargs)
@@ -134,13 +142,9 @@ def run_attempt(job_id: str, attempt: int) -> str:
         return "succeeded" if states.succeed(claim, result) else "superseded"
     except JobCancelled:
         return "cancelled" if states.cancelled_while_running(claim) else "superseded"
-    except LeaseLost as exc:
-        states.fail(claim, _describe(exc), tb.format_exc(), retry_in=None)
-        return "superseded"
-    except PayloadError as exc:  # stored arguments no longer fit the function (code changed)
-        status = states.fail(claim, _describe(exc), tb.format_exc(), retry_in=None)
-        return status or "superseded"
+    except (LeaseLost, PayloadError) as exc:
+        # LeaseLost: another attempt owns the job (the write is rejected as superseded).
+        # PayloadError: the stored arguments no longer fit the function (the code changed).
+        return failed(exc, retry_in=None)
     except Exception as exc:
-        delay = retry_delay(spec, exc, attempt)
-        status = states.fail(claim, _describe(exc), tb.format_exc(), retry_in=delay)
-        return status or "superseded"
+        return failed(exc, retry_in=retry_delay(spec, exc, attempt))

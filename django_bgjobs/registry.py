@@ -38,6 +38,7 @@ class JobSpec:
     priority: int
     takes_context: bool
     signature: inspect.Signature = field(repr=False)
+    redact: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +198,7 @@ def _make_spec(
     retry_on: tuple[type[BaseException], ...],
     priority: int,
     takes_context: bool,
+    redact: tuple[str, ...] = (),
 ) -> JobSpec:
     where = _origin(func) if hasattr(func, "__qualname__") else repr(func)
     if not inspect.isfunction(func):
@@ -238,6 +240,18 @@ def _make_spec(
                 "JobContext, so it needs one (def job(ctx, ...))."
             )
         signature = signature.replace(parameters=params[1:])
+    if isinstance(redact, str) or not all(isinstance(name, str) for name in redact):
+        raise JobConfigurationError(
+            f"Job {job_name!r}: redact must be a tuple of argument names, not {redact!r}"
+        )
+    takes_any_keyword = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    unknown = sorted(set(redact) - set(signature.parameters))
+    if unknown and not takes_any_keyword:
+        raise JobConfigurationError(
+            f"Job {job_name!r}: redact names {', '.join(map(repr, unknown))}, which "
+            f"{'is not a parameter' if len(unknown) == 1 else 'are not parameters'} of "
+            f"{func.__name__}{signature}"
+        )
     try:
         job_backoff = backoff or Backoff.from_setting(bgjobs_settings.BACKOFF)
     except (TypeError, ValueError) as exc:
@@ -245,7 +259,7 @@ def _make_spec(
     return JobSpec(
         func=func, name=job_name, queue=queue, max_attempts=attempts, backoff=job_backoff,
         timeout=timeout, retry_on=retry_on, priority=priority, takes_context=takes_context,
-        signature=signature,
+        signature=signature, redact=frozenset(redact),
     )
 
 
@@ -262,6 +276,7 @@ def bgjob(
     retry_on: tuple[type[BaseException], ...] = ...,
     priority: int = ...,
     takes_context: Literal[False] = ...,
+    redact: tuple[str, ...] = ...,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 @overload
 def bgjob(
@@ -274,6 +289,7 @@ def bgjob(
     retry_on: tuple[type[BaseException], ...] = ...,
     priority: int = ...,
     takes_context: Literal[True],
+    redact: tuple[str, ...] = ...,
 ) -> Callable[[Callable[Concatenate[JobContext, P], R]], JobFunction[P, R]]: ...
 
 
@@ -289,6 +305,7 @@ def bgjob(
     retry_on: tuple[type[BaseException], ...] = (),
     priority: int = 0,
     takes_context: bool = False,
+    redact: tuple[str, ...] = (),
 ) -> Any:
     """Make a module-level function a background job.
 
@@ -296,12 +313,14 @@ def bgjob(
     exception types (others go dead at once); empty means retry on any exception. ``timeout`` is
     in seconds per attempt. ``priority`` 0-9, higher first. With ``takes_context=True`` the
     function's first parameter receives a :class:`~django_bgjobs.context.JobContext`.
+    ``redact`` names arguments that are never shown: masked in the admin, scrubbed from errors.
     """
 
     def decorate(f: Callable[..., Any]) -> JobFunction[Any, Any]:
         spec = _make_spec(
             f, name=name, queue=queue, max_attempts=max_attempts, backoff=backoff,
             timeout=timeout, retry_on=retry_on, priority=priority, takes_context=takes_context,
+            redact=redact,
         )
         registry.add(spec)
         return JobFunction(spec)

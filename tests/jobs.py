@@ -102,3 +102,8 @@ class Canary:
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         return (open, (self.path, "w"))
+
+
+@bgjob(redact=("token",), max_attempts=1)
+def uses_a_secret(email: str, token: str) -> None:
+    raise ValueError(f"the API refused token {token!r} for {email}")
