@@ -35,6 +35,10 @@ def json_problem(value: Any, path: str) -> str | None:
         hint = " Pass model ids (obj.pk), not instances, and load them inside the job."
     elif hasattr(value, "isoformat"):
         hint = " Pass dates and times as ISO 8601 strings (value.isoformat())."
+    elif isinstance(value, (set, frozenset)):
+        hint = " Pass a list (sorted(value))."
+    elif kind in ("Decimal", "UUID"):
+        hint = " Pass it as a string (str(value))."
     return f"{path} is a {kind}, which is not JSON-serializable.{hint}"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.core import checks
@@ -23,6 +24,12 @@ def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
         default = bgjobs_settings.DEFAULT_QUEUE
     except ImproperlyConfigured as exc:
         return [checks.Error(str(exc), id="django_bgjobs.E001")]
+    if isinstance(queues, str) or not queues or not all(isinstance(q, str) for q in queues):
+        return [checks.Error(
+            f"BGJOBS['QUEUES'] must be a non-empty list of queue names, not {queues!r}.",
+            hint='For example BGJOBS = {"QUEUES": ["default", "emails"]}.',
+            id="django_bgjobs.E001",
+        )]
     if default not in queues:
         errors.append(checks.Error(
             f"BGJOBS['DEFAULT_QUEUE'] is {default!r}, which is not in BGJOBS['QUEUES'].",
@@ -61,6 +68,19 @@ def check_celery(**kwargs: Any) -> list[checks.CheckMessage]:
             "'filesystem://' with CELERY_BROKER_TRANSPORT_OPTIONS for a server-less broker.",
             id="django_bgjobs.W001",
         ))
+    if str(conf.broker_url or "").startswith("filesystem"):
+        options = conf.broker_transport_options or {}
+        for key in ("data_folder_in", "data_folder_out", "control_folder"):
+            folder = options.get(key)
+            if folder is None or not os.path.isdir(folder):
+                messages.append(checks.Error(
+                    f"The filesystem broker's {key} folder {folder!r} does not exist "
+                    "(or is not set): workers and enqueue() would fail on it.",
+                    hint=f"Create it (mkdir -p {folder})" if folder else
+                    "Set CELERY_BROKER_TRANSPORT_OPTIONS['data_folder_in'], "
+                    "'data_folder_out' and 'control_folder' to existing folders.",
+                    id="django_bgjobs.E004",
+                ))
     if (conf.worker_prefetch_multiplier or 1) > 1:
         messages.append(checks.Warning(
             f"CELERY_WORKER_PREFETCH_MULTIPLIER is {conf.worker_prefetch_multiplier}: a worker "
@@ -79,17 +99,23 @@ def check_celery(**kwargs: Any) -> list[checks.CheckMessage]:
     return messages
 
 
-def check_orphaned_jobs(**kwargs: Any) -> list[checks.CheckMessage]:
-    """Jobs waiting in the database whose code is gone would go dead when they run."""
+def check_orphaned_jobs(databases: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Jobs waiting in the database whose code is gone would go dead when they run.
+
+    Runs with ``check --database <alias>`` (and migrate), like Django's own database checks.
+    """
     from django.db import DatabaseError
 
     from django_bgjobs.models import FINISHED, Job
     from django_bgjobs.registry import registry
 
+    if not databases:
+        return []
     try:
-        names = set(
-            Job.objects.exclude(status__in=FINISHED).values_list("name", flat=True).distinct()
-        )
+        names: set[str] = set()
+        for alias in databases:
+            names |= set(Job.objects.using(alias).exclude(status__in=FINISHED)
+                         .values_list("name", flat=True).distinct())
     except DatabaseError:  # not migrated yet
         return []
     missing = sorted(names - set(registry.names()))

@@ -6,7 +6,17 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, Literal, ParamSpec, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    Literal,
+    NoReturn,
+    ParamSpec,
+    TypeVar,
+    overload,
+)
 
 from django.utils import timezone
 
@@ -90,16 +100,29 @@ class JobFunction(Generic[P, R]):
     def __repr__(self) -> str:
         return f"<bgjob {self.spec.name} queue={self.spec.queue!r}>"
 
+    def __call__(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError(
+            f"{self.spec.name} is a background job: use .enqueue(...) to run it on a worker, "
+            "or .call(...) to run it here and now."
+        )
+
     def using(
         self,
         *,
-        delay: timedelta | None = None,
+        delay: timedelta | float | None = None,
         run_after: datetime | None = None,
         priority: int | None = None,
         queue: str | None = None,
         idempotency_key: str | None = None,
     ) -> JobFunction[P, R]:
-        """The same job with other enqueue options: ``job.using(delay=timedelta(minutes=5))``."""
+        """The same job with other enqueue options: ``job.using(delay=timedelta(minutes=5))``.
+
+        ``delay`` is a timedelta or a number of seconds; ``run_after`` an aware datetime.
+        """
+        if isinstance(delay, (int, float)) and not isinstance(delay, bool):
+            delay = timedelta(seconds=delay)
+        if delay is not None and not isinstance(delay, timedelta):
+            raise TypeError(f"delay must be a timedelta or seconds, not {delay!r}")
         if delay is not None and run_after is not None:
             raise ValueError("Give delay= or run_after=, not both")
         if queue is not None:
@@ -170,12 +193,13 @@ def _origin(func: Callable[..., Any]) -> str:
     return f"{func.__module__}.{func.__qualname__}"
 
 
-def _check_queue(queue: str, name: str) -> None:
+def _check_queue(queue: str, name: str, default: bool = False) -> None:
     queues = bgjobs_settings.QUEUES
-    if queue not in queues:
+    if isinstance(queues, str) or queue not in queues:
+        origin = " (BGJOBS['DEFAULT_QUEUE'])" if default else ""
         raise JobConfigurationError(
-            f"Job {name!r} uses queue {queue!r}, which is not in BGJOBS['QUEUES'] "
-            f"({', '.join(map(repr, queues))}). Add it there so workers consume it."
+            f"Job {name!r} uses queue {queue!r}{origin}, which is not in BGJOBS['QUEUES'] "
+            f"({queues!r}). Add it there so workers consume it."
         )
 
 
@@ -213,8 +237,8 @@ def _make_spec(
             "define it at the top level of a module."
         )
     job_name = name or _origin(func)
+    _check_queue(queue or bgjobs_settings.DEFAULT_QUEUE, job_name, default=queue is None)
     queue = queue or bgjobs_settings.DEFAULT_QUEUE
-    _check_queue(queue, job_name)
     _check_priority(priority, job_name)
     attempts = bgjobs_settings.MAX_ATTEMPTS if max_attempts is None else max_attempts
     if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:

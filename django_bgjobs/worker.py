@@ -54,6 +54,18 @@ def install_connection_reuse(sender: Any = None, instance: Any = None, **kwargs:
             worker_fixup.db_reuse_max = DB_REUSE_MAX
 
 
+def consume_job_queues(
+    sender: Any = None, instance: Any = None, options: Any = None, **kwargs: Any
+) -> None:
+    """``celery -A proj worker`` without ``-Q`` would consume only Celery's default queue and
+    leave every job waiting: add BGJOBS' queues. An explicit ``-Q`` is left as it is."""
+    app = getattr(instance, "app", None)
+    if app is None or (options or {}).get("queues"):
+        return
+    for name in bgjobs_settings.QUEUES:
+        app.amqp.queues.select_add(name)
+
+
 _dispatcher = None
 
 
@@ -76,5 +88,6 @@ def stop_dispatcher(sender: Any = None, **kwargs: Any) -> None:
 def connect() -> None:
     """Called from AppConfig.ready(): hook into any Celery worker that loads Django."""
     celeryd_init.connect(install_connection_reuse, weak=False)
+    celeryd_init.connect(consume_job_queues, weak=False)
     worker_ready.connect(start_dispatcher, weak=False)
     worker_shutdown.connect(stop_dispatcher, weak=False)

@@ -34,10 +34,16 @@ def _clear_broker() -> None:
 class WorkerProcess:
     """A `manage.py bgjobs worker` subprocess (prefork, 2 children) with its dispatcher."""
 
-    def __init__(self, db_name: str, log_path: Path, concurrency: int = 2) -> None:
+    def __init__(self, db_name: str, log_path: Path, concurrency: int = 2,
+                 command: list[str] | None = None) -> None:
         self.db_name = db_name
         self.log_path = log_path
         self.concurrency = concurrency
+        self.command = command or [
+            sys.executable, str(REPO / "manage.py"), "bgjobs", "worker",
+            "--concurrency", str(concurrency), "--loglevel", "info",
+            "--hostname", f"tests-{os.getpid()}@%h",
+        ]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -53,9 +59,7 @@ class WorkerProcess:
         self._log = open(self.log_path, "ab")
         start_offset = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
-            [sys.executable, str(REPO / "manage.py"), "bgjobs", "worker",
-             "--concurrency", str(self.concurrency), "--loglevel", "info",
-             "--hostname", f"tests-{os.getpid()}@%h"],
+            self.command,
             env=self.env(), stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO,
             start_new_session=True,
         )

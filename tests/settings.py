@@ -71,7 +71,7 @@ if os.environ.get("BGJOBS_TEST_DB_NAME"):
 _broker_dir = STATE_DIR / "broker"
 for _folder in ("data", "control"):
     (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://localhost//")
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {"data_folder_in": str(_broker_dir / "data"), "data_folder_out": str(_broker_dir / "data"),
      "control_folder": str(_broker_dir / "control"), "polling_interval": 0.05}

@@ -54,6 +54,22 @@ def test_default_queue_must_exist():
     assert ids(checks.check_settings()) == ["django_bgjobs.E001"]
 
 
+@pytest.mark.parametrize("queues", ["default,emails", [], ["default", 3]])
+def test_queues_must_be_a_list_of_names(queues):
+    with override_settings(BGJOBS={"QUEUES": queues}):
+        [message] = checks.check_settings()
+    assert message.id == "django_bgjobs.E001" and "must be a non-empty list" in message.msg
+
+
+def test_missing_filesystem_broker_folders(monkeypatch, tmp_path):
+    conf = FakeConf(broker_url="filesystem://localhost//", broker_transport_options={
+        "data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path),
+        "control_folder": str(tmp_path / "missing")})
+    monkeypatch.setattr(checks, "_celery_conf", lambda: conf)
+    [message] = checks.check_celery()
+    assert message.id == "django_bgjobs.E004" and f"mkdir -p {tmp_path / 'missing'}" in message.hint
+
+
 @override_settings(BGJOBS={"MAX_ATEMPTS": 3})
 def test_unknown_setting_is_an_error():
     [message] = checks.check_settings()
@@ -68,8 +84,9 @@ def test_bad_signup_job():
 
 @pytest.mark.django_db
 def test_jobs_whose_code_is_gone():
-    assert checks.check_orphaned_jobs() == []
+    assert checks.check_orphaned_jobs(databases=["default"]) == []
     Job.objects.create(name="old.module.job", queue="default", status=JobStatus.QUEUED,
                        max_attempts=1, created_at=timezone.now())
-    [message] = checks.check_orphaned_jobs()
+    assert checks.check_orphaned_jobs() == []  # only with check --database
+    [message] = checks.check_orphaned_jobs(databases=["default"])
     assert message.id == "django_bgjobs.W004" and "old.module.job" in message.msg

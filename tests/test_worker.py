@@ -184,3 +184,26 @@ def test_workers_keep_their_database_connections_between_jobs(worker):
     done = [jobs.database_backend_pid.enqueue().wait_until_finished() for _ in range(10)]
     assert all(job.status == JobStatus.SUCCEEDED for job in done)
     assert len({job.result for job in done}) <= worker.concurrency
+
+
+def test_the_projects_own_celery_worker_runs_jobs_without_listing_queues(worker):
+    """`celery -A proj worker`, no -Q: Celery alone would consume only its "celery" queue."""
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import WorkerProcess
+
+    worker.stop()  # so that only the project's worker can take the job
+    project = WorkerProcess(
+        worker.db_name, Path(worker.log_path).with_name("project-worker.log"),
+        command=[sys.executable, "-m", "celery", "-A", "tests.project_celery", "worker",
+                 "--concurrency", "1", "--loglevel", "info", "--hostname", "project@%h"],
+    )
+    project.start()
+    try:
+        job = jobs.add.enqueue(20, 22).wait_until_finished()
+        assert (job.status, job.result) == (JobStatus.SUCCEEDED, 42)
+        assert job.worker.endswith(tuple(str(pid) for pid in project.children()))
+    finally:
+        project.stop()
+        worker.start()

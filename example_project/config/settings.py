@@ -103,7 +103,7 @@ EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.conso
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "shop@example.com")
 
 # --- Celery: CELERY_BROKER_URL, else kombu's filesystem transport (no server to run) ---
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://"
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://localhost//"
 if CELERY_BROKER_URL.startswith("filesystem"):
     _broker_dir = STATE_DIR / "broker"
     # kombu's filesystem transport fails when its folders are missing.
@@ -162,6 +162,3 @@ LOGGING = {
         "celery.app.trace": {"level": "WARNING"},
     },
 }
-if CELERY_BROKER_URL.startswith("filesystem"):
-    # "No hostname was supplied": the filesystem transport has no host to supply.
-    LOGGING["loggers"]["kombu.connection"] = {"level": "ERROR"}
