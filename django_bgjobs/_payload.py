@@ -15,6 +15,8 @@ def json_problem(value: Any, path: str) -> str | None:
     """Where in ``value`` something is not plain JSON, and what it is; None when all is well."""
     if isinstance(value, float) and not math.isfinite(value):
         return f"{path} is {value!r}, which JSON cannot represent"
+    if isinstance(value, str):
+        return _text_problem(value, path)
     if isinstance(value, _SCALARS):
         return None
     if isinstance(value, (list, tuple)):
@@ -26,6 +28,8 @@ def json_problem(value: Any, path: str) -> str | None:
         for key, item in value.items():
             if not isinstance(key, str):
                 return f"{path} has the key {key!r}; JSON object keys must be strings"
+            if found := _text_problem(key, f"{path} key {key!r}"):
+                return found
             if found := json_problem(item, f"{path}[{key!r}]"):
                 return found
         return None
@@ -40,6 +44,17 @@ def json_problem(value: Any, path: str) -> str | None:
     elif kind in ("Decimal", "UUID"):
         hint = " Pass it as a string (str(value))."
     return f"{path} is a {kind}, which is not JSON-serializable.{hint}"
+
+
+def _text_problem(text: str, path: str) -> str | None:
+    # PostgreSQL's jsonb refuses NUL characters, and lone surrogates are not valid UTF-8.
+    if "\x00" in text:
+        return f"{path} contains a NUL character (\\x00), which the database cannot store"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{path} contains a lone surrogate, which is not valid Unicode text"
+    return None
 
 
 def validate_arguments(

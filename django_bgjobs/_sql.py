@@ -179,16 +179,20 @@ def finish(
         f"error, traceback, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, {{status}}) "
         f"ON CONFLICT (job_id, attempt) DO UPDATE SET status = EXCLUDED.status, "
         f"finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms, "
-        f"error = EXCLUDED.error, traceback = EXCLUDED.traceback RETURNING status"
+        f"error = EXCLUDED.error, traceback = EXCLUDED.traceback "
+        # Only over a row the dispatcher wrote (`lost`) or a late zombie's (`superseded`) for
+        # this attempt number; never over a real outcome.
+        f"WHERE {run_t}.status IN ('{RunStatus.LOST.value}', '{superseded}')"
     )
     if connection.vendor == "postgresql":
         row = _execute_prepared(
             connection,
-            f"WITH j AS ({update_job} RETURNING 1) " + insert_run.format(
-                status="CASE WHEN EXISTS (SELECT 1 FROM j) THEN %s ELSE %s END"),
+            f"WITH j AS ({update_job} RETURNING 1), r AS (" + insert_run.format(
+                status="CASE WHEN EXISTS (SELECT 1 FROM j) THEN %s ELSE %s END")
+            + ") SELECT EXISTS (SELECT 1 FROM j)",
             [*job_params, *job_id, *run_params, run_status, superseded],
         )
-        won = row is not None and row[0] == run_status
+        won = bool(row and row[0])
     else:
         with transaction.atomic(using=using), connection.cursor() as cursor:
             cursor.execute(update_job, job_params)

@@ -8,7 +8,7 @@ from datetime import datetime
 from django.db import router
 from django.utils import timezone
 
-from django_bgjobs import _sql, signals
+from django_bgjobs import _sql, signals, states
 from django_bgjobs._payload import validate_arguments
 from django_bgjobs.broker import publish_on_commit
 from django_bgjobs.conf import bgjobs_settings
@@ -63,7 +63,7 @@ def enqueue_calls(calls: list[JobCall]) -> list[Job]:
             jobs[index] = kept
     publish_on_commit([job for job in created if job.status == JobStatus.QUEUED], using=using)
     for job in created:
-        signals.job_enqueued.send(sender=Job, job=job)
+        states.announce(signals.job_enqueued, job=job)
     return jobs
 
 

@@ -30,26 +30,33 @@ from django_bgjobs.retry_policy import retry_delay
 logger = logging.getLogger("django_bgjobs.worker")
 
 def worker_id() -> str:
-    # Recomputed per process: prefork children have their own pid.
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """host:pid, and the thread for attempts run by a thread pool."""
+    thread = threading.current_thread()
+    where = f"{socket.gethostname()}:{os.getpid()}"
+    return where if thread is threading.main_thread() else f"{where}/{thread.name}"
 
 
 class Heartbeat:
-    """Extends the lease of the attempt running in this process, from a background thread.
+    """Extends the leases of the attempts running in this process, from a background thread.
 
     One thread per process, started on first use, so short jobs cost nothing: the first beat
-    comes a third of a lease after the start.
+    comes a third of a lease after an attempt starts. Several attempts at once (a threads or
+    gevent pool) each keep their own lease.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._current: tuple[JobContext, float] | None = None
+        self._watched: dict[int, tuple[JobContext, float]] = {}
         self._thread: threading.Thread | None = None
         self._pid = 0
+        # Off in capture_jobs(): a test's transaction is invisible to another connection.
+        self.enabled = True
 
     def watch(self, ctx: JobContext) -> None:
+        if not self.enabled:
+            return
         with self._lock:
-            self._current = (ctx, time.monotonic())
+            self._watched[id(ctx)] = (ctx, time.monotonic())
             if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
                 self._pid = os.getpid()
                 self._thread = threading.Thread(
@@ -57,9 +64,9 @@ class Heartbeat:
                 )
                 self._thread.start()
 
-    def unwatch(self) -> None:
+    def unwatch(self, ctx: JobContext) -> None:
         with self._lock:
-            self._current = None
+            self._watched.pop(id(ctx), None)
 
     def _run(self) -> None:
         interval = max(bgjobs_settings.LEASE_SECONDS / 3, 0.2)
@@ -67,21 +74,18 @@ class Heartbeat:
             while True:
                 time.sleep(min(interval, 1.0))
                 with self._lock:
-                    current = self._current
-                if current is None:
-                    continue
-                ctx, since = current
-                if time.monotonic() - since < interval:
-                    continue
-                try:
-                    held, cancel = states.heartbeat(ctx.job_id, ctx.attempt)
-                    ctx._heartbeat_said(held, cancel)
-                except DatabaseError:
-                    logger.warning("heartbeat failed for job %s", ctx.job_id, exc_info=True)
-                    discard_broken_connections()
-                with self._lock:
-                    if self._current is not None and self._current[0] is ctx:
-                        self._current = (ctx, time.monotonic())
+                    due = [ctx for ctx, since in self._watched.values()
+                           if time.monotonic() - since >= interval]
+                for ctx in due:
+                    try:
+                        held, cancel = states.heartbeat(ctx.job_id, ctx.attempt)
+                        ctx._heartbeat_said(held, cancel)
+                    except DatabaseError:
+                        logger.warning("heartbeat failed for job %s", ctx.job_id, exc_info=True)
+                        discard_broken_connections()
+                    with self._lock:
+                        if id(ctx) in self._watched:
+                            self._watched[id(ctx)] = (ctx, time.monotonic())
         finally:
             connections.close_all()
 
@@ -124,27 +128,35 @@ def run_attempt(job_id: str, attempt: int) -> str:
         queue=job.queue,
     )
     heartbeat.watch(ctx)
-
-    def failed(exc: BaseException, retry_in: float | None) -> str:
-        # Error text may quote the arguments: redacted ones are scrubbed before it is stored.
-        error = scrub(_describe(exc), spec, job.args, job.kwargs)
-        trace = scrub(tb.format_exc(), spec, job.args, job.kwargs)
-        return states.fail(claim, error, trace, retry_in=retry_in) or "superseded"
-
+    # Only the job's own code is inside this try. An error while recording the outcome (the
+    # database went away) propagates instead of counting as the job failing and running it
+    # again: the lease expires and the dispatcher takes over.
     try:
-        try:
-            validate_arguments(spec.name, spec.signature, tuple(job.args), job.kwargs)
-            result = _call(spec, ctx, job.args, job.kwargs)
-        finally:
-            heartbeat.unwatch()
-        if problem := json_problem(result, "the return value"):
-            return states.fail(claim, f"PayloadError: {problem}", "", retry_in=None) or "superseded"
-        return "succeeded" if states.succeed(claim, result) else "superseded"
+        validate_arguments(spec.name, spec.signature, tuple(job.args), job.kwargs)
+        result = _call(spec, ctx, job.args, job.kwargs)
     except JobCancelled:
         return "cancelled" if states.cancelled_while_running(claim) else "superseded"
     except (LeaseLost, PayloadError) as exc:
         # LeaseLost: another attempt owns the job (the write is rejected as superseded).
         # PayloadError: the stored arguments no longer fit the function (the code changed).
-        return failed(exc, retry_in=None)
-    except Exception as exc:
-        return failed(exc, retry_in=retry_delay(spec, exc, attempt))
+        return _record_failure(claim, spec, exc, retry_in=None)
+    except BaseException as exc:  # SystemExit and CancelledError too: recorded, not lost
+        status = _record_failure(claim, spec, exc, retry_delay(spec, exc, attempt))
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise  # recorded; now the process stops as it was asked to
+        return status
+    finally:
+        heartbeat.unwatch(ctx)
+    if problem := json_problem(result, "the return value"):
+        return states.fail(claim, f"PayloadError: {problem}", "", retry_in=None) or "superseded"
+    return "succeeded" if states.succeed(claim, result) else "superseded"
+
+
+def _record_failure(
+    claim: states.Claim, spec: JobSpec, exc: BaseException, retry_in: float | None
+) -> str:
+    job = claim.job
+    # Error text may quote the arguments: redacted ones are scrubbed before it is stored.
+    error = scrub(_describe(exc), spec, job.args, job.kwargs)
+    trace = scrub("".join(tb.format_exception(exc)), spec, job.args, job.kwargs)
+    return states.fail(claim, error, trace, retry_in=retry_in) or "superseded"

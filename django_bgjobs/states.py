@@ -7,17 +7,22 @@ learns it lost. Signals are sent after the change is written.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from django.db import transaction
 from django.db.models import F, Q
+from django.dispatch import Signal
 from django.utils import timezone
 
 from django_bgjobs import _sql, signals
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.models import WAITING, Job, JobRun, JobStatus, RunStatus
+
+logger = logging.getLogger("django_bgjobs.states")
 
 
 def _cut(text: str) -> str:
@@ -42,7 +47,7 @@ def claim(job_id: str, attempt: int, worker: str) -> Claim | None:
     if claimed is None:
         return None
     job, run = claimed
-    signals.job_started.send(sender=Job, job=job, run=run)
+    announce(signals.job_started, job=job, run=run)
     return Claim(job, run)
 
 
@@ -54,7 +59,7 @@ def succeed(claim: Claim, result: object) -> bool:
         "lease_expires_at": None,
     }, RunStatus.SUCCEEDED, now)
     if won:
-        signals.job_succeeded.send(sender=Job, job=claim.job, run=claim.run)
+        announce(signals.job_succeeded, job=claim.job, run=claim.run)
     return won
 
 
@@ -75,9 +80,22 @@ def fail(claim: Claim, error: str, traceback: str, retry_in: float | None) -> st
     }, RunStatus.FAILED, now, error=error, traceback=traceback)
     if not won:
         return None
+    if status == JobStatus.RETRYING and _cancel_instead_of_retry(claim.job, now):
+        return JobStatus.CANCELLED
     signal = signals.job_failed if status == JobStatus.RETRYING else signals.job_dead
-    signal.send(sender=Job, job=claim.job, run=claim.run, error=error)
+    announce(signal, job=claim.job, run=claim.run, error=error)
     return status
+
+
+def _cancel_instead_of_retry(job: Job, now: datetime) -> bool:
+    """A job cancelled while its attempt ran is not retried when that attempt fails."""
+    stopped = Job.objects.filter(
+        pk=job.pk, status=JobStatus.RETRYING, cancel_requested=True
+    ).update(status=JobStatus.CANCELLED, run_after=None, finished_at=now)
+    if stopped:
+        _refresh(job, status=JobStatus.CANCELLED, run_after=None, finished_at=now)
+        announce(signals.job_cancelled, job=job)
+    return bool(stopped)
 
 
 def cancelled_while_running(claim: Claim) -> bool:
@@ -87,7 +105,7 @@ def cancelled_while_running(claim: Claim) -> bool:
         "status": JobStatus.CANCELLED, "finished_at": now, "lease_expires_at": None,
     }, RunStatus.CANCELLED, now)
     if won:
-        signals.job_cancelled.send(sender=Job, job=claim.job)
+        announce(signals.job_cancelled, job=claim.job)
     return won
 
 
@@ -193,8 +211,10 @@ def expire_leases(now: datetime, limit: int) -> list[Job]:
             )
         job = Job.objects.get(pk=row["pk"])
         changed.append(job)
+        if status == JobStatus.RETRYING and _cancel_instead_of_retry(job, now):
+            continue
         signal = signals.job_failed if status == JobStatus.RETRYING else signals.job_dead
-        signal.send(sender=Job, job=job, run=None, error=error)
+        announce(signal, job=job, run=None, error=error)
     return changed
 
 
@@ -209,7 +229,7 @@ def cancel(job: Job) -> bool:
     ).update(status=JobStatus.CANCELLED, finished_at=now, run_after=None)
     if stopped:
         _refresh(job, status=JobStatus.CANCELLED, finished_at=now)
-        signals.job_cancelled.send(sender=Job, job=job)
+        announce(signals.job_cancelled, job=job)
         return True
     asked = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(cancel_requested=True)
     if asked:
@@ -241,8 +261,16 @@ def retry(job: Job) -> bool:
             return False
         job.refresh_from_db()
         publish_on_commit([job])
-    signals.job_enqueued.send(sender=Job, job=job)
+    announce(signals.job_enqueued, job=job)
     return True
+
+
+def announce(signal: Signal, **kwargs: Any) -> None:
+    """Send a signal after a transition was written. A receiver's error is logged and does not
+    undo or disturb the transition (it would otherwise be taken for the job's own failure)."""
+    for receiver, response in signal.send_robust(sender=Job, **kwargs):
+        if isinstance(response, Exception):
+            logger.error("signal receiver %r failed", receiver, exc_info=response)
 
 
 def _refresh(job: Job, **values: object) -> None:

@@ -23,7 +23,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from django_bgjobs import broker, states
-from django_bgjobs.execution import run_attempt
+from django_bgjobs.execution import heartbeat, run_attempt
 from django_bgjobs.models import FINISHED, Job
 
 
@@ -72,9 +72,11 @@ class CapturedJobs:
 def capture_jobs() -> Iterator[CapturedJobs]:
     """Capture jobs instead of sending them to the broker, for the duration of the block."""
     captured = CapturedJobs()
-    previous = broker._interceptor
+    previous, was_beating = broker._interceptor, heartbeat.enabled
     broker._interceptor = captured._receive
+    heartbeat.enabled = False
     try:
         yield captured
     finally:
         broker._interceptor = previous
+        heartbeat.enabled = was_beating

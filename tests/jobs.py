@@ -107,3 +107,23 @@ class Canary:
 @bgjob(redact=("token",), max_attempts=1)
 def uses_a_secret(email: str, token: str) -> None:
     raise ValueError(f"the API refused token {token!r} for {email}")
+
+
+@bgjob(takes_context=True, max_attempts=3, backoff=Backoff(base=0.01, factor=1, max=0.01))
+def fails_after_cancel(ctx: JobContext, key: str) -> None:
+    """Cancelled by someone while it runs, then fails: it must not be retried."""
+    Effect.objects.create(key=key, job_id=str(ctx.job_id), attempt=ctx.attempt)
+    from django_bgjobs.models import Job
+
+    Job.objects.get(pk=ctx.job_id).cancel()
+    raise ConnectionError("failed after being cancelled")
+
+
+@bgjob(max_attempts=2)
+def returns_a_nul() -> str:
+    return "report\x00"
+
+
+@bgjob(max_attempts=2, backoff=Backoff(base=0.01, factor=1, max=0.01))
+def exits() -> None:
+    raise SystemExit(3)

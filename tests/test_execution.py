@@ -205,3 +205,67 @@ def test_progress_is_stored_on_the_job():
     [job] = run_to_the_end(lambda: jobs.long_task.enqueue(3, 0))
     assert (job.progress_done, job.progress_total, job.progress_message) == (3, 3, "step 3")
     assert JobRun.objects.get(job=job).status == RunStatus.SUCCEEDED
+
+
+def test_a_failing_signal_receiver_does_not_turn_success_into_failure():
+    def broken(**kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a receiver's bug")
+
+    signals.job_succeeded.connect(broken)
+    signals.job_started.connect(broken)
+    try:
+        [job] = run_to_the_end(lambda: jobs.record.enqueue("once-only"))
+    finally:
+        signals.job_succeeded.disconnect(broken)
+        signals.job_started.disconnect(broken)
+    assert (job.status, job.attempts) == (JobStatus.SUCCEEDED, 1)
+    assert statuses(job) == [RunStatus.SUCCEEDED]
+    assert Effect.objects.filter(key="once-only").count() == 1
+
+
+def test_a_job_cancelled_while_running_is_not_retried_when_it_then_fails():
+    [job] = run_to_the_end(lambda: jobs.fails_after_cancel.enqueue("cancel-then-fail"))
+    assert job.status == JobStatus.CANCELLED
+    assert Effect.objects.filter(key="cancel-then-fail").count() == 1
+    assert statuses(job) == [RunStatus.FAILED]
+
+
+def test_a_result_the_database_cannot_store_is_dead_at_once():
+    [job] = run_to_the_end(jobs.returns_a_nul.enqueue)
+    assert (job.status, job.attempts) == (JobStatus.DEAD, 1)
+    assert "NUL character" in job.error
+
+
+def test_arguments_the_database_cannot_store_are_refused_at_enqueue():
+    from django_bgjobs import PayloadError
+
+    with pytest.raises(PayloadError, match="NUL character"):
+        jobs.record.enqueue("a\x00b")
+    with pytest.raises(PayloadError, match="lone surrogate"):
+        jobs.record.enqueue("\ud800")
+    assert not Job.objects.exists()
+
+
+def test_system_exit_in_a_job_is_recorded_then_raised():
+    with capture_jobs():
+        job = jobs.exits.enqueue()
+        with pytest.raises(SystemExit):
+            run_attempt(str(job.pk), 1)
+    job.refresh_from_db()
+    assert job.status == JobStatus.RETRYING and job.error == "SystemExit: 3"
+    assert statuses(job) == [RunStatus.FAILED]
+
+
+def test_the_heartbeat_keeps_every_watched_attempt():
+    from django_bgjobs.context import JobContext
+    from django_bgjobs.execution import Heartbeat
+
+    beat = Heartbeat()
+    first, second = (JobContext(job_id=i, name="n", attempt=1, max_attempts=1, queue="q")
+                     for i in (1, 2))
+    beat._thread = __import__("threading").current_thread()  # no real thread for this check
+    beat._pid = __import__("os").getpid()
+    beat.watch(first)
+    beat.watch(second)
+    beat.unwatch(first)
+    assert [ctx for ctx, _ in beat._watched.values()] == [second]
