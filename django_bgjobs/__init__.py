@@ -15,7 +15,6 @@ from django_bgjobs.exceptions import (
     NonRetriable,
     PayloadError,
     RetryAfter,
-    UnknownJob,
 )
 from django_bgjobs.hooks import on_signup
 from django_bgjobs.registry import JobCall, JobFunction, bgjob
@@ -48,7 +47,6 @@ __all__ = [
     "NonRetriable",
     "PayloadError",
     "RetryAfter",
-    "UnknownJob",
     "bgjob",
     "enqueue_many",
     "on_signup",

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from celery import Celery
 from django.db import transaction
+from kombu import Queue
 
 from django_bgjobs.models import Job
 
@@ -91,6 +92,26 @@ def publish(refs: Sequence[MessageRef]) -> int:
         )
         _mark_unpublished(unsent)
     return sent
+
+
+def queue_depth(queue: str) -> int | None:
+    """Messages waiting in ``queue`` at the broker (0 when it does not exist); None when the
+    broker cannot be asked."""
+    from django_bgjobs.celery_app import get_celery_app
+
+    try:
+        with get_celery_app().connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
+            declared = Queue(queue, channel=connection.default_channel)
+            try:
+                # A queue_declare_ok_t (name, message_count, consumer_count); stubs say str.
+                declare_ok: Any = declared.queue_declare(passive=True)
+                return int(declare_ok.message_count)
+            except connection.channel_errors:  # no such queue: nothing in it
+                return 0
+    except Exception:
+        logger.debug("could not read the depth of queue %r", queue, exc_info=True)
+        return None
 
 
 def _mark_unpublished(job_ids: list[UUID | str]) -> None:

@@ -36,6 +36,26 @@ def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
             hint="Add it to QUEUES, or name one of them as DEFAULT_QUEUE.",
             id="django_bgjobs.E001",
         ))
+    if not django_setting("USE_TZ", True):
+        errors.append(checks.Error(
+            "USE_TZ is False: job times (run_after, leases) are compared across processes and "
+            "machines, and need time zones.",
+            hint="Set USE_TZ = True (Django's default).",
+            id="django_bgjobs.E005",
+        ))
+    import sqlite3
+
+    from django.db import connections
+
+    if sqlite3.sqlite_version_info < (3, 35) and any(
+        connections[alias].vendor == "sqlite" for alias in connections
+    ):
+        errors.append(checks.Error(
+            f"SQLite {sqlite3.sqlite_version} is too old for django-bgjobs, which needs "
+            "UPDATE ... RETURNING (SQLite 3.35, 2021).",
+            hint="Use a Python built with a newer SQLite, or PostgreSQL.",
+            id="django_bgjobs.E006",
+        ))
     from django_bgjobs.hooks import signup_jobs
 
     try:

@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from asgiref.sync import sync_to_async
+
 from django_bgjobs.exceptions import JobCancelled, LeaseLost
 
 logger = logging.getLogger("django_bgjobs.job")
@@ -55,7 +57,10 @@ class JobContext:
             raise JobCancelled(f"job {self.job_id} was cancelled")
 
     def progress(self, done: int, total: int | None = None, message: str = "") -> None:
-        """Report progress (shown in the admin); also a point where a cancelled job stops."""
+        """Report progress (shown in the admin); also a point where a cancelled job stops.
+
+        In an ``async def`` job, use ``await ctx.aprogress(...)``.
+        """
         now = time.monotonic()
         final = total is not None and done >= total
         if self.tracked and (final or now - self._last_progress >= PROGRESS_MIN_INTERVAL):
@@ -68,6 +73,10 @@ class JobContext:
             self._lost = self._lost or not held
             self._cancelled = self._cancelled or cancel
         self.check_cancelled()
+
+    async def aprogress(self, done: int, total: int | None = None, message: str = "") -> None:
+        """``progress()`` for ``async def`` jobs (the database write runs off the event loop)."""
+        await sync_to_async(self.progress)(done, total, message)
 
     def _heartbeat_said(self, held: bool, cancel: bool) -> None:
         self._lost = self._lost or not held

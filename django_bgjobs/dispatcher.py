@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from django_bgjobs import states
 from django_bgjobs._db import discard_broken_connections
-from django_bgjobs.broker import publish
+from django_bgjobs.broker import publish, queue_depth
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.models import Job
 
@@ -40,6 +40,28 @@ def _publish(jobs: list[Job]) -> None:
     publish([(job.pk, job.attempts + 1, job.queue, job.priority, job.name) for job in jobs])
 
 
+def _lost_in_the_broker(jobs: list[Job]) -> list[Job]:
+    """Of the queued jobs not started long after they were published, those whose message the
+    broker must have lost. A queue that still holds messages is a backlog (or has no consumer):
+    republishing there would only add a copy of every job each REPUBLISH_AFTER."""
+    never_published = [job for job in jobs if job.published_at is None]
+    by_queue: dict[str, list[Job]] = {}
+    for job in jobs:
+        if job.published_at is not None:
+            by_queue.setdefault(job.queue, []).append(job)
+    lost = list(never_published)
+    for queue, waiting in by_queue.items():
+        depth = queue_depth(queue)
+        if depth:
+            logger.info(
+                "queue %r still holds %d message(s): %d queued job(s) wait their turn, not "
+                "republished", queue, depth, len(waiting),
+            )
+            continue
+        lost.extend(waiting)
+    return lost
+
+
 class Dispatcher:
     def __init__(self) -> None:
         self._stop = threading.Event()
@@ -51,7 +73,7 @@ class Dispatcher:
         due = states.promote_due(now, limit)
         _publish(due)
         stale = states.reclaim_unpublished(now, limit)
-        _publish(stale)
+        _publish(_lost_in_the_broker(stale))
         expired = states.expire_leases(now, limit)
         sweep = Sweep(len(due), len(stale), len(expired))
         if sweep.busy:

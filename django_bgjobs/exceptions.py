@@ -17,10 +17,6 @@ class PayloadError(BgJobsError, TypeError):
     """The arguments given to enqueue() cannot be stored as JSON, or do not fit the function."""
 
 
-class UnknownJob(BgJobsError, LookupError):
-    """No @bgjob is registered under this name (code removed or renamed?)."""
-
-
 class NonRetriable(BgJobsError):
     """Raise from a job to fail it for good: it goes straight to ``dead``, no more attempts."""
 

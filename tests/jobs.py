@@ -127,3 +127,10 @@ def returns_a_nul() -> str:
 @bgjob(max_attempts=2, backoff=Backoff(base=0.01, factor=1, max=0.01))
 def exits() -> None:
     raise SystemExit(3)
+
+
+@bgjob(takes_context=True)
+async def async_with_progress(ctx: JobContext, steps: int) -> int:
+    for step in range(steps):
+        await ctx.aprogress(step + 1, steps)
+    return steps

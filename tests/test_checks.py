@@ -90,3 +90,8 @@ def test_jobs_whose_code_is_gone():
     assert checks.check_orphaned_jobs() == []  # only with check --database
     [message] = checks.check_orphaned_jobs(databases=["default"])
     assert message.id == "django_bgjobs.W004" and "old.module.job" in message.msg
+
+
+@override_settings(USE_TZ=False)
+def test_time_zones_are_required():
+    assert "django_bgjobs.E005" in ids(checks.check_settings())

@@ -269,3 +269,8 @@ def test_the_heartbeat_keeps_every_watched_attempt():
     beat.watch(second)
     beat.unwatch(first)
     assert [ctx for ctx, _ in beat._watched.values()] == [second]
+
+
+def test_async_jobs_report_progress_with_aprogress():
+    [job] = run_to_the_end(lambda: jobs.async_with_progress.enqueue(3))
+    assert (job.status, job.result, job.progress_done) == (JobStatus.SUCCEEDED, 3, 3)

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 from django.db import connection, connections
 from django.utils import timezone
+from kombu import Queue
 
 from django_bgjobs import states
 from django_bgjobs.celery_app import get_celery_app
+from django_bgjobs.dispatcher import Dispatcher
 from django_bgjobs.models import Job, JobRun, JobStatus, RunStatus
 from tests import jobs
 from tests.conftest import wait_for
@@ -89,3 +91,28 @@ def test_concurrent_dispatchers_promote_each_due_job_once():
         thread.join()
     assert len(promoted) == 300 == len(set(promoted))
     assert set(Job.objects.values_list("status", flat=True)) == {JobStatus.QUEUED}
+
+
+def test_a_backlog_is_not_republished_but_a_lost_message_is(worker):
+    """Jobs on a queue nobody consumes wait in the broker: the dispatcher must not add a copy
+    of each every REPUBLISH_AFTER. Once the broker has lost them (purged), it publishes again."""
+    from datetime import timedelta
+
+    from django_bgjobs.broker import publish, queue_depth
+
+    queue = f"nobody-{uuid.uuid4().hex[:8]}"
+    waiting = [Job.objects.create(name="tests.jobs.noop", queue=queue, status=JobStatus.QUEUED,
+                                  max_attempts=1, created_at=timezone.now())
+               for _ in range(3)]
+    publish([(job.pk, 1, queue, 0, job.name) for job in waiting])
+    assert queue_depth(queue) == 3
+    old = timezone.now() - timedelta(hours=1)
+    Job.objects.filter(queue=queue).update(published_at=old)
+    states_now = Dispatcher().run_once()
+    assert states_now.republished == 3 and queue_depth(queue) == 3  # checked, not copied
+    app = get_celery_app()
+    with app.connection_for_write() as conn:
+        Queue(queue, channel=conn.default_channel).purge()  # the broker forgets them
+    Job.objects.filter(queue=queue).update(published_at=old)
+    Dispatcher().run_once()
+    assert queue_depth(queue) == 3  # published again
