@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from django_bgjobs.dispatcher import Dispatcher
 from django_bgjobs.models import Job, JobRun, JobStatus, RunStatus
 from tests import jobs
 from tests.conftest import wait_for
+from tests.models import Effect
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -116,3 +118,59 @@ def test_a_backlog_is_not_republished_but_a_lost_message_is(worker):
     Job.objects.filter(queue=queue).update(published_at=old)
     Dispatcher().run_once()
     assert queue_depth(queue) == 3  # published again
+
+
+def test_jobs_survive_the_broker_being_wiped(worker):
+    """Redis FLUSHDB (or a restart without persistence) while jobs are queued and running:
+    every job still completes, once; the dispatcher republishes what the broker forgot."""
+    from django.conf import settings
+
+    if not settings.CELERY_BROKER_URL.startswith("redis"):
+        pytest.skip("wipes a Redis database")
+    import redis
+
+    waiting = [jobs.long_task.enqueue(4, 0.1) for _ in range(12)]
+    wait_for(lambda: Job.objects.filter(status=JobStatus.RUNNING).exists(),
+             message="the first jobs to start")
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    for job in waiting:
+        job.wait_until_finished(timeout=60)
+        assert (job.status, job.result) == (JobStatus.SUCCEEDED, 4)
+        assert JobRun.objects.filter(job=job, status=RunStatus.SUCCEEDED).count() == 1
+    assert jobs.add.enqueue(1, 2).wait_until_finished().result == 3  # publishing works again
+
+
+def test_database_connections_cut_repeatedly_lose_nothing(worker):
+    """Every worker connection to PostgreSQL is terminated every 0.2 s for 4 s, while jobs run:
+    afterwards every job has succeeded, none is stuck, and the worker is still serving."""
+    if connection.vendor != "postgresql":
+        pytest.skip("terminates PostgreSQL backends")
+    import psycopg
+
+    keys = [f"cut-{i}" for i in range(20)]
+    waiting = [jobs.record.enqueue(key) for key in keys]
+    waiting += [jobs.long_task.enqueue(8, 0.25) for _ in range(2)]
+    mine = connection.connection.info.backend_pid
+    admin = psycopg.connect(
+        host=connection.settings_dict["HOST"] or "127.0.0.1",
+        port=connection.settings_dict["PORT"] or 5432,
+        user=connection.settings_dict["USER"], dbname="postgres", autocommit=True,
+    )
+    try:
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> %s AND pid <> pg_backend_pid()",
+                (connection.settings_dict["NAME"], mine),
+            )
+            time.sleep(0.2)
+    finally:
+        admin.close()
+    for job in waiting:
+        job.wait_until_finished(timeout=90)
+        assert job.status == JobStatus.SUCCEEDED, (job.name, job.status, job.error)
+    for key in keys:
+        assert Effect.objects.filter(key=key).count() >= 1  # at least once
+    assert worker.proc.poll() is None
+    assert jobs.add.enqueue(2, 5).wait_until_finished().result == 7
