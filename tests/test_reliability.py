@@ -174,3 +174,29 @@ def test_database_connections_cut_repeatedly_lose_nothing(worker):
         assert Effect.objects.filter(key=key).count() >= 1  # at least once
     assert worker.proc.poll() is None
     assert jobs.add.enqueue(2, 5).wait_until_finished().result == 7
+
+
+def test_no_broker_eta_or_countdown_is_ever_used(monkeypatch):
+    """Delays and retry backoff live in the database; on Redis a broker ETA longer than the
+    visibility timeout is redelivered and runs twice (kombu#337). Guard: never pass one."""
+    from datetime import timedelta
+
+    from celery.app.task import Task
+
+    from django_bgjobs.broker import publish
+    from django_bgjobs.dispatcher import Dispatcher
+
+    seen: list[dict[str, object]] = []
+    real = Task.apply_async
+
+    def spy(self, args=None, kwargs=None, **options):  # type: ignore[no-untyped-def]
+        seen.append(options)
+        return real(self, args, kwargs, **options)
+
+    monkeypatch.setattr(Task, "apply_async", spy)
+    job = jobs.record.using(delay=timedelta(milliseconds=1)).enqueue("eta-guard")
+    jobs.flaky.using(priority=9).enqueue("eta-guard-2", 1)
+    Job.objects.filter(pk=job.pk).update(run_after=timezone.now() - timedelta(seconds=1))
+    Dispatcher().run_once()
+    publish([(job.pk, 1, job.queue, 0, job.name)])
+    assert seen and all("eta" not in o and "countdown" not in o for o in seen)
