@@ -93,6 +93,21 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")
 
 
+# The session's worker, once a test has started it (other tests may need it out of the way).
+_session_workers: list[WorkerProcess] = []
+
+
+@pytest.fixture
+def no_session_worker() -> Iterator[None]:
+    """Stop the session's worker (and its dispatcher) during a test that must own the jobs."""
+    paused = [w for w in _session_workers if w.proc is not None and w.proc.poll() is None]
+    for running in paused:
+        running.stop()
+    yield
+    for running in paused:
+        running.start()
+
+
 @pytest.fixture(scope="session")
 def worker(django_db_setup: None, django_db_blocker: Any) -> Iterator[WorkerProcess]:
     with django_db_blocker.unblock():
@@ -100,6 +115,7 @@ def worker(django_db_setup: None, django_db_blocker: Any) -> Iterator[WorkerProc
     _clear_broker()
     proc = WorkerProcess(db_name, Path(settings.STATE_DIR) / "worker.log")
     proc.start()
+    _session_workers.append(proc)
     yield proc
     proc.stop()
 

@@ -131,6 +131,7 @@ class JobLifecycle(RuleBasedStateMachine):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("no_session_worker")  # its dispatcher would change jobs under us
 def test_job_transitions_hold_their_invariants() -> None:
     JobLifecycle.TestCase.settings = settings(
         max_examples=500, stateful_step_count=50, deadline=None,
