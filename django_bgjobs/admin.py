@@ -196,15 +196,23 @@ class JobAdmin(_AdminBase):
             )
         return format_html("{} {}", job.progress_done, job.progress_message)
 
+    def _transition_each(
+        self, request: HttpRequest, queryset: QuerySet[Job],
+        transition: Callable[[Job], bool], logged_as: str,
+    ) -> tuple[int, int]:
+        """Apply a transition to each selected job, logging each change; (done, skipped)."""
+        done = 0
+        for job in queryset:
+            if transition(job):
+                done += 1
+                self.log_change(request, job, logged_as)
+        return done, queryset.count() - done
+
     @admin.action(description=_("Retry selected dead or cancelled jobs"),
                   permissions=["retry"])
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        done = 0
-        for job in queryset:
-            if states.retry(job):
-                done += 1
-                self.log_change(request, job, "Retried: queued again with a fresh budget.")
-        skipped = queryset.count() - done
+        done, skipped = self._transition_each(
+            request, queryset, states.retry, "Retried: queued again with a fresh budget.")
         self.message_user(request, f"{done} job(s) queued again.", messages.SUCCESS)
         if skipped:
             self.message_user(
@@ -214,12 +222,7 @@ class JobAdmin(_AdminBase):
 
     @admin.action(description=_("Cancel selected jobs"), permissions=["cancel"])
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        done = 0
-        for job in queryset:
-            if states.cancel(job):
-                done += 1
-                self.log_change(request, job, "Cancelled.")
-        skipped = queryset.count() - done
+        done, skipped = self._transition_each(request, queryset, states.cancel, "Cancelled.")
         self.message_user(
             request, f"{done} job(s) cancelled (running ones stop at their next check).",
             messages.SUCCESS,
