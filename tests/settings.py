@@ -12,7 +12,9 @@ from pathlib import Path
 import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-STATE_DIR = Path(os.environ.get("BGJOBS_TEST_STATE", Path(tempfile.gettempdir()) / "bgjobs-tests"))
+# Where the test database file, the broker folders and worker logs go ("" counts as unset).
+STATE_DIR = Path(os.environ.get("BGJOBS_TEST_STATE") or
+                 Path(tempfile.gettempdir()) / "bgjobs-tests")
 STATE_DIR.mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = "tests-only"
