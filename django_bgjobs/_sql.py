@@ -159,7 +159,8 @@ def finish(
 ) -> bool:
     """Write a running attempt's outcome, fenced by (running, attempt): the job row and the
     JobRun, or, when the fence says another attempt took over, the JobRun alone as superseded
-    (over the ``lost`` row the dispatcher may have written). Returns whether the job was ours."""
+    (over the ``lost`` row the dispatcher may have written; a ``released`` row is left as it
+    is). Returns whether the job was ours."""
     using = router.db_for_write(Job)
     connection = connections[using]
     job_t, run_t = _q(connection, Job._meta.db_table), _q(connection, JobRun._meta.db_table)
@@ -181,7 +182,9 @@ def finish(
         f"finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms, "
         f"error = EXCLUDED.error, traceback = EXCLUDED.traceback "
         # Only over a row the dispatcher wrote (`lost`) or a late zombie's (`superseded`) for
-        # this attempt number; never over a real outcome.
+        # this attempt number; never over a real outcome. Nor over `released`: the worker gave
+        # that attempt back on purpose, and what the attempt reports afterwards (usually the
+        # SystemExit of its process being stopped) is moot; the release record stays.
         f"WHERE {run_t}.status IN ('{RunStatus.LOST.value}', '{superseded}')"
     )
     if connection.vendor == "postgresql":

@@ -45,6 +45,7 @@ RUN_STATUS_COLOURS: dict[str, str] = {
     RunStatus.LOST: "#a04a00",
     RunStatus.SUPERSEDED: "#5c636a",
     RunStatus.CANCELLED: "#495057",
+    RunStatus.RELEASED: "#087990",  # given back to the queue at shutdown: not a failure
 }
 
 

@@ -38,6 +38,11 @@ DEFAULTS: dict[str, Any] = {
     "CELERY_APP": None,
     # Errors and tracebacks kept on rows are cut to this many characters.
     "MAX_ERROR_LENGTH": 10_000,
+    # Seconds a worker told to stop (SIGTERM: a warm shutdown) lets its running jobs finish;
+    # then it gives the rest back to the queue (attempt recorded as `released`) and exits.
+    # Below Kubernetes' default terminationGracePeriodSeconds (30), so the release happens
+    # before the SIGKILL.
+    "SHUTDOWN_GRACE": 25.0,
 }
 
 

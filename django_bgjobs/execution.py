@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -29,11 +30,22 @@ from django_bgjobs.retry_policy import retry_delay
 
 logger = logging.getLogger("django_bgjobs.worker")
 
+
+def process_id(pid: int | None = None) -> str:
+    """host:pid of this process (or of process ``pid`` on this host)."""
+    return f"{socket.gethostname()}:{pid or os.getpid()}"
+
+
 def worker_id() -> str:
     """host:pid, and the thread for attempts run by a thread pool."""
     thread = threading.current_thread()
-    where = f"{socket.gethostname()}:{os.getpid()}"
+    where = process_id()
     return where if thread is threading.main_thread() else f"{where}/{thread.name}"
+
+
+# Sent to the process as a whole (by a supervisor, Celery, billiard's soft time limit).
+PROCESS_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1,
+                   signal.SIGUSR2}
 
 
 class Heartbeat:
@@ -69,6 +81,15 @@ class Heartbeat:
             self._watched.pop(id(ctx), None)
 
     def _run(self) -> None:
+        # Leave the signals sent to the process to the main thread, where Python handles them
+        # and where a pool process runs its job. The kernel may deliver a signal to any thread
+        # that does not block it; delivered here, it would not interrupt the job's blocking
+        # call (a sleep, a socket read: a soft time limit would wait), and in a billiard pool
+        # process that is exiting (SIGTERM back to its default action, and masked only in the
+        # main thread while it writes its last message to the pool) it would kill the process
+        # in the middle of that write, leaving the pool's result queue locked: the worker then
+        # hangs at shutdown.
+        signal.pthread_sigmask(signal.SIG_BLOCK, PROCESS_SIGNALS)
         interval = max(bgjobs_settings.LEASE_SECONDS / 3, 0.2)
         try:
             while True:

@@ -61,6 +61,14 @@ def _cancelled(job: Any, **kwargs: Any) -> None:
     logger.info("job %s cancelled: %s", job.pk, job.name, extra=_fields(job))
 
 
+def _released(job: Any, run: Any, **kwargs: Any) -> None:
+    logger.warning(
+        "job %s released: %s attempt %s was still running when its worker %s shut down; "
+        "queued again", job.pk, job.name, run.attempt, run.worker,
+        extra=_fields(job, run, worker=run.worker),
+    )
+
+
 def connect() -> None:
     for signal, receiver in (
         (signals.job_enqueued, _enqueued),
@@ -69,5 +77,6 @@ def connect() -> None:
         (signals.job_failed, _failed),
         (signals.job_dead, _dead),
         (signals.job_cancelled, _cancelled),
+        (signals.job_released, _released),
     ):
         signal.connect(receiver, dispatch_uid=f"django_bgjobs.logs.{receiver.__name__}")

@@ -33,6 +33,9 @@ class RunStatus(models.TextChoices):
     LOST = "lost", _("Lost")  # the worker vanished; its lease expired
     SUPERSEDED = "superseded", _("Superseded")  # finished after another attempt took over
     CANCELLED = "cancelled", _("Cancelled")
+    # Its worker was told to stop and the attempt outlived SHUTDOWN_GRACE: the worker gave the
+    # job back to the queue. A deploy, not the job's fault: it does not spend an attempt.
+    RELEASED = "released", _("Released")
 
 
 class Job(models.Model):

@@ -11,3 +11,4 @@ job_succeeded = Signal()  # job, run
 job_failed = Signal()  # an attempt failed and another is scheduled: job, run, error
 job_dead = Signal()  # no more attempts, or failed for good: job, run, error
 job_cancelled = Signal()  # job
+job_released = Signal()  # its worker shut down mid-attempt and queued it again: job, run

@@ -87,10 +87,13 @@ def fail(claim: Claim, error: str, traceback: str, retry_in: float | None) -> st
     return status
 
 
-def _cancel_instead_of_retry(job: Job, now: datetime) -> bool:
-    """A job cancelled while its attempt ran is not retried when that attempt fails."""
+def _cancel_instead_of_retry(
+    job: Job, now: datetime, waiting: JobStatus = JobStatus.RETRYING
+) -> bool:
+    """A job cancelled while its attempt ran is not run again when that attempt fails (or is
+    released): ``waiting`` is the status the attempt's end gave it."""
     stopped = Job.objects.filter(
-        pk=job.pk, status=JobStatus.RETRYING, cancel_requested=True
+        pk=job.pk, status=waiting, cancel_requested=True
     ).update(status=JobStatus.CANCELLED, run_after=None, finished_at=now)
     if stopped:
         _refresh(job, status=JobStatus.CANCELLED, run_after=None, finished_at=now)
@@ -136,6 +139,41 @@ def report_progress(
     if updated:
         return True, False
     return Job.objects.filter(fence).exists(), True
+
+
+def release(job_id: UUID | str, attempt: int, reason: str) -> Job | None:
+    """Give a running attempt back to the queue: its worker is shutting down and the attempt
+    outlived the grace period. The attempt is recorded as ``released`` and the job is
+    ``queued`` again, now, without spending one of its attempts (a deploy is not the job's
+    fault). Returns the job (``queued``, for the caller to publish once the attempt's process
+    is stopped; or ``cancelled`` if someone asked for that meanwhile), or None when the fence
+    says attempt ``attempt`` is no longer running: it finished, or another took over.
+
+    ``published_at`` is set as for any publish: if the caller dies before publishing, the
+    dispatcher republishes after REPUBLISH_AFTER. The attempt's own late report is rejected by
+    the fence in ``_sql.finish`` and does not overwrite the ``released`` row.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        won = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, attempts=attempt).update(
+            status=JobStatus.QUEUED, published_at=now, run_after=None, lease_expires_at=None,
+            # The budget grows by the attempt given back; attempt numbers keep counting up
+            # (the next one is attempt + 1), so each stays a unique fence value.
+            max_attempts=F("max_attempts") + 1,
+        )
+        if not won:
+            return None
+        job = Job.objects.get(pk=job_id)
+        started = job.started_at or now
+        run = JobRun.objects.create(
+            job=job, attempt=attempt, status=RunStatus.RELEASED, worker=job.worker,
+            started_at=started, finished_at=now,
+            duration_ms=max(int((now - started).total_seconds() * 1000), 0), error=_cut(reason),
+        )
+    if _cancel_instead_of_retry(job, now, waiting=JobStatus.QUEUED):
+        return job
+    announce(signals.job_released, job=job, run=run)
+    return job
 
 
 # --- Transitions made by the dispatcher -------------------------------------------------------

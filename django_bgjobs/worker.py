@@ -1,19 +1,34 @@
-"""The Celery side: the one task that executes jobs, and the dispatcher started with each worker."""
+"""The Celery side: the one task that executes jobs, and the hooks into each worker (the
+dispatcher thread, connection reuse, the bounded graceful shutdown of shutdown.py)."""
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from celery import shared_task
-from celery.signals import celeryd_init, worker_ready, worker_shutdown
+from celery.exceptions import Reject
+from celery.signals import (
+    celeryd_init,
+    worker_init,
+    worker_ready,
+    worker_shutdown,
+    worker_shutting_down,
+)
+from django.db import InterfaceError, OperationalError
 
 from django_bgjobs._db import discard_broken_connections
 from django_bgjobs.broker import EXECUTE_TASK
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.execution import run_attempt
+from django_bgjobs.shutdown import begin_graceful_shutdown, end_graceful_shutdown, remember_worker
 
 logger = logging.getLogger("django_bgjobs.worker")
+
+# Seconds a worker process waits before handing back a message it could not claim because the
+# database was unreachable.
+REQUEUE_PAUSE = 1.0
 
 DB_REUSE_KEY = "CELERY_DB_REUSE_MAX"
 DB_REUSE_MAX = 1000
@@ -33,7 +48,20 @@ def execute(job_id: str, attempt: int) -> str:
     # Drop a connection broken by a database outage before using it; keep healthy ones
     # (see install_connection_reuse).
     discard_broken_connections()
-    return run_attempt(job_id, int(attempt))
+    try:
+        return run_attempt(job_id, int(attempt))
+    except (OperationalError, InterfaceError) as exc:
+        # The database cannot be reached: the claim, or the record of the outcome, failed.
+        # Celery would acknowledge a failed task and the message would be gone until the
+        # dispatcher republishes it (REPUBLISH_AFTER). Put it back instead: once the database
+        # returns, the job is claimed at once (or the message is dropped by the fence, when the
+        # attempt had been claimed; its lease then expires). The pause keeps a worker from
+        # spinning on it while the outage lasts.
+        logger.warning("job %s attempt %s: database unavailable (%s); message requeued",
+                       job_id, attempt, exc)
+        discard_broken_connections()
+        time.sleep(REQUEUE_PAUSE)
+        raise Reject(exc, requeue=True) from exc
 
 
 def install_connection_reuse(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:
@@ -89,5 +117,8 @@ def connect() -> None:
     """Called from AppConfig.ready(): hook into any Celery worker that loads Django."""
     celeryd_init.connect(install_connection_reuse, weak=False)
     celeryd_init.connect(consume_job_queues, weak=False)
+    worker_init.connect(remember_worker, weak=False)
     worker_ready.connect(start_dispatcher, weak=False)
+    worker_shutting_down.connect(begin_graceful_shutdown, weak=False)
+    worker_shutdown.connect(end_graceful_shutdown, weak=False)
     worker_shutdown.connect(stop_dispatcher, weak=False)

@@ -35,8 +35,9 @@ class WorkerProcess:
     """A `manage.py bgjobs worker` subprocess (prefork, 2 children) with its dispatcher."""
 
     def __init__(self, db_name: str, log_path: Path, concurrency: int = 2,
-                 command: list[str] | None = None) -> None:
+                 command: list[str] | None = None, env: dict[str, str] | None = None) -> None:
         self.db_name = db_name
+        self.extra_env = env or {}  # more environment (settings read from it: tests/settings.py)
         self.log_path = log_path
         self.concurrency = concurrency
         self.command = command or [
@@ -52,6 +53,7 @@ class WorkerProcess:
             "DJANGO_SETTINGS_MODULE": "tests.settings",
             "BGJOBS_TEST_DB_NAME": self.db_name,
             "PYTHONPATH": str(REPO),
+            **self.extra_env,
             **extra,
         }
 

@@ -134,3 +134,24 @@ async def async_with_progress(ctx: JobContext, steps: int) -> int:
     for step in range(steps):
         await ctx.aprogress(step + 1, steps)
     return steps
+
+
+@bgjob(takes_context=True, queue="slow", max_attempts=1)
+def naps(ctx: JobContext, key: str, first: float, then: float = 0.0) -> int:
+    """Sleeps ``first`` seconds on its first attempt, ``then`` on later ones (graceful shutdown
+    tests). One attempt only: a release must not spend it."""
+    Effect.objects.create(key=key, job_id=str(ctx.job_id), attempt=ctx.attempt, pid=os.getpid())
+    time.sleep(first if ctx.attempt == 1 else then)
+    return ctx.attempt
+
+
+@bgjob(takes_context=True, queue="slow", max_attempts=1)
+def ignores_interruptions(ctx: JobContext, key: str, seconds: float) -> None:
+    """Swallows every exception (a soft time limit too) until ``seconds`` have passed."""
+    Effect.objects.create(key=key, job_id=str(ctx.job_id), attempt=ctx.attempt, pid=os.getpid())
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(0.05)
+        except BaseException:  # on purpose: a job that will not stop
+            pass

@@ -87,6 +87,8 @@ BGJOBS = {
     "DISPATCH_INTERVAL": 0.2,
     "REPUBLISH_AFTER": float(os.environ.get("BGJOBS_TEST_REPUBLISH_AFTER", "3")),
     "BACKOFF": {"base": 0.05, "factor": 2, "max": 0.5, "jitter": True},
+    # tests/test_shutdown.py starts workers with a short grace period.
+    "SHUTDOWN_GRACE": float(os.environ.get("BGJOBS_TEST_SHUTDOWN_GRACE", "25")),
 }
 
 LOGGING = {

@@ -30,6 +30,7 @@ class JobLifecycle(RuleBasedStateMachine):
         self.running: list[states.Claim] = []  # claimed, not finished
         self.zombies: list[states.Claim] = []  # their lease was taken over
         self.wins: dict[str, int] = {}  # job id -> successful completions accepted
+        self.released: set[tuple[str, int]] = set()  # (job id, attempt) given back at shutdown
         broker._interceptor = self._published
 
     def _published(self, refs: Any) -> None:
@@ -76,6 +77,22 @@ class JobLifecycle(RuleBasedStateMachine):
             lease_expires_at=timezone.now() - timedelta(seconds=1))
         self.zombies.append(claim)
 
+    @precondition(lambda self: self.running)
+    @rule(index=st.integers(0, 1000))
+    def worker_shuts_down(self, index: int) -> None:
+        """The grace period ran out: the attempt is released and the job published again; the
+        attempt, still going, becomes a zombie whose late finish must be rejected."""
+        claim = self.running.pop(index % len(self.running))
+        job = Job.objects.get(pk=claim.job.pk)
+        still_ours = job.status == JobStatus.RUNNING and job.attempts == claim.run.attempt
+        released = states.release(claim.job.pk, claim.run.attempt, "shutting down")
+        assert (released is not None) == still_ours
+        if released is not None:
+            self.released.add((str(job.pk), claim.run.attempt))
+            if released.status == JobStatus.QUEUED:
+                self.messages.append((str(job.pk), released.attempts + 1))
+        self.zombies.append(claim)
+
     @precondition(lambda self: self.zombies)
     @rule(index=st.integers(0, 1000), outcome=st.sampled_from(["ok", "retry", "dead"]))
     def zombie_finishes_late(self, index: int, outcome: str) -> None:
@@ -118,6 +135,11 @@ class JobLifecycle(RuleBasedStateMachine):
             assert job.attempts <= job.max_attempts, job
             runs = list(job.runs.values_list("attempt", flat=True))
             assert len(runs) == len(set(runs)) and all(a <= job.attempts for a in runs)
+
+    @invariant()
+    def a_release_record_is_never_overwritten(self) -> None:
+        for job_id, attempt in self.released:
+            assert JobRun.objects.get(job_id=job_id, attempt=attempt).status == RunStatus.RELEASED
 
     @invariant()
     def states_are_consistent(self) -> None:

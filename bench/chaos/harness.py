@@ -173,6 +173,15 @@ class Stack:
                 self._expected.add(proc.proc.pid)
             proc.signal_group(sig)
 
+    def terminate(self, index: int) -> None:
+        """SIGTERM to worker ``index``'s main process only, as Kubernetes or systemd
+        (KillMode=mixed) stop a worker; it is restarted once it has exited."""
+        proc = self.procs[index]
+        with self._lock:
+            if proc.proc is not None:
+                self._expected.add(proc.proc.pid)
+                proc.proc.send_signal(signal.SIGTERM)
+
     def stop(self) -> None:
         self._stopping.set()
         if self._supervisor is not None:

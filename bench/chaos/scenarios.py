@@ -127,6 +127,52 @@ def hard_crash(run: Run) -> Report:
     return report
 
 
+def rolling_deploy(run: Run) -> Report:
+    """2: every worker in turn gets SIGTERM (a rolling deploy) while jobs run, a few of them
+    longer than SHUTDOWN_GRACE; the supervisor starts it again once it has exited."""
+    rng, prefix = run.rng, run.prefix("2")
+    report = Report("2-deploy", run.seed)
+    grace = float(bgjobs_settings.SHUTDOWN_GRACE)
+    stack = run.stack()
+    faults: list[datetime] = []
+    exits: list[float] = []
+    try:
+        calls = []
+        for i in range(run.size.jobs):
+            long = rng.random() < 0.03
+            ms = int(grace * 1000 * rng.uniform(1.5, 3)) if long else rng.randint(*run.size.ms)
+            calls.append(work.prepare(f"{prefix}-{i}", ms))
+        for start in range(0, len(calls), 500):
+            enqueue_many(calls[start:start + 500])
+        report.attempted = len(calls)
+        for index in range(run.size.workers):
+            time.sleep(rng.uniform(0.5, 1.5))
+            old = stack.procs[index].proc
+            assert old is not None
+            faults.append(timezone.now())
+            told = time.monotonic()
+            stack.terminate(index)
+            old.wait(timeout=grace + 30)
+            exits.append(time.monotonic() - told)
+            while stack.procs[index].proc is old:  # the supervisor starts it again
+                time.sleep(0.05)
+            stack.procs[index].wait_ready()
+        run.drain(stack)
+    finally:
+        stack.stop()
+    check(report, prefix, faults=faults)
+    released = int(str(report.notes.get("runs_released", 0)))
+    report.notes.update(grace_s=grace, exit_max_s=f"{max(exits):.1f}",
+                        stops=len(faults))
+    if report.notes.get("runs_lost"):
+        report.failures.append("an attempt was left to its lease instead of released")
+    if report.dup_exec > released:
+        report.failures.append("a job ran again although its attempt was not released")
+    if max(exits) > grace + 10:
+        report.failures.append("a worker took longer than SHUTDOWN_GRACE + 10 s to exit")
+    return report
+
+
 def poison_pill(run: Run) -> Report:
     """3: 1% of the jobs kill the process running them, every time."""
     rng, prefix = run.rng, run.prefix("3")
@@ -391,6 +437,7 @@ def state_machine(run: Run) -> Report:
 
 SCENARIOS: dict[str, Callable[[Run], Report]] = {
     "1": hard_crash,
+    "2": rolling_deploy,
     "3": poison_pill,
     "4": outbox,
     "6": redis_wiped,

@@ -49,6 +49,7 @@ BGJOBS = {
     "LEASE_SECONDS": float(os.environ.get("CHAOS_LEASE_SECONDS", "4")),
     "DISPATCH_INTERVAL": 0.5,
     "REPUBLISH_AFTER": 5.0,
+    "SHUTDOWN_GRACE": 3.0,
     # CHAOS_DISPATCHER=off runs the workers without their dispatcher: the checker must then
     # report lost and stuck jobs (a check that the checker can fail).
     "DISPATCHER": os.environ.get("CHAOS_DISPATCHER", "worker"),

@@ -150,7 +150,8 @@ class Command(BaseCommand):
         for proc in procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
+        # The worker lets running jobs finish for SHUTDOWN_GRACE, then releases them and exits.
+        deadline = time.monotonic() + float(bgjobs_settings.SHUTDOWN_GRACE) + 10
         for proc in procs.values():
             try:
                 proc.wait(max(deadline - time.monotonic(), 0.1))
