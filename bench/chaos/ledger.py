@@ -14,9 +14,9 @@ Counted over the scenario's jobs (their key starts with its prefix):
 - unexpected: executions of keys whose transaction rolled back (phantoms), effects of jobs that
   do not exist, and results overwritten by an attempt that was superseded
 - recovery_p99_s: for every attempt a fault interrupted (its JobRun is lost, superseded or
-  released) and every waiting job whose message it took, seconds from the fault until the job
-  was available again to any worker (see ``recovery``); ``restart_p99_s`` in the notes is until
-  it actually started again, waiting behind other work included
+  released) and every waiting job whose message it took, seconds from the fault until the
+  system had taken the job back (see ``recovery``); ``restart_p99_s`` in the notes is until it
+  actually started again, waiting behind other work included
 """
 
 from __future__ import annotations
@@ -182,33 +182,40 @@ def interrupted(prefix: str, faults: Collection[datetime],
 
 
 def recovery(hits: Collection[Hit]) -> tuple[list[float], list[float]]:
-    """Seconds from each hit until the job was (a) available again to any worker; (b) started
-    again. (a) is what the dispatcher promises (a lease + a sweep, plus the backoff after a
-    loss); (b) adds the wait behind other work. "Available again" is the earliest of: the retry
-    time the dispatcher gave the job (``run_after``, set after the fault), its republish
-    (``published_at`` after the fault), its next start. A job with no later attempt (dead)
-    counts until it was declared so."""
+    """Seconds from each hit until (a) the system had taken the job back: the dispatcher
+    recorded the attempt as lost (so the retry is scheduled: lease + a sweep), or the
+    shutting-down worker released it to the queue; for a job whose message was lost or never
+    sent, its republish; (b) the job started again, waiting behind other work included.
+
+    For (a) the interrupted attempt's own row says when (``finished_at`` of a ``lost`` or
+    ``released`` run). A ``superseded`` run's time is its zombie's late report, so there (a)
+    is the earliest of the retry time the dispatcher gave the job (``run_after``), its
+    republish (``published_at``) and its next start, when after the fault. A job with no later
+    attempt (dead) counts until it was declared so."""
     if not hits:
         return [], []
     ids = {hit.job_id for hit in hits}
     rows = {pk: (run_after, published) for pk, run_after, published in
             Job.objects.filter(pk__in=ids).values_list("pk", "run_after", "published_at")}
-    runs: dict[UUID, list[tuple[int, datetime, datetime | None]]] = {}
-    for job_id, attempt, started, finished in JobRun.objects.filter(job__in=ids).values_list(
-            "job_id", "attempt", "started_at", "finished_at"):
-        runs.setdefault(job_id, []).append((attempt, started, finished))
+    runs: dict[UUID, dict[int, tuple[str, datetime, datetime | None]]] = {}
+    for job_id, attempt, status, started, finished in JobRun.objects.filter(
+            job__in=ids).values_list("job_id", "attempt", "status", "started_at", "finished_at"):
+        runs.setdefault(job_id, {})[attempt] = (status, started, finished)
     available, restarted = [], []
     for hit in hits:
-        later = sorted((attempt, started) for attempt, started, _ in runs.get(hit.job_id, [])
+        attempts = runs.get(hit.job_id, {})
+        later = sorted((attempt, started) for attempt, (_, started, _) in attempts.items()
                        if started > hit.at and (hit.attempt is None or attempt > hit.attempt))
-        own = [finished for attempt, _, finished in runs.get(hit.job_id, [])
-               if attempt == hit.attempt and finished is not None]
-        start = later[0][1] if later else (own[0] if own else None)
+        status, _, finished = attempts.get(hit.attempt or 0, ("", hit.at, None))
+        start = later[0][1] if later else finished
         if start is None:
             continue
-        run_after, published = rows.get(hit.job_id, (None, None))
-        marks = [m for m in (run_after, published) if m is not None and m > hit.at]
-        back = min([start, *marks])
+        if status in (RunStatus.LOST, "released") and finished is not None:
+            back = finished
+        else:
+            run_after, published = rows.get(hit.job_id, (None, None))
+            back = min([start, *(m for m in (run_after, published)
+                                 if m is not None and m > hit.at)])
         available.append((back - hit.at).total_seconds())
         restarted.append((start - hit.at).total_seconds())
     return available, restarted
