@@ -18,6 +18,7 @@ from django_bgjobs.exceptions import (
 )
 from django_bgjobs.hooks import on_signup
 from django_bgjobs.registry import JobCall, JobFunction, bgjob
+from django_bgjobs.schedules import Schedule
 
 if TYPE_CHECKING:
     from django_bgjobs.models import Job
@@ -47,6 +48,7 @@ __all__ = [
     "NonRetriable",
     "PayloadError",
     "RetryAfter",
+    "Schedule",
     "bgjob",
     "enqueue_many",
     "on_signup",

@@ -1,5 +1,33 @@
+import logging
+from typing import Any
+
 from django.apps import AppConfig
+from django.db import DatabaseError
+from django.db.models.signals import post_migrate
 from django.utils.module_loading import autodiscover_modules
+
+logger = logging.getLogger("django_bgjobs.schedules")
+
+
+def sync_schedules_after_migrate(using: str = "default", verbosity: int = 1,
+                                 **kwargs: Any) -> None:
+    """Deploying is migrating: reconcile the code's schedules into django-celery-beat."""
+    from django.db import router
+
+    from django_bgjobs.models import JobSchedule
+    from django_bgjobs.schedule_sync import sync
+
+    if not router.allow_migrate_model(using, JobSchedule):
+        return
+    try:
+        report = sync()
+    except DatabaseError as exc:  # e.g. `migrate django_bgjobs` before django_celery_beat's
+        logger.warning("schedules not synced after migrate (%s); run `manage.py bgjobs "
+                       "sync-schedules` once every app is migrated", exc)
+        return
+    for line in report.lines():
+        if verbosity >= 1 and not line.startswith("unchanged"):
+            print(f"  bgjobs schedules: {line}")
 
 
 class BgJobsConfig(AppConfig):
@@ -8,7 +36,8 @@ class BgJobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django_bgjobs import checks, hooks, logs, worker
+        # beat and maintenance are imported for the Celery task and the job they define.
+        from django_bgjobs import beat, checks, hooks, logs, maintenance, worker  # noqa: F401
 
         checks.register()
         logs.connect()
@@ -16,3 +45,5 @@ class BgJobsConfig(AppConfig):
         worker.connect()
         # Jobs defined in <app>/jobs.py are known to every process without further imports.
         autodiscover_modules("jobs")
+        post_migrate.connect(sync_schedules_after_migrate, sender=self,
+                             dispatch_uid="django_bgjobs.sync_schedules")

@@ -36,6 +36,13 @@ DEFAULTS: dict[str, Any] = {
     "ON_SIGNUP": [],
     # Dotted path of the Celery app ("proj.celery:app"); None uses the current app.
     "CELERY_APP": None,
+    # Finished jobs (and their attempts) are deleted this long after they finished, by status;
+    # None keeps them. The built-in prune job runs on PRUNE_SCHEDULE (cron, UTC; None: never).
+    "PRUNE": {"succeeded": timedelta(days=7), "cancelled": timedelta(days=7),
+              "dead": timedelta(days=30)},
+    "PRUNE_SCHEDULE": "17 * * * *",
+    # Rows deleted per statement (each batch its own short transaction: no long table lock).
+    "PRUNE_BATCH": 1000,
     # Errors and tracebacks kept on rows are cut to this many characters.
     "MAX_ERROR_LENGTH": 10_000,
     # Seconds a worker told to stop (SIGTERM: a warm shutdown) lets its running jobs finish;
@@ -69,8 +76,8 @@ class BgJobsSettings:
         if name not in DEFAULTS:
             raise AttributeError(f"Invalid BGJOBS setting: {name!r}")
         value = self.user_settings.get(name, DEFAULTS[name])
-        if name == "BACKOFF":
-            value = {**DEFAULTS["BACKOFF"], **value}
+        if name in ("BACKOFF", "PRUNE"):
+            value = {**DEFAULTS[name], **value}
         if name == "IDEMPOTENCY_WINDOW" and not isinstance(value, timedelta):
             value = timedelta(seconds=value)
         return value

@@ -20,9 +20,11 @@ from typing import (
 
 from django.utils import timezone
 
+from django_bgjobs._payload import validate_arguments
 from django_bgjobs.backoff import Backoff
 from django_bgjobs.conf import bgjobs_settings
-from django_bgjobs.exceptions import JobConfigurationError
+from django_bgjobs.exceptions import JobConfigurationError, PayloadError
+from django_bgjobs.schedules import CatchUp, Overlap, Schedule, schedules_from_options
 
 if TYPE_CHECKING:
     from django_bgjobs.context import JobContext
@@ -49,6 +51,7 @@ class JobSpec:
     takes_context: bool
     signature: inspect.Signature = field(repr=False)
     redact: frozenset[str] = frozenset()
+    schedules: tuple[Schedule, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +226,7 @@ def _make_spec(
     priority: int,
     takes_context: bool,
     redact: tuple[str, ...] = (),
+    schedules: tuple[Schedule, ...] = (),
 ) -> JobSpec:
     where = _origin(func) if hasattr(func, "__qualname__") else repr(func)
     if not inspect.isfunction(func):
@@ -280,10 +284,15 @@ def _make_spec(
         job_backoff = backoff or Backoff.from_setting(bgjobs_settings.BACKOFF)
     except (TypeError, ValueError) as exc:
         raise JobConfigurationError(f"BGJOBS['BACKOFF'] is invalid: {exc}") from None
+    for schedule in schedules:
+        try:
+            validate_arguments(job_name, signature, schedule.args, schedule.kwargs)
+        except PayloadError as exc:
+            raise JobConfigurationError(f"Job {job_name!r}, {schedule.describe()}: {exc}") from None
     return JobSpec(
         func=func, name=job_name, queue=queue, max_attempts=attempts, backoff=job_backoff,
         timeout=timeout, retry_on=retry_on, priority=priority, takes_context=takes_context,
-        signature=signature, redact=frozenset(redact),
+        signature=signature, redact=frozenset(redact), schedules=schedules,
     )
 
 
@@ -301,6 +310,12 @@ def bgjob(
     priority: int = ...,
     takes_context: Literal[False] = ...,
     redact: tuple[str, ...] = ...,
+    cron: str | None = ...,
+    tz: str | None = ...,
+    every: timedelta | None = ...,
+    schedules: list[Schedule] | tuple[Schedule, ...] = ...,
+    catch_up: CatchUp = ...,
+    overlap: Overlap = ...,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 @overload
 def bgjob(
@@ -314,6 +329,12 @@ def bgjob(
     priority: int = ...,
     takes_context: Literal[True],
     redact: tuple[str, ...] = ...,
+    cron: str | None = ...,
+    tz: str | None = ...,
+    every: timedelta | None = ...,
+    schedules: list[Schedule] | tuple[Schedule, ...] = ...,
+    catch_up: CatchUp = ...,
+    overlap: Overlap = ...,
 ) -> Callable[[Callable[Concatenate[JobContext, P], R]], JobFunction[P, R]]: ...
 
 
@@ -330,6 +351,12 @@ def bgjob(
     priority: int = 0,
     takes_context: bool = False,
     redact: tuple[str, ...] = (),
+    cron: str | None = None,
+    tz: str | None = None,
+    every: timedelta | None = None,
+    schedules: list[Schedule] | tuple[Schedule, ...] = (),
+    catch_up: CatchUp = "latest",
+    overlap: Overlap = "allow",
 ) -> Any:
     """Make a module-level function a background job.
 
@@ -338,13 +365,17 @@ def bgjob(
     in seconds per attempt. ``priority`` 0-9, higher first. With ``takes_context=True`` the
     function's first parameter receives a :class:`~django_bgjobs.context.JobContext`.
     ``redact`` names arguments that are never shown: masked in the admin, scrubbed from errors.
+    ``cron`` (in ``tz``) or ``every`` runs the job by itself (``catch_up`` and ``overlap`` as in
+    :class:`~django_bgjobs.schedules.Schedule`); ``schedules`` declares several, each with its
+    own arguments. They are synced into django-celery-beat after ``migrate``.
     """
+    declared = schedules_from_options(cron, every, tz, schedules, catch_up, overlap)
 
     def decorate(f: Callable[..., Any]) -> JobFunction[Any, Any]:
         spec = _make_spec(
             f, name=name, queue=queue, max_attempts=max_attempts, backoff=backoff,
             timeout=timeout, retry_on=retry_on, priority=priority, takes_context=takes_context,
-            redact=redact,
+            redact=redact, schedules=declared,
         )
         registry.add(spec)
         return JobFunction(spec)

@@ -9,6 +9,7 @@ database refusing every connection.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -197,12 +198,12 @@ class Stack:
                 proc.proc.wait()
 
 
-WORKER_MARK = "--hostname\0chaos"
+WORKER_MARK = re.compile(r"--hostname\0chaos\d+-(\d+)@")
 
 
 def kill_leftovers() -> int:
-    """Kill chaos workers a previous run left behind (its harness was killed): they would
-    serve this run's queue with their own settings. Returns how many were found."""
+    """Kill chaos workers whose harness is gone (it was killed): they would serve this run's
+    queue with their own settings. Workers of a harness still running are left alone."""
     found = 0
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
@@ -210,13 +211,15 @@ def kill_leftovers() -> int:
             pid = int(cmdline.parent.name)
         except (OSError, ValueError):
             continue
-        if "bgjobs\0worker" in text and WORKER_MARK in text and pid != os.getpid():
-            found += 1
-            try:
-                os.kill(pid, signal.SIGCONT)
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        mark = WORKER_MARK.search(text)
+        if "bgjobs\0worker" not in text or mark is None or Path(f"/proc/{mark[1]}").exists():
+            continue
+        found += 1
+        try:
+            os.kill(pid, signal.SIGCONT)
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     return found
 
 

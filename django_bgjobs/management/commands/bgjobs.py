@@ -1,4 +1,5 @@
-"""``manage.py bgjobs``: workers, beat, the dispatcher, the all-in-one dev stack; retry; status."""
+"""``manage.py bgjobs``: workers, beat, the dispatcher, the all-in-one dev stack; retry; status;
+sync-schedules; prune."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def _manage_command() -> list[str]:
 
 
 class Command(BaseCommand):
-    help = "Background jobs: worker, beat, dispatcher, dev, retry, status."
+    help = "Background jobs: worker, beat, dispatcher, dev, retry, status, sync-schedules, prune."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
@@ -70,8 +71,16 @@ class Command(BaseCommand):
 
         sub.add_parser("status", help="Jobs per status and queue.")
 
+        sync = sub.add_parser("sync-schedules",
+                              help="Reconcile the code's schedules into django-celery-beat.")
+        sync.add_argument("--check", action="store_true",
+                          help="Only show the drift between code and database; exit 1 if any.")
+
+        prune = sub.add_parser("prune", help="Delete finished jobs past BGJOBS['PRUNE'].")
+        prune.add_argument("--dry-run", action="store_true")
+
     def handle(self, *args: Any, action: str, **options: Any) -> None:
-        getattr(self, f"handle_{action}")(**options)
+        getattr(self, f"handle_{action.replace('-', '_')}")(**options)
 
     # --- processes ---
 
@@ -186,3 +195,21 @@ class Command(BaseCommand):
             self.stdout.write("no jobs")
         for row in rows:
             self.stdout.write(f"{row['queue']:<20} {row['status']:<10} {row['n']}")
+
+    def handle_sync_schedules(self, check: bool, **options: Any) -> None:
+        from django_bgjobs.schedule_sync import sync
+
+        report = sync(apply=not check)
+        for line in report.lines():
+            self.stdout.write(line)
+        if check and report.drift:
+            raise CommandError(f"{len(report.drift)} schedule(s) differ from the code; run "
+                               "`manage.py bgjobs sync-schedules`")
+
+    def handle_prune(self, dry_run: bool, **options: Any) -> None:
+        from django_bgjobs.maintenance import prune
+
+        counts = prune(dry_run=dry_run)
+        verb = "would delete" if dry_run else "deleted"
+        self.stdout.write(", ".join(f"{verb} {n} {status}" for status, n in counts.items())
+                          or "nothing to prune (BGJOBS['PRUNE'] keeps everything)")

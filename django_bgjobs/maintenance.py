@@ -1,0 +1,56 @@
+"""Built-in maintenance: pruning finished jobs, like BullMQ's removeOnComplete/removeOnFail.
+
+``django_bgjobs.prune`` runs on ``BGJOBS["PRUNE_SCHEDULE"]`` (synced like any schedule) and by
+``manage.py bgjobs prune``. It deletes in batches of PRUNE_BATCH, each batch its own short
+transaction, so a large backlog never holds a long lock on the job table.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import router, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from django_bgjobs.conf import bgjobs_settings
+from django_bgjobs.models import Job, JobRun, JobStatus, ScheduleSlot
+from django_bgjobs.registry import bgjob
+
+
+def prune(now: datetime | None = None, dry_run: bool = False) -> dict[str, int]:
+    """Delete jobs finished longer ago than their status' retention. Returns counts by status."""
+    now = now or timezone.now()
+    counts: dict[str, int] = {}
+    for status, keep in bgjobs_settings.PRUNE.items():
+        if keep is None:
+            continue
+        if status not in (JobStatus.SUCCEEDED, JobStatus.DEAD, JobStatus.CANCELLED):
+            raise ValueError(f"BGJOBS['PRUNE'] has {status!r}: only finished statuses are pruned")
+        cutoff = now - (keep if isinstance(keep, timedelta) else timedelta(seconds=keep))
+        old = Job.objects.filter(status=status, finished_at__lt=cutoff)
+        counts[status] = old.count() if dry_run else _delete_in_batches(old)
+    return counts
+
+
+def _delete_in_batches(old: QuerySet[Job]) -> int:
+    using = router.db_for_write(Job)
+    batch = int(bgjobs_settings.PRUNE_BATCH)
+    deleted = 0
+    while True:
+        with transaction.atomic(using=using):
+            ids = list(old.values_list("pk", flat=True)[:batch])
+            if not ids:
+                return deleted
+            # Without the ORM's cascade collector (it loads every row): the dependent rows go
+            # first, then the jobs, three statements a batch.
+            ScheduleSlot.objects.filter(job_id__in=ids).update(job=None)
+            JobRun.objects.filter(job_id__in=ids)._raw_delete(using)
+            Job.objects.filter(pk__in=ids)._raw_delete(using)
+            deleted += len(ids)
+
+
+@bgjob(name="django_bgjobs.prune", max_attempts=2)
+def prune_job() -> dict[str, int]:
+    """The scheduled prune: returns how many jobs of each status it deleted."""
+    return prune()
