@@ -149,7 +149,25 @@ def check_orphaned_jobs(databases: Any = None, **kwargs: Any) -> list[checks.Che
     )]
 
 
+def check_webhooks(**kwargs: Any) -> list[checks.CheckMessage]:
+    """Every BGJOBS["WEBHOOKS"] entry is complete and names a job that exists."""
+    from django_bgjobs.webhooks.endpoints import endpoint
+    from django_bgjobs.webhooks.receipts import handler
+
+    errors: list[checks.CheckMessage] = []
+    for name in bgjobs_settings.WEBHOOKS:
+        try:
+            found = endpoint(name)
+            if found is not None:
+                handler(found)
+        except ImproperlyConfigured as exc:
+            errors.append(checks.Error(
+                str(exc), hint="See the README, section Webhooks in.", id="django_bgjobs.E007"))
+    return errors
+
+
 def register() -> None:
     checks.register(check_settings, "django_bgjobs")
+    checks.register(check_webhooks, "django_bgjobs")
     checks.register(check_celery, "django_bgjobs")
     checks.register(check_orphaned_jobs, checks.Tags.database)

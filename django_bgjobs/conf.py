@@ -43,6 +43,15 @@ DEFAULTS: dict[str, Any] = {
     "PRUNE_SCHEDULE": "17 * * * *",
     # Rows deleted per statement (each batch its own short transaction: no long table lock).
     "PRUNE_BATCH": 1000,
+    # Inbound webhook endpoints, by name: {"scheme": "qstash" | "standard" | "stripe" |
+    # "github", "secrets": [...] (QStash: current key, then next), "job": "app.jobs.handler"
+    # (receives the receipt's id), "url": the public URL QStash signs for (QStash only),
+    # "tolerance": seconds, "max_body": bytes}. See README "Webhooks in".
+    "WEBHOOKS": {},
+    # Bodies larger than this are refused (413) before any hashing (per endpoint: max_body).
+    "WEBHOOK_MAX_BODY": 1024 * 1024,
+    # Keep a record (without the body) of deliveries that failed verification.
+    "WEBHOOK_STORE_REJECTED": False,
     # Errors and tracebacks kept on rows are cut to this many characters.
     "MAX_ERROR_LENGTH": 10_000,
     # Seconds a worker told to stop (SIGTERM: a warm shutdown) lets its running jobs finish;

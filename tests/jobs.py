@@ -13,6 +13,16 @@ def noop() -> None:
     pass
 
 
+@bgjob
+def handle_webhook(receipt_id: int) -> dict:
+    """The handler of the test webhook endpoints: reads the stored delivery."""
+    from django_bgjobs.models import InboundWebhook
+
+    receipt = InboundWebhook.objects.get(pk=receipt_id)
+    Effect.objects.create(key=f"webhook:{receipt.endpoint}:{receipt.message_id}")
+    return {"endpoint": receipt.endpoint, "bytes": len(receipt.body)}
+
+
 @bgjob(queue="emails", max_attempts=2, priority=5)
 def add(a: int, b: int) -> int:
     return a + b
@@ -155,3 +165,22 @@ def ignores_interruptions(ctx: JobContext, key: str, seconds: float) -> None:
             time.sleep(0.05)
         except BaseException:  # on purpose: a job that will not stop
             pass
+
+
+# --- scheduled: fired by real beat processes (tests/test_beat.py) ------------------------------
+
+from datetime import timedelta  # noqa: E402
+
+from django_bgjobs import Schedule  # noqa: E402
+
+
+@bgjob(takes_context=True, schedules=[Schedule(every=timedelta(seconds=1), name="1s"),
+                                      Schedule(every=timedelta(seconds=2), name="2s")])
+def beat_tick(ctx: JobContext) -> str:
+    """Records the (schedule, slot) it runs for, as Effect "<schedule key>@<slot>"."""
+    from django_bgjobs.models import ScheduleSlot
+
+    slot = ScheduleSlot.objects.select_related("schedule").get(job_id=ctx.job_id)
+    Effect.objects.create(key=f"{slot.schedule.key}@{slot.slot_at.isoformat()}",
+                          job_id=str(ctx.job_id), attempt=ctx.attempt, pid=os.getpid())
+    return slot.slot_at.isoformat()

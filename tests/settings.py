@@ -91,6 +91,23 @@ BGJOBS = {
     "SHUTDOWN_GRACE": float(os.environ.get("BGJOBS_TEST_SHUTDOWN_GRACE", "25")),
 }
 
+# The public URL QStash would sign for: what a proxy-terminated request cannot tell by itself.
+PUBLIC_URL = "https://shop.example.com"
+BGJOBS["WEBHOOKS"] = {
+    "qstash": {"scheme": "qstash", "url": f"{PUBLIC_URL}/own/qstash",
+               "job": "tests.jobs.handle_webhook",
+               "secrets": ["sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r", "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs"]},
+    "qstash-generic": {"scheme": "qstash", "url": f"{PUBLIC_URL}/webhooks/qstash-generic/",
+                       "secrets": ["sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r"],
+                       "job": "tests.jobs.handle_webhook"},
+    "clerk": {"scheme": "standard", "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+              "job": "tests.jobs.handle_webhook", "max_body": 256 * 1024},
+    "stripe": {"scheme": "stripe", "secrets": ["whsec_test_secret_for_stripe_webhooks"],
+               "job": "tests.jobs.handle_webhook"},
+    "github": {"scheme": "github", "secrets": ["It's a Secret to Everybody"],
+               "job": "tests.jobs.handle_webhook"},
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

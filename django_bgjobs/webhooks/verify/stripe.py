@@ -32,7 +32,7 @@ def verify_stripe(body: bytes, headers: Headers, *, secrets: Sequence[str], now:
                 return Verdict.bad_request("malformed_header", "Stripe-Signature t= is not an "
                                            "integer")
         elif key == "v1":
-            signatures.append(part.strip().lower())
+            signatures.append(part.strip())  # exact: Stripe sends lower-case hex
     if timestamp is None or not signatures:
         return Verdict.bad_request("malformed_header", "Stripe-Signature needs t= and a v1=")
     signed = f"{timestamp}.".encode() + body
