@@ -6,3 +6,8 @@ from django_bgjobs import bgjob
 @bgjob(name="bench.noop_job")
 def noop_job() -> None:
     """Does nothing; bgjobs records every attempt in PostgreSQL."""
+
+
+@bgjob(name="bench.jobs.handle_webhook")
+def handle_webhook(receipt_id: int) -> None:
+    """The handler bench/webhooks.py enqueues for each delivery (never run there)."""

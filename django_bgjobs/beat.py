@@ -139,8 +139,15 @@ def _record_skip(row: JobSchedule, slot: datetime, reason: str, now: datetime,
 
 
 def cancel_future_slots(row: JobSchedule) -> int:
-    """Cancel the jobs claimed ahead for slots still to come (paused or removed schedule)."""
+    """Cancel the jobs claimed ahead for slots still to come (a paused or removed schedule),
+    and give their slots back: resumed before that time, the schedule claims them again."""
     from django_bgjobs import states
 
-    waiting = Job.objects.filter(schedule_slot__schedule=row, status=JobStatus.SCHEDULED)
-    return sum(states.cancel(job) for job in waiting)
+    cancelled = 0
+    with transaction.atomic():
+        for slot in ScheduleSlot.objects.filter(
+                schedule=row, job__status=JobStatus.SCHEDULED).select_related("job"):
+            if slot.job is not None and states.cancel(slot.job):
+                slot.delete()
+                cancelled += 1
+    return cancelled

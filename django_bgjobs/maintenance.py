@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.db import router, transaction
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from django_bgjobs.conf import bgjobs_settings
@@ -30,7 +30,21 @@ def prune(now: datetime | None = None, dry_run: bool = False) -> dict[str, int]:
         cutoff = now - (keep if isinstance(keep, timedelta) else timedelta(seconds=keep))
         old = Job.objects.filter(status=status, finished_at__lt=cutoff)
         counts[status] = old.count() if dry_run else _delete_in_batches(old)
+    if not dry_run:
+        _prune_slots(now)
     return counts
+
+
+def _prune_slots(now: datetime) -> None:
+    """Schedule slots older than the longest retention, except each schedule's newest (its
+    catch-up starts from there): they only said "this slot was handled"."""
+    keeps = [keep if isinstance(keep, timedelta) else timedelta(seconds=keep)
+             for keep in bgjobs_settings.PRUNE.values() if keep is not None]
+    if not keeps:
+        return
+    newest = ScheduleSlot.objects.filter(schedule=OuterRef("schedule")).order_by("-slot_at")
+    ScheduleSlot.objects.filter(slot_at__lt=now - max(keeps)).exclude(
+        pk=Subquery(newest.values("pk")[:1])).delete()
 
 
 def _delete_in_batches(old: QuerySet[Job]) -> int:

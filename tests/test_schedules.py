@@ -263,6 +263,30 @@ def test_a_paused_schedule_stays_paused_across_syncs(declare):
 
 
 @pytest.mark.django_db
+def test_old_slots_are_pruned_but_each_schedules_newest_stays(declare):
+    declare("tests.s.old_slots", cron="0 * * * *")
+    for hour in (1, 2, 3):  # 40 days ago: older than every retention
+        fire("tests.s.old_slots", timezone.now() - timedelta(days=40, hours=-hour))
+    assert ScheduleSlot.objects.filter(schedule__key="tests.s.old_slots").count() == 3
+    prune()
+    assert ScheduleSlot.objects.filter(schedule__key="tests.s.old_slots").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_paused_every_schedule_resumed_before_its_claimed_slot_runs_it(declare):
+    from django_bgjobs.beat import cancel_future_slots
+
+    declare("tests.s.resume", every=timedelta(minutes=5))
+    now = timezone.now()
+    fire("tests.s.resume", now)
+    row = JobSchedule.objects.get(key="tests.s.resume")
+    assert cancel_future_slots(row) == 1  # paused: the job claimed ahead is cancelled
+    fired = fire("tests.s.resume", now + timedelta(seconds=1))  # resumed, fired again
+    assert fired is not None and len(fired.enqueued) == 1  # the future slot is claimed again
+    assert Job.objects.filter(name="tests.s.resume", status=JobStatus.SCHEDULED).count() == 1
+
+
+@pytest.mark.django_db
 def test_a_schedule_removed_from_code_is_disabled_reported_and_its_ahead_job_cancelled(declare):
     declare("tests.s.gone", every=timedelta(minutes=5))
     fire("tests.s.gone", timezone.now())
@@ -331,7 +355,7 @@ def test_prune_deletes_finished_jobs_past_their_retention_in_batches(declare):
     assert {new_ok.pk, old_dead.pk, running.pk} <= left
     assert not left & {j.pk for j in [*old_ok, very_old_dead, slot_job]}
     assert not JobRun.objects.filter(job_id__in=[j.pk for j in old_ok]).exists()
-    # The slot stays (it still marks the slot as done), without its job.
+    # The slot stays (the schedule's newest still marks where catch-up starts), without its job.
     assert ScheduleSlot.objects.get(schedule__key="tests.s.pruned").job is None
 
 

@@ -121,8 +121,23 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_REDIRECT_STDOUTS = False
 
 # --- django_bgjobs ---
+# Where this site is reached from outside: QStash signs each delivery for that exact URL.
+PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+
 BGJOBS = {
     "QUEUES": ["default", "emails"],
+    # The seed's consumer, POST /api/jobs/welcome, verified like QStash's own deliveries.
+    # Keys from the Upstash console (these defaults are the QStash dev server's).
+    "WEBHOOKS": {
+        "qstash": {
+            "scheme": "qstash",
+            "secrets": [
+                os.environ.get("QSTASH_CURRENT_SIGNING_KEY", "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r"),
+                os.environ.get("QSTASH_NEXT_SIGNING_KEY", "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs"),
+            ],
+            "url": f"{PUBLIC_URL}/api/jobs/welcome",
+        },
+    },
     # Enqueued with the new user's pk, in the transaction that creates the user.
     "ON_SIGNUP": [
         "example_project.shop.jobs.send_welcome_email",

@@ -9,7 +9,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from django_bgjobs.models import Job
-from example_project.shop.jobs import flaky_report
+from django_bgjobs.webhooks.views import verify_webhook
+from example_project.shop.jobs import flaky_report, send_welcome_email
 from example_project.shop.serializers import (
     FlakySerializer,
     JobSerializer,
@@ -47,6 +48,24 @@ class SignupView(APIView):
             },
             status=status.HTTP_201_CREATED,
         )
+
+
+@verify_webhook("qstash")
+def welcome_consumer(request: HttpRequest) -> HttpResponse:
+    """The seed's QStash consumer, POST /api/jobs/welcome {"user_id": 1}: only requests QStash
+    signed for this URL get here. The message id is the idempotency key: QStash retries a
+    message with the same id, and it enqueues one job."""
+    import json
+
+    from django.http import JsonResponse
+
+    try:
+        user_id = int(json.loads(request.body)["user_id"])
+    except (ValueError, KeyError, TypeError):
+        return JsonResponse({"error": 'the body must be JSON like {"user_id": 1}'}, status=400)
+    key = f"qstash:{request.webhook.message_id}" if request.webhook.message_id else None
+    job = send_welcome_email.using(idempotency_key=key).enqueue(user_id)
+    return JsonResponse({"job": str(job.pk), "status": job.status}, status=202)
 
 
 class JobDetailView(generics.RetrieveAPIView):
