@@ -2,8 +2,10 @@
 
 What tests/test_admin.py checks in HTML, checked here as a person sees it: log in through the
 form, click the status filter, open a job, expand a traceback, run the retry and cancel actions,
-and be refused as a non-staff user. Each scenario asserts on the page and on the database, and
-saves screenshots to test-artifacts/ (git-ignored) to look at.
+be refused as a non-staff user, run a schedule now from the schedules list, and read and replay
+a webhook receipt. Each scenario
+asserts on the page and on the database, and saves screenshots to test-artifacts/ (git-ignored)
+to look at.
 
 Needs Debian's chromium at /usr/bin/chromium (``apt-get install chromium``; scripts/test installs
 it when run as root) and the ``playwright`` package, never ``playwright install``: the browser is
@@ -12,21 +14,31 @@ the system's. BGJOBS_SKIP_BROWSER=1 skips this module; otherwise a missing brows
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from unittest import mock
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.sessions.models import Session
 from django.db import connection, connections
+from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
-from django_bgjobs.admin import STATUS_COLOURS
-from django_bgjobs.models import Job, JobStatus
+from django_bgjobs import Schedule, bgjob
+from django_bgjobs.admin import STATUS_COLOURS, slot_time
+from django_bgjobs.beat import fire
+from django_bgjobs.models import InboundWebhook, Job, JobStatus
+from django_bgjobs.registry import registry
+from django_bgjobs.schedule_sync import sync
 from django_bgjobs.testing import capture_jobs
+from django_bgjobs.webhooks.sign import standard_signature
 from tests import jobs
 
 if os.environ.get("BGJOBS_SKIP_BROWSER") == "1":
@@ -48,6 +60,10 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHANGELIST = reverse("admin:django_bgjobs_job_changelist")
 RETRY_ACTION = "Retry selected dead or cancelled jobs"
 CANCEL_ACTION = "Cancel selected jobs"
+SCHEDULES = reverse("admin:django_bgjobs_jobschedule_changelist")
+RUN_NOW_ACTION = "Run now (not tied to a slot)"
+REPORT = "tests.browser.nightly_report"
+RECEIPTS = reverse("admin:django_bgjobs_inboundwebhook_changelist")
 
 
 @pytest.fixture
@@ -266,3 +282,142 @@ def test_non_staff_user_is_refused_the_admin(page: Page, live_server, django_use
     assert not user.is_staff and user.last_login is None  # never logged in
     assert not [s for s in Session.objects.all()
                 if s.get_decoded().get("_auth_user_id") == str(user.pk)]
+
+
+def nightly_report(label: str) -> str:
+    return label
+
+
+@pytest.fixture
+def report_schedule(admin_user) -> Iterator[Schedule]:  # type: ignore[no-untyped-def]
+    """A daily schedule declared for this test, synced, whose last slot ran and succeeded.
+    Requested before ``page``: its ORM work happens before Playwright starts and after it stops."""
+    schedule = Schedule(cron="30 6 * * *", tz="Europe/Paris", args=("nightly",))
+    bgjob(name=REPORT, schedules=[schedule])(nightly_report)
+    sync()
+    with capture_jobs() as captured:
+        fire(REPORT, timezone.now())
+        captured.run_all()
+    yield schedule
+    registry._specs.pop(REPORT, None)
+    sync()
+
+
+def test_staff_user_sees_a_schedules_next_and_last_run_and_runs_it_now(  # type: ignore[no-untyped-def]
+    report_schedule, page: Page, live_server
+):
+    log_in(page, live_server.url, "admin", "password")
+    expect(page.locator("#user-tools")).to_contain_text("admin")
+    page.goto(live_server.url + SCHEDULES)
+    report = page.locator("#result_list tbody tr").filter(
+        has=page.get_by_role("link", name=REPORT, exact=True))
+    expect(report).to_have_count(1)
+    expect(report.locator("td.field-when_display")).to_have_text(
+        "cron 30 6 * * * (Europe/Paris)")
+    expect(report.locator("td.field-state_display .bgjobs-status-enabled")).to_have_text(
+        "enabled")
+    upcoming = report_schedule.next_slot(timezone.now())
+    expect(report.locator("td.field-next_run_display")).to_contain_text(slot_time(upcoming))
+    last = report.locator("td.field-last_run_display .bgjobs-status-succeeded")
+    expect(last).to_have_text("Succeeded")
+    expect(last).to_have_css("background-color", rgb(STATUS_COLOURS["succeeded"]))
+    expect(report.locator("td.field-drift_display")).to_have_text("none")
+    page.set_viewport_size({"width": 1920, "height": 900})  # every column, for whoever looks
+    shot(page, "09-schedules-list")
+
+    with capture_jobs() as captured:
+        report.locator('input[name="_selected_action"]').check()
+        page.select_option('select[name="action"]', label=RUN_NOW_ACTION)
+        page.click('#changelist-form button[name="index"]')
+        message = page.locator("ul.messagelist li.success")
+        expect(message).to_contain_text(f"enqueued for {REPORT}.")
+        assert captured.names() == [REPORT]
+        job = captured.jobs[0]
+        assert (job.args, job.status) == (["nightly"], JobStatus.QUEUED)
+        expect(message.get_by_role("link")).to_have_text(f"job …{str(job.pk)[-12:]}")
+        shot(page, "10-schedule-run-now")
+        captured.run_all()
+    assert Job.objects.filter(name=REPORT).count() == 2  # the slot's job and the one run now
+
+    message.get_by_role("link").click()  # to the job just run, then to its schedule's page
+    expect(page.locator("div.field-status_display .bgjobs-status-succeeded")).to_be_visible()
+    page.goto(live_server.url + SCHEDULES)
+    page.get_by_role("link", name=REPORT, exact=True).click()
+    slots = page.locator("#bgjobs-recent-slots tr.bgjobs-slot")
+    expect(slots).to_have_count(1)  # run now is not a slot
+    expect(slots.locator(".bgjobs-status-succeeded")).to_have_text("Succeeded")
+    shot(page, "11-schedule-page")
+
+    page.goto(live_server.url + CHANGELIST)  # the jobs list links the slot's job to its schedule
+    slot_job = Job.objects.get(name=REPORT, schedule_slot__isnull=False)
+    expect(row(page, slot_job).locator("td.field-schedule_display a")).to_have_text(REPORT)
+    expect(row(page, job).locator("td.field-schedule_display")).to_have_text("-")
+    shot(page, "12-jobs-list-with-schedule")
+
+
+@pytest.fixture
+def delivered(admin_user) -> InboundWebhook:  # type: ignore[no-untyped-def]
+    """A Clerk event signed and POSTed to the generic receiver, its handler job run. Requested
+    before ``page``, like ``report_schedule``."""
+    body = json.dumps({"type": "user.created", "data": {"id": "user_42",
+                                                        "note": "<b>not bold</b>"}}).encode()
+    stamp = int(time.time())
+    with capture_jobs() as captured:
+        response = Client().post("/webhooks/clerk/", body, content_type="application/json",
+                                 headers={"svix-id": "msg_browser", "svix-timestamp": str(stamp),
+                                          "svix-signature": standard_signature(
+                                              body, "msg_browser", stamp,
+                                              "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")})
+        assert response.status_code == 202, response.content
+        captured.run_all()
+    return InboundWebhook.objects.get(pk=response.json()["receipt"])
+
+
+def test_staff_user_reads_a_webhook_receipt_and_replays_it(  # type: ignore[no-untyped-def]
+    delivered, page: Page, live_server
+):
+    first_job = delivered.job
+    assert first_job is not None
+    log_in(page, live_server.url, "admin", "password")
+    expect(page.locator("#user-tools")).to_contain_text("admin")
+    page.goto(live_server.url + RECEIPTS)
+    receipt_row = page.locator("#result_list tbody tr").filter(
+        has=page.locator(f'input[name="_selected_action"][value="{delivered.pk}"]'))
+    expect(receipt_row.locator("td.field-endpoint")).to_have_text("clerk")
+    expect(receipt_row.locator("td.field-message_id_display")).to_have_text("msg_browser")
+    accepted = receipt_row.locator("td.field-outcome_display .bgjobs-status-accepted")
+    expect(accepted).to_have_text("accepted")
+    expect(accepted).to_have_css("background-color", rgb("#146c43"))
+    expect(receipt_row.locator("td.field-job_display .bgjobs-status-succeeded")).to_have_text(
+        "Succeeded")
+    shot(page, "13-webhook-receipts")
+
+    receipt_row.locator("th.field-received a").click()
+    body = page.locator("#bgjobs-body pre")
+    expect(body).to_contain_text('"note": "<b>not bold</b>"')  # the tag shown, not applied
+    expect(body.locator("b")).to_have_count(0)
+    expect(page.locator("#bgjobs-headers tr.bgjobs-header").filter(has_text="svix-id")
+           ).to_contain_text("msg_browser")
+    shot(page, "14-webhook-receipt")
+
+    with capture_jobs() as captured:
+        page.locator("button.bgjobs-replay").click()
+        message = page.locator("ul.messagelist li.success")
+        expect(message).to_contain_text("1 receipt(s) replayed")
+        assert captured.names() == ["tests.jobs.handle_webhook"]
+        job = captured.jobs[0]
+        assert job.pk != first_job.pk and job.args == [delivered.pk]
+        expect(message.get_by_role("link")).to_have_text(f"job …{str(job.pk)[-12:]}")
+        # Back on the receipt's page, which now points at the new job.
+        expect(page.locator("div.field-job_display .bgjobs-status-queued")).to_have_text(
+            "Queued")
+        shot(page, "15-webhook-replayed")
+        captured.run_all()
+    delivered.refresh_from_db()
+    assert delivered.job_id == job.pk
+    assert list(LogEntry.objects.values_list("object_id", flat=True)) == [str(delivered.pk)]
+
+    message.get_by_role("link").click()  # to the replayed job, which links back to the receipt
+    expect(page.locator("div.field-status_display .bgjobs-status-succeeded")).to_be_visible()
+    expect(page.locator("div.field-webhook_display a")).to_have_text(str(delivered))
+    shot(page, "16-replayed-job")
