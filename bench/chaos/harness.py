@@ -72,7 +72,7 @@ def reset_data() -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             "TRUNCATE django_bgjobs_jobrun, django_bgjobs_job, chaos_effect, chaos_execution, "
-            "chaos_order"
+            "chaos_order CASCADE"
         )
     broker().flushdb()
 

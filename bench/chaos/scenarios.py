@@ -307,9 +307,13 @@ def database_outage(run: Run) -> Report:
     report = Report("7-db-outage", run.seed)
     journal = run.log_dir / f"web-{prefix}.journal"
     journal.unlink(missing_ok=True)
-    count = run.size.jobs
-    duration = run.size.outage * 2 + 10  # traffic before, during and after the outage
-    rate = count / duration
+    # Steady traffic at about half of what the workers can run, so that what the outage costs
+    # is not hidden behind a backlog of the load itself.
+    ms = run.size.ms[1]
+    capacity = run.size.workers * run.size.concurrency / (ms / 1000 + 0.01)
+    duration = run.size.outage * 2 + 10
+    rate = capacity / 2
+    count = int(rate * duration)
     outage = harness.DatabaseOutage()
     stack = run.stack()
     mains = [proc.proc.pid for proc in stack.procs if proc.proc]
@@ -317,7 +321,7 @@ def database_outage(run: Run) -> Report:
     try:
         # Jobs long enough that the outage catches several of them running.
         web = harness.run_web(["--prefix", prefix, "--count", str(count), "--rate", str(rate),
-                               "--journal", str(journal), "--ms", str(run.size.ms[1] * 4)],
+                               "--journal", str(journal), "--ms", str(ms)],
                               run.log_dir / "web.log")
         time.sleep(rng.uniform(0.15, 0.3) * duration)
         queued = list(Job.objects.filter(args__0__startswith=prefix + "-",
