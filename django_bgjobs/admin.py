@@ -1,4 +1,5 @@
-"""The admin: every job and every attempt, read-only, with retry and cancel actions; the
+"""The admin: every job and every attempt, read-only, with retry and cancel actions (and, in
+admin_views.py, the dashboard, the job page's buttons and timeline, the bulk actions); the
 schedules declared in code, with their next and last runs, drift, and run now/pause/resume; the
 webhook receipts, read-only, with their verification outcome, body and job, and replay."""
 
@@ -8,17 +9,21 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db import models, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.db.models.functions import Length
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext_lazy as _
@@ -29,7 +34,7 @@ from django_bgjobs.exceptions import JobConfigurationError
 from django_bgjobs.models import (
     InboundWebhook,
     Job,
-    JobRun,
+    JobDashboard,
     JobSchedule,
     JobStatus,
     RunStatus,
@@ -44,14 +49,14 @@ if TYPE_CHECKING:  # django-stubs' generics; not subscriptable at run time
     from django.utils.functional import _StrOrPromise as StrOrPromise
 
     _AdminBase = admin.ModelAdmin[Job]
-    _InlineBase = admin.TabularInline[JobRun, Job]
     _ScheduleAdminBase = admin.ModelAdmin[JobSchedule]
     _ReceiptAdminBase = admin.ModelAdmin[InboundWebhook]
+    _DashboardAdminBase = admin.ModelAdmin[JobDashboard]
 else:
     _AdminBase = admin.ModelAdmin
-    _InlineBase = admin.TabularInline
     _ScheduleAdminBase = admin.ModelAdmin
     _ReceiptAdminBase = admin.ModelAdmin
+    _DashboardAdminBase = admin.ModelAdmin
 
 M = TypeVar("M", bound=models.Model)
 
@@ -128,50 +133,88 @@ def _time_column(attr: str, label: StrOrPromise) -> Callable[[Any, Any], str]:
     return column
 
 
-class JobRunInline(_InlineBase):
-    model = JobRun
-    extra = 0
-    can_delete = False
-    fields = ("attempt", "status_display", "started", "finished", "duration_ms", "worker",
-              "error", "traceback_display")
-    readonly_fields = fields
-    ordering = ("attempt",)
+class QueueFilter(admin.SimpleListFilter):
+    """The queues of BGJOBS["QUEUES"], not a SELECT DISTINCT over every job."""
 
-    @admin.display(description=_("status"))
-    def status_display(self, run: JobRun) -> str:
-        return status_badge(run.status, run.get_status_display(), RUN_STATUS_COLOURS)
+    title = _("queue")
+    parameter_name = "queue"
 
-    started = _time_column("started_at", _("started"))
-    finished = _time_column("finished_at", _("finished"))
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        queues = list(bgjobs_settings.QUEUES)
+        if self.value() and self.value() not in queues:  # a queue since removed, from a link
+            queues.append(str(self.value()))
+        return [(queue, queue) for queue in queues]
 
-    @admin.display(description=_("traceback"))
-    def traceback_display(self, run: JobRun) -> str:
-        if not run.traceback:
-            return "-"
-        return format_html(
-            "<details><summary>show</summary><pre style='white-space:pre;min-width:40em;"
-            "max-width:80em;max-height:30em;overflow:auto'>{}</pre></details>",
-            run.traceback,
-        )
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(queue=self.value()) if self.value() else queryset
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+
+class JobNameFilter(admin.SimpleListFilter):
+    """The job names the code defines (the registry), not a SELECT DISTINCT over every job.
+    A name no code defines any more can still be filtered on from a link (the dashboard's)."""
+
+    title = _("name")
+    parameter_name = "name"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        names = registry.names()
+        if self.value() and self.value() not in names:
+            names.append(str(self.value()))
+        return [(name, name) for name in names]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(name=self.value()) if self.value() else queryset
+
+
+COUNT_CAP = 10_000
+
+
+class CappedPaginator(Paginator):  # type: ignore[type-arg]
+    """Counts the matching jobs up to COUNT_CAP + 1 only: an exact COUNT(*) of a filter that
+    matches most of a million rows reads them all, on every page load. Beyond the cap the list
+    says "more than 10,000" and pages up to there (filters narrow it down)."""
+
+    @cached_property
+    def count(self) -> int:
+        rows: QuerySet[Any] = self.object_list  # type: ignore[assignment]
+        return rows.order_by().values("pk")[:COUNT_CAP + 1].count()
+
+
+class JobChangeList(ChangeList):
+    def get_queryset(self, request: HttpRequest,
+                     exclude_parameters: list[str | None] | None = None) -> QuerySet[Any]:
+        # The list shows neither the payload nor the result: not read (they can be large).
+        return super().get_queryset(request, exclude_parameters).defer("args", "kwargs",
+                                                                       "result")
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        if self.result_count == 0:  # a filter nothing matches: do not search the table twice
+            self.result_list = self.queryset.none()
+        self.count_capped = self.result_count > COUNT_CAP  # read by job/pagination.html
+        self.count_cap = f"{COUNT_CAP:,}"
 
 
 @admin.register(Job)
 class JobAdmin(_AdminBase):
     list_display = ("short_id", "name", "status_display", "queue", "attempts_display",
                     "error_excerpt", "created_at", "when_display", "schedule_display")
-    list_filter = ("status", "queue", "name", "created_at")
+    list_filter = ("status", QueueFilter, JobNameFilter, "created_at")
     search_fields = ("=id", "name", "=idempotency_key")
     list_per_page = 50
     show_full_result_count = False  # COUNT(*) over millions of rows on every page load
-    inlines = (JobRunInline,)
+    paginator = CappedPaginator
+    # "Show counts" would count every job for each filter (a scan of the table each): the
+    # dashboard has the counts that matter, from partial indexes.
+    show_facets = admin.ShowFacets.NEVER
     actions = ("retry_jobs", "cancel_jobs")
+    change_list_template = "django_bgjobs/admin/job_change_list.html"
+    # The attempts are drawn as a timeline by the template (admin_views.timeline).
+    change_form_template = "django_bgjobs/admin/job_change_form.html"
     fieldsets = (
         (None, {"fields": ("id", "name", "status_display", "queue", "priority",
                            "idempotency_key", "schedule_display", "webhook_display")}),
-        (_("Payload and result"), {"fields": ("arguments", "keyword_arguments", "result",
+        (_("Payload and result"), {"fields": ("arguments", "keyword_arguments", "result_display",
                                               "error")}),
         (_("Attempts"), {"fields": ("attempts", "max_attempts", "worker", "progress_display",
                                     "cancel_requested")}),
@@ -189,6 +232,44 @@ class JobAdmin(_AdminBase):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
         # The schedule column: a LEFT JOIN on the slot's unique job_id, not a query per row.
         return super().get_queryset(request).select_related("schedule_slot__schedule")
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return JobChangeList
+
+    def get_urls(self) -> list[URLPattern]:
+        from django_bgjobs import admin_views
+
+        def view(function: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+            # admin_view: login and staff required, CSRF checked on POST, never cached.
+            return self.admin_site.admin_view(partial(function, self))
+
+        return [
+            path("dashboard/", view(admin_views.dashboard_view),
+                 name="django_bgjobs_job_dashboard"),
+            path("bulk/", view(admin_views.bulk_view), name="django_bgjobs_job_bulk"),
+            *(path(f"<path:object_id>/{action}/",
+                   view(partial(admin_views.job_action_view, action=action)),
+                   name=f"django_bgjobs_job_{action}")
+              for action in ("retry", "cancel", "replay")),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request: HttpRequest,
+                        extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return super().changelist_view(request, {
+            **(extra_context or {}),
+            "dashboard_url": reverse("admin:django_bgjobs_job_dashboard"),
+            "bulk_url": reverse("admin:django_bgjobs_job_bulk"),
+        })
+
+    def render_change_form(self, request: HttpRequest, context: dict[str, Any],
+                           add: bool = False, change: bool = False, form_url: str = "",
+                           obj: Job | None = None) -> HttpResponse:
+        from django_bgjobs.admin_views import job_page_context
+
+        if obj is not None:
+            context.update(job_page_context(self, request, obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [str(f) for _, options in self.fieldsets for f in options["fields"]]
@@ -209,13 +290,28 @@ class JobAdmin(_AdminBase):
     def has_cancel_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("django_bgjobs.cancel_job")
 
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("django_bgjobs.replay_job")
+
     @admin.display(description=_("args"))
     def arguments(self, job: Job) -> str:
-        return json.dumps(masked_payload(registry.get(job.name), job.args, job.kwargs)[0])
+        from django_bgjobs.admin_views import pretty_json, shown_payload
+
+        return pretty_json(shown_payload(job)[0])
 
     @admin.display(description=_("kwargs"))
     def keyword_arguments(self, job: Job) -> str:
-        return json.dumps(masked_payload(registry.get(job.name), job.args, job.kwargs)[1])
+        from django_bgjobs.admin_views import pretty_json, shown_payload
+
+        return pretty_json(shown_payload(job)[1])
+
+    @admin.display(description=_("result"))
+    def result_display(self, job: Job) -> str:
+        from django_bgjobs.admin_views import pretty_json
+
+        if job.result is None:
+            return "-"
+        return pretty_json(job.result)
 
     @admin.display(description=_("id"), ordering="id")
     def short_id(self, job: Job) -> str:
@@ -271,15 +367,9 @@ class JobAdmin(_AdminBase):
 
     @admin.display(description=_("progress"))
     def progress_display(self, job: Job) -> str:
-        if job.progress_done is None:
-            return "-"
-        if job.progress_total:
-            percent = min(100, int(job.progress_done * 100 / job.progress_total))
-            return format_html(
-                '<progress value="{}" max="100"></progress> {}/{} {}', percent,
-                job.progress_done, job.progress_total, job.progress_message,
-            )
-        return format_html("{} {}", job.progress_done, job.progress_message)
+        from django_bgjobs.admin_views import progress_bar
+
+        return progress_bar(job) or "-"
 
     def _transition_each(
         self, request: HttpRequest, queryset: QuerySet[Job],
@@ -311,6 +401,33 @@ class JobAdmin(_AdminBase):
         if skipped:
             self.message_user(request, f"{skipped} job(s) had already finished.", messages.WARNING)
 
+
+
+@admin.register(JobDashboard)
+class JobDashboardAdmin(_DashboardAdminBase):
+    """The "Dashboard" entry of the admin index and sidebar: it leads to the dashboard, which
+    is mounted on the jobs admin (``JobAdmin.get_urls``). Nothing else: no list, no pages."""
+
+    def get_urls(self) -> list[URLPattern]:
+        def to_dashboard(request: HttpRequest) -> HttpResponse:
+            if not self.has_view_permission(request):
+                raise PermissionDenied
+            return HttpResponseRedirect(reverse("admin:django_bgjobs_job_dashboard"))
+
+        return [path("", self.admin_site.admin_view(to_dashboard),
+                     name="django_bgjobs_jobdashboard_changelist")]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("django_bgjobs.view_job")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 # --- schedules ---
 

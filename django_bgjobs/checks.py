@@ -166,8 +166,34 @@ def check_webhooks(**kwargs: Any) -> list[checks.CheckMessage]:
     return errors
 
 
+def check_metrics(**kwargs: Any) -> list[checks.CheckMessage]:
+    """METRICS_TOKEN is a secret worth the name; the windows are positive durations."""
+    errors: list[checks.CheckMessage] = []
+    token = bgjobs_settings.METRICS_TOKEN
+    if token is not None and (not isinstance(token, str) or len(token) < 16
+                              or token != token.strip() or " " in token):
+        errors.append(checks.Error(
+            "BGJOBS['METRICS_TOKEN'] must be None or a string of at least 16 characters "
+            "without spaces: whoever has it reads the metrics.",
+            hint="Generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+            id="django_bgjobs.E008",
+        ))
+    for name in ("METRICS_WINDOW", "METRICS_WORKERS_WINDOW"):
+        try:
+            positive = getattr(bgjobs_settings, name).total_seconds() > 0
+        except (TypeError, AttributeError):
+            positive = False
+        if not positive:
+            errors.append(checks.Error(
+                f"BGJOBS[{name!r}] must be a positive timedelta or number of seconds.",
+                id="django_bgjobs.E008",
+            ))
+    return errors
+
+
 def register() -> None:
     checks.register(check_settings, "django_bgjobs")
+    checks.register(check_metrics, "django_bgjobs")
     checks.register(check_webhooks, "django_bgjobs")
     checks.register(check_celery, "django_bgjobs")
     checks.register(check_orphaned_jobs, checks.Tags.database)

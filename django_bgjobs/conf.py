@@ -52,6 +52,10 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_MAX_BODY": 1024 * 1024,
     # Keep a record (without the body) of deliveries that failed verification.
     "WEBHOOK_STORE_REJECTED": False,
+    # Outbound delivery refuses private, loopback, link-local, metadata... addresses. Hosts
+    # (exact names) and networks (CIDRs, "127.0.0.0/8") listed here are delivered to anyway:
+    # for tests and local development. See django_bgjobs/delivery/ssrf.py.
+    "DELIVERY_ALLOW_HOSTS": [],
     # Errors and tracebacks kept on rows are cut to this many characters.
     "MAX_ERROR_LENGTH": 10_000,
     # Seconds a worker told to stop (SIGTERM: a warm shutdown) lets its running jobs finish;
@@ -59,7 +63,18 @@ DEFAULTS: dict[str, Any] = {
     # Below Kubernetes' default terminationGracePeriodSeconds (30), so the release happens
     # before the SIGKILL.
     "SHUTDOWN_GRACE": 25.0,
+    # The Prometheus endpoint (django_bgjobs.metrics): a scraper sends
+    # "Authorization: Bearer <METRICS_TOKEN>"; None accepts staff sessions only.
+    "METRICS_TOKEN": None,
+    # The run time and wait time histograms count the attempts of this recent window
+    # (timedelta or seconds); workers count as seen if they ran one in METRICS_WORKERS_WINDOW.
+    "METRICS_WINDOW": timedelta(hours=1),
+    "METRICS_WORKERS_WINDOW": timedelta(minutes=5),
 }
+
+
+# Settings given as a timedelta or a number of seconds; read as a timedelta.
+_DURATIONS = ("IDEMPOTENCY_WINDOW", "METRICS_WINDOW", "METRICS_WORKERS_WINDOW")
 
 
 class BgJobsSettings:
@@ -87,7 +102,7 @@ class BgJobsSettings:
         value = self.user_settings.get(name, DEFAULTS[name])
         if name in ("BACKOFF", "PRUNE"):
             value = {**DEFAULTS[name], **value}
-        if name == "IDEMPOTENCY_WINDOW" and not isinstance(value, timedelta):
+        if name in _DURATIONS and not isinstance(value, timedelta):
             value = timedelta(seconds=value)
         return value
 

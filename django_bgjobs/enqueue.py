@@ -35,6 +35,7 @@ def _build(call: JobCall, now: datetime) -> Job:
         # Set now, in the same INSERT: if this process dies before publishing, the dispatcher
         # republishes after REPUBLISH_AFTER; if publishing fails, the broker module clears it.
         published_at=None if waits else now,
+        owner_id=options.owner_id,
     )
 
 

@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from django_bgjobs._ids import uuid7
+from django_bgjobs.conf import django_setting
 
 
 class JobStatus(models.TextChoices):
@@ -66,6 +67,13 @@ class Job(models.Model):
     progress_done = models.BigIntegerField(null=True, blank=True)
     progress_total = models.BigIntegerField(null=True, blank=True)
     progress_message = models.CharField(max_length=255, blank=True)
+    # Who may read the job through the status API (``.using(owner=request.user)``); None for
+    # jobs no user started. The API reads a job by its primary key; the partial index below is
+    # for deleting a user (SET_NULL), which would otherwise scan the whole table.
+    owner = models.ForeignKey(
+        django_setting("AUTH_USER_MODEL", "auth.User"), null=True, blank=True,
+        on_delete=models.SET_NULL, related_name="+", db_index=False,
+    )
 
     class Meta:
         ordering = ["-id"]  # newest first (UUIDv7 ids are time-ordered)
@@ -93,10 +101,22 @@ class Job(models.Model):
                 condition=Q(status="running"),
                 name="bgjobs_job_lease_idx",
             ),
+            # Only jobs that have an owner are in it: the others cost nothing.
+            models.Index(
+                fields=["owner"], condition=Q(owner__isnull=False), name="bgjobs_job_owner_idx"
+            ),
+            # The dead-letter queue, for the admin (its count by name on the dashboard, the
+            # bulk "retry the dead jobs of a name since"). Only dead jobs are in it: a job
+            # pays for it when it dies, not when it is enqueued, claimed or succeeds.
+            models.Index(
+                fields=["name", "finished_at"], condition=Q(status="dead"),
+                name="bgjobs_job_dead_idx",
+            ),
         ]
         permissions = [
             ("retry_job", "Can retry jobs"),
             ("cancel_job", "Can cancel jobs"),
+            ("replay_job", "Can replay jobs (enqueue a copy with the same arguments)"),
         ]
 
     def __str__(self) -> str:
@@ -160,6 +180,18 @@ class JobRun(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.attempt}"
+
+
+class JobDashboard(Job):
+    """No table and no permissions of its own: the admin's dashboard (admin.py), listed under
+    "Background jobs" on the admin index through this proxy (an index entry needs a model).
+    Who may view jobs may open it."""
+
+    class Meta:
+        proxy = True
+        default_permissions = ()
+        verbose_name = _("dashboard")
+        verbose_name_plural = _("dashboard")
 
 
 class JobSchedule(models.Model):

@@ -17,7 +17,10 @@ from typing import (
     TypeVar,
     overload,
 )
+from uuid import UUID
 
+from django.contrib.auth import get_user_model
+from django.db import models
 from django.utils import timezone
 
 from django_bgjobs._payload import validate_arguments
@@ -63,6 +66,8 @@ class EnqueueOptions:
     priority: int | None = None
     queue: str | None = None
     idempotency_key: str | None = None
+    # The primary key of the user who owns the job (the status API shows it to them).
+    owner_id: Any = None
 
     def due_at(self, now: datetime) -> datetime | None:
         if self.run_after is not None:
@@ -117,10 +122,13 @@ class JobFunction(Generic[P, R]):
         priority: int | None = None,
         queue: str | None = None,
         idempotency_key: str | None = None,
+        owner: Any = None,
     ) -> JobFunction[P, R]:
         """The same job with other enqueue options: ``job.using(delay=timedelta(minutes=5))``.
 
         ``delay`` is a timedelta or a number of seconds; ``run_after`` an aware datetime.
+        ``owner`` is a user (``request.user``) or a user's primary key: that user may read the
+        job through the status API. An anonymous user means no owner.
         """
         if isinstance(delay, (int, float)) and not isinstance(delay, bool):
             delay = timedelta(seconds=delay)
@@ -138,7 +146,7 @@ class JobFunction(Generic[P, R]):
             key: value
             for key, value in {
                 "delay": delay, "run_after": run_after, "priority": priority, "queue": queue,
-                "idempotency_key": idempotency_key,
+                "idempotency_key": idempotency_key, "owner_id": _owner_id(owner),
             }.items()
             if value is not None
         }
@@ -204,6 +212,25 @@ def _check_queue(queue: str, name: str, default: bool = False) -> None:
             f"Job {name!r} uses queue {queue!r}{origin}, which is not in BGJOBS['QUEUES'] "
             f"({queues!r}). Add it there so workers consume it."
         )
+
+
+def _owner_id(owner: Any) -> Any:
+    """A user, an anonymous user (no owner) or a user's primary key -> the primary key."""
+    if owner is None or getattr(owner, "is_anonymous", False) is True:
+        return None
+    if isinstance(owner, models.Model):
+        user_model = get_user_model()
+        if not isinstance(owner, user_model):
+            raise TypeError(
+                f"owner must be a {user_model.__name__} (or its primary key), not a "
+                f"{type(owner).__name__}"
+            )
+        if owner.pk is None:
+            raise ValueError("owner is an unsaved user: save it before enqueueing its jobs")
+        return owner.pk
+    if isinstance(owner, bool) or not isinstance(owner, (int, str, UUID)):
+        raise TypeError(f"owner must be a user or a user's primary key, not {owner!r}")
+    return owner
 
 
 def _check_priority(priority: int, name: str) -> None:

@@ -8,6 +8,7 @@ learns it lost. Signals are sent after the change is written.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -301,6 +302,58 @@ def retry(job: Job) -> bool:
         publish_on_commit([job])
     announce(signals.job_enqueued, job=job)
     return True
+
+
+def retry_many(job_ids: Collection[UUID | str]) -> list[Job]:
+    """``retry()`` for a batch of jobs (the admin's bulk retry): those still dead or cancelled
+    are queued again with a fresh budget, in one transaction and a few statements, and
+    published on commit. Returns the jobs queued again; the others are left as they are."""
+    from django_bgjobs.broker import publish_on_commit
+    from django_bgjobs.registry import registry
+
+    now = timezone.now()
+    retriable = (JobStatus.DEAD, JobStatus.CANCELLED)
+    with transaction.atomic():
+        # Locked, so that the UPDATEs below change exactly these rows (on PostgreSQL; SQLite
+        # serialises writers).
+        names = dict(Job.objects.filter(pk__in=list(job_ids), status__in=retriable)
+                     .select_for_update().values_list("pk", "name"))
+        if not names:
+            return []
+        by_budget: dict[int, list[Any]] = {}
+        for pk, name in names.items():
+            spec = registry.get(name)
+            budget = spec.max_attempts if spec else bgjobs_settings.MAX_ATTEMPTS
+            by_budget.setdefault(budget, []).append(pk)
+        for budget, pks in by_budget.items():
+            Job.objects.filter(pk__in=pks, status__in=retriable).update(
+                status=JobStatus.QUEUED, max_attempts=F("attempts") + budget, run_after=None,
+                finished_at=None, cancel_requested=False, published_at=now, error="",
+            )
+        jobs = list(Job.objects.filter(pk__in=list(names), status=JobStatus.QUEUED,
+                                       published_at=now))
+        publish_on_commit(jobs)
+    for job in jobs:
+        announce(signals.job_enqueued, job=job)
+    return jobs
+
+
+def cancel_many(job_ids: Collection[UUID | str]) -> list[Job]:
+    """``cancel()`` for a batch of waiting or queued jobs (the admin's bulk cancel), in one
+    transaction; running and finished ones are left alone. Returns the jobs cancelled."""
+    now = timezone.now()
+    cancellable = (*WAITING, JobStatus.QUEUED)
+    with transaction.atomic():
+        pks = list(Job.objects.filter(pk__in=list(job_ids), status__in=cancellable)
+                   .select_for_update().values_list("pk", flat=True))
+        if not pks:
+            return []
+        Job.objects.filter(pk__in=pks, status__in=cancellable).update(
+            status=JobStatus.CANCELLED, finished_at=now, run_after=None)
+        jobs = list(Job.objects.filter(pk__in=pks, status=JobStatus.CANCELLED, finished_at=now))
+    for job in jobs:
+        announce(signals.job_cancelled, job=job)
+    return jobs
 
 
 def announce(signal: Signal, **kwargs: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -137,3 +138,59 @@ def wait_for(condition, timeout: float = 20.0, poll: float = 0.05, message: str 
 @pytest.fixture
 def backend_is_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+class BeatProcess(WorkerProcess):
+    """A `manage.py bgjobs beat` subprocess (django-celery-beat's DatabaseScheduler, reading
+    the test database). Ready once it has sent a task: it has read the schedules."""
+
+    SENT = re.compile(rb"Sending due task (\S+) ")
+
+    def __init__(self, db_name: str, log_path: Path, env: dict[str, str] | None = None) -> None:
+        super().__init__(db_name, log_path, env=env, command=[
+            sys.executable, str(REPO / "manage.py"), "bgjobs", "beat", "--loglevel", "info"])
+
+    def start(self) -> None:
+        self._log = open(self.log_path, "ab")
+        start_offset = self.log_path.stat().st_size
+        self.proc = subprocess.Popen(self.command, env=self.env(), stdout=self._log,
+                                     stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with open(self.log_path, "rb") as log:
+                log.seek(start_offset)
+                if self.SENT.search(log.read()):
+                    return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"beat exited early; see {self.log_path}")
+            time.sleep(0.05)
+        raise RuntimeError(f"beat sent nothing after 60s; see {self.log_path}")
+
+    def stop(self) -> None:
+        """SIGTERM, repeated: celery beat can lose one that lands while it publishes (redis-py
+        turns the SystemExit into an error that beat logs as "Couldn't apply scheduled task",
+        and beat carries on). SIGKILL after 10 s."""
+        if self.proc is not None:
+            for _ in range(5):
+                if self.proc.poll() is not None:
+                    break
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                try:
+                    self.proc.wait(2)
+                except subprocess.TimeoutExpired:
+                    pass
+        if self.proc is not None and self.proc.poll() is None:
+            self.kill()
+        self._log.close()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no last sync of its schedule state."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self._log.close()
+
+    def sent(self, name: str | None = None) -> int:
+        """Tasks it logged as sent (``name``: of that PeriodicTask only)."""
+        found = self.SENT.findall(self.log_path.read_bytes())
+        return sum(1 for task in found if name is None or task.decode() == name)

@@ -89,6 +89,8 @@ BGJOBS = {
     "BACKOFF": {"base": 0.05, "factor": 2, "max": 0.5, "jitter": True},
     # tests/test_shutdown.py starts workers with a short grace period.
     "SHUTDOWN_GRACE": float(os.environ.get("BGJOBS_TEST_SHUTDOWN_GRACE", "25")),
+    # tests/test_metrics.py scrapes with it.
+    "METRICS_TOKEN": "tests-metrics-token-0123456789abcdef",
 }
 
 # The public URL QStash would sign for: what a proxy-terminated request cannot tell by itself.

@@ -193,21 +193,23 @@ def test_staff_user_browses_jobs_filters_dead_ones_and_reads_the_attempts(
 
     row(page, all_kinds["dead"]).locator("th.field-short_id a").click()
     expect(page.locator("div.field-name .readonly")).to_have_text("tests.jobs.always_fails")
-    attempts = page.locator("#runs-group tbody tr.form-row")
+    attempts = page.locator("#bgjobs-timeline li.bgjobs-event-attempt")
     expect(attempts).to_have_count(3)
     dead = Job.objects.get(pk=all_kinds["dead"].pk)
     runs = list(dead.runs.order_by("attempt"))
     assert [r.attempt for r in runs] == [1, 2, 3] and {r.status for r in runs} == {"failed"}
     for index, run in enumerate(runs):
         attempt = attempts.nth(index)
-        expect(attempt.locator("td.field-attempt")).to_have_text(str(run.attempt))
-        expect(attempt.locator("td.field-status_display .bgjobs-status-failed")).to_have_text(
-            "Failed")
-        expect(attempt.locator("td.field-error")).to_have_text(run.error)
+        expect(attempt.locator(".bgjobs-event-title")).to_have_text(f"Attempt {run.attempt}")
+        expect(attempt.locator(".bgjobs-status-failed")).to_have_text("Failed")
+        expect(attempt.locator(".bgjobs-error")).to_have_text(run.error)
+        expect(attempt.locator(".bgjobs-facts")).to_contain_text(run.worker)
         assert run.error == "ValueError: this job always fails"
+    expect(page.locator("#bgjobs-timeline li.bgjobs-event-finished .bgjobs-status-dead")
+           ).to_have_text("Dead")
     shot(page, "03-dead-job")
 
-    first = attempts.nth(0).locator("td.field-traceback_display details")
+    first = attempts.nth(0).locator("details")
     traceback = first.locator("pre")
     expect(traceback).to_be_hidden()
     first.locator("summary").click()
@@ -215,7 +217,7 @@ def test_staff_user_browses_jobs_filters_dead_ones_and_reads_the_attempts(
     expect(traceback).to_contain_text("Traceback (most recent call last)")
     expect(traceback).to_contain_text("ValueError: this job always fails")
     assert "always_fails" in runs[0].traceback
-    expect(attempts.nth(1).locator("td.field-traceback_display pre")).to_be_hidden()
+    expect(attempts.nth(1).locator("details pre")).to_be_hidden()
     shot(page, "04-dead-job-traceback-open")
 
 
@@ -421,3 +423,163 @@ def test_staff_user_reads_a_webhook_receipt_and_replays_it(  # type: ignore[no-u
     expect(page.locator("div.field-status_display .bgjobs-status-succeeded")).to_be_visible()
     expect(page.locator("div.field-webhook_display a")).to_have_text(str(delivered))
     shot(page, "16-replayed-job")
+
+
+# --- the dashboard, and the job page's buttons (issue 6) ------------------------------------------
+
+DASHBOARD = reverse("admin:django_bgjobs_job_dashboard")
+
+
+def tile(page: Page, name: str):  # type: ignore[no-untyped-def]
+    return page.locator(f"#bgjobs-tile-{name} .bgjobs-value")
+
+
+@pytest.fixture
+def busy(all_kinds):  # type: ignore[no-untyped-def]
+    """all_kinds, plus a job running on a worker (its lease alive, its progress reported) and
+    a second queued one in "emails". Requested before ``page``, like the fixtures above."""
+    now = timezone.now()
+    running = Job.objects.create(
+        name="tests.jobs.long_task", queue="slow", status=JobStatus.RUNNING, args=[10, 1.0],
+        max_attempts=3, attempts=1, created_at=now - timedelta(seconds=40),
+        published_at=now - timedelta(seconds=40), started_at=now - timedelta(seconds=30),
+        lease_expires_at=now + timedelta(minutes=5), worker="browser-host:4242",
+        progress_done=3, progress_total=10, progress_message="step 3")
+    with capture_jobs():
+        emails = jobs.add.enqueue(5, 8)
+    return {**all_kinds, "running": running, "emails": emails}
+
+
+def test_staff_user_opens_the_dashboard_and_its_numbers_match_the_database(  # type: ignore[no-untyped-def]
+    no_session_worker, busy, page: Page, live_server
+):
+    from django_bgjobs.models import JobRun
+
+    log_in(page, live_server.url, "admin", "password")
+    expect(page.locator("#user-tools")).to_contain_text("admin")
+    page.goto(live_server.url + reverse("admin:index"))
+    page.locator("#content-main").get_by_role("link", name="Dashboard", exact=True).click()
+    expect(page).to_have_url(re.compile(re.escape(DASHBOARD) + r"$"))
+    expect(page.locator("h1")).to_have_text("Background jobs dashboard")
+
+    def count(**filters: object) -> str:
+        return str(Job.objects.filter(**filters).count())
+
+    expect(tile(page, "queued")).to_have_text(count(status="queued"))
+    expect(tile(page, "running")).to_have_text(count(status="running"))
+    expect(tile(page, "dead")).to_have_text(count(status="dead"))
+    assert (count(status="queued"), count(status="running"), count(status="dead")) == (
+        "2", "1", "1")
+    ended = JobRun.objects.filter(finished_at__gte=timezone.now() - timedelta(minutes=59))
+    expect(tile(page, "hour")).to_have_text(str(ended.count()))  # 3 failed + 1 succeeded
+    expect(tile(page, "success")).to_have_text(
+        f"{100 * ended.filter(status='succeeded').count() / ended.count():.1f}%")  # 25.0%
+    for queue in ("default", "emails", "slow"):
+        queue_row = page.locator(f'#bgjobs-queues tr[data-queue="{queue}"]')
+        expect(queue_row.locator("td.bgjobs-queued")).to_have_text(
+            count(status="queued", queue=queue))
+        expect(queue_row.locator("td.bgjobs-running")).to_have_text(
+            count(status="running", queue=queue))
+    failing = page.locator('#bgjobs-names tr[data-name="tests.jobs.always_fails"]')
+    expect(failing.locator("td.bgjobs-failed")).to_have_text("3")
+    expect(failing.locator("td.bgjobs-dead")).to_have_text("1")
+    failures = page.locator("#bgjobs-failures tr.bgjobs-failure")
+    expect(failures).to_have_count(3)
+    expect(failures.first).to_contain_text("ValueError: this job always fails")
+    expect(page.locator('#bgjobs-workers tr[data-worker="browser-host:4242"] td.bgjobs-running')
+           ).to_have_text("1")
+    expect(page.locator("svg.bgjobs-chart")).to_have_count(2)
+    expect(page.locator("#bgjobs-per-minute g.bgjobs-bar")).to_have_count(60)
+    shot(page, "17-dashboard")
+
+    # It refreshes itself, but not while the tab is hidden.
+    page.evaluate("Object.defineProperty(document, 'hidden', "
+                  "{configurable: true, get: () => true})")
+    with capture_jobs():
+        jobs.record.enqueue("arrived while hidden")
+    page.wait_for_timeout(11_500)
+    expect(tile(page, "queued")).to_have_text("2")
+    page.evaluate("Object.defineProperty(document, 'hidden', "
+                  "{configurable: true, get: () => false}); "
+                  "document.dispatchEvent(new Event('visibilitychange'))")
+    expect(tile(page, "queued")).to_have_text("3", timeout=3_000)  # at once, not in 10 s
+    assert count(status="queued") == "3"
+    shot(page, "18-dashboard-refreshed")
+
+    tile(page, "dead").click()  # the dead letters, in the list
+    expect(page).to_have_url(re.compile(r"status__exact=dead"))
+    expect(page.locator("#result_list tbody tr")).to_have_count(1)
+
+
+def test_staff_user_cancels_a_queued_job_from_its_page(  # type: ignore[no-untyped-def]
+    no_session_worker, all_kinds, page: Page, live_server
+):
+    queued = all_kinds["queued"]
+    log_in(page, live_server.url, "admin", "password")
+    row(page, queued).locator("th.field-short_id a").click()
+    expect(page.locator("#bgjobs-timeline li.bgjobs-event-queued .bgjobs-event-title")
+           ).to_have_text("Queued: attempt 1")
+    expect(page.locator("form.bgjobs-action-retry")).to_have_count(0)  # not dead
+    shot(page, "19-queued-job")
+
+    with capture_jobs() as captured:  # a cancel publishes nothing
+        page.locator("form.bgjobs-action-cancel button").click()
+        expect(page.locator("ul.messagelist li.success")).to_have_text("Job cancelled.")
+    assert captured.names() == []
+    expect(page.locator("div.field-status_display .bgjobs-status-cancelled")).to_have_text(
+        "Cancelled")
+    expect(page.locator("#bgjobs-timeline li.bgjobs-event-finished")).to_contain_text(
+        "Cancelled")
+    expect(page.locator("form.bgjobs-action-cancel")).to_have_count(0)
+    expect(page.locator("form.bgjobs-action-retry")).to_have_count(1)  # it can be retried now
+    shot(page, "20-queued-job-cancelled")
+    queued.refresh_from_db()
+    assert queued.status == JobStatus.CANCELLED and not queued.runs.exists()
+    assert [(e.object_id, e.change_message) for e in LogEntry.objects.all()] == [
+        (str(queued.pk), "Cancelled.")]
+
+
+@pytest.fixture
+def dead_flaky(admin_user) -> Job:  # type: ignore[no-untyped-def]
+    """A job that failed its 5 attempts (it fails while its attempt number is <= 5): dead. Run
+    again, its 6th attempt succeeds."""
+    with capture_jobs() as captured:
+        job = jobs.flaky.enqueue("browser-retry", 5)
+        captured.run_all()
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == (JobStatus.DEAD, 5)
+    return job
+
+
+def test_staff_user_retries_a_dead_job_and_watches_it_succeed(  # type: ignore[no-untyped-def]
+    dead_flaky, worker, page: Page, live_server
+):
+    log_in(page, live_server.url, "admin", "password")
+    page.goto(live_server.url + reverse("admin:django_bgjobs_job_change", args=[dead_flaky.pk]))
+    expect(page.locator("div.field-status_display .bgjobs-status-dead")).to_have_text("Dead")
+    expect(page.locator("#bgjobs-timeline li.bgjobs-event-attempt")).to_have_count(5)
+    shot(page, "21-dead-job-with-buttons")
+
+    # No capture_jobs(): the retry is published to the real broker and the session's worker
+    # runs it. The page refreshes itself while the job is unfinished: no reload below.
+    page.locator("form.bgjobs-action-retry button").click()
+    expect(page.locator("ul.messagelist li.success")).to_have_text(
+        "Job queued again with a fresh budget of attempts.")
+    expect(page.locator("div.field-status_display .bgjobs-status-succeeded")).to_be_visible(
+        timeout=30_000)
+    attempts = page.locator("#bgjobs-timeline li.bgjobs-event-attempt")
+    expect(attempts).to_have_count(6)
+    expect(attempts.last.locator(".bgjobs-event-title")).to_have_text("Attempt 6")
+    expect(attempts.last.locator(".bgjobs-status-succeeded")).to_have_text("Succeeded")
+    expect(page.locator("div.field-result_display")).to_contain_text('"ok after 6"')
+    expect(page.locator("form.bgjobs-action-retry")).to_have_count(0)
+    shot(page, "22-retried-and-succeeded")
+
+    dead_flaky.refresh_from_db()
+    assert (dead_flaky.status, dead_flaky.result, dead_flaky.attempts) == (
+        JobStatus.SUCCEEDED, "ok after 6", 6)
+    last = dead_flaky.runs.get(attempt=6)
+    assert last.status == "succeeded"
+    assert last.worker.endswith(tuple(str(pid) for pid in worker.children()))
+    assert [(e.object_id, e.change_message) for e in LogEntry.objects.all()] == [
+        (str(dead_flaky.pk), "Retried: queued again with a fresh budget.")]

@@ -176,9 +176,14 @@ def test_concurrent_fires_of_one_slot_make_one_job(declare):
 
 
 @pytest.mark.django_db
-def test_every_claims_the_next_slot_ahead_due_at_its_time(declare):
+@pytest.mark.parametrize("before_boundary", [0.0, 1.0])
+def test_every_claims_the_next_slot_ahead_due_at_its_time(declare, before_boundary):
     declare("tests.s.tick", every=timedelta(minutes=5))
+    # Also a second before a boundary, where the fire counts for the coming slot (EARLY).
     now = timezone.now()
+    if before_boundary:
+        now = datetime.fromtimestamp((int(now.timestamp()) // 300 + 1) * 300 - before_boundary,
+                                     UTC) + timedelta(days=1)
     fired = fire("tests.s.tick", now)
     assert fired is not None
     step = 300
@@ -277,7 +282,9 @@ def test_a_paused_every_schedule_resumed_before_its_claimed_slot_runs_it(declare
     from django_bgjobs.beat import cancel_future_slots
 
     declare("tests.s.resume", every=timedelta(minutes=5))
-    now = timezone.now()
+    # Mid-slot, tomorrow: the slot ahead is the one job still to come.
+    now = datetime.fromtimestamp(int(timezone.now().timestamp()) // 300 * 300 + 150,
+                                 UTC) + timedelta(days=1)
     fire("tests.s.resume", now)
     row = JobSchedule.objects.get(key="tests.s.resume")
     assert cancel_future_slots(row) == 1  # paused: the job claimed ahead is cancelled

@@ -37,6 +37,7 @@ def qstash_drf_view(request: Request) -> Response:
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/", include("django_bgjobs.webhooks.urls")),
+    path("bgjobs/", include("django_bgjobs.api.urls")),
     path("own/qstash", qstash_function_view),
     path("own/stripe", StripeClassView.as_view()),
     path("own/drf", qstash_drf_view),

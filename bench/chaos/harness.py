@@ -70,6 +70,7 @@ def ensure_database() -> None:
 def reset_data() -> None:
     """Empty the job tables, the ledger and the broker: each scenario starts from nothing."""
     with connection.cursor() as cursor:
+        # CASCADE: the tables that point at jobs too (schedule slots, webhook receipts).
         cursor.execute(
             "TRUNCATE django_bgjobs_jobrun, django_bgjobs_job, chaos_effect, chaos_execution, "
             "chaos_order CASCADE"
@@ -198,12 +199,96 @@ class Stack:
                 proc.proc.wait()
 
 
+@dataclass
+class BeatProcess:
+    """A ``manage.py bgjobs beat`` process (django-celery-beat's DatabaseScheduler). Marked
+    with this harness's pid in its environment (see ``kill_leftovers``)."""
+
+    index: int
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    _ready_from: int = 0
+
+    def start(self) -> None:
+        self._ready_from = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "django", "bgjobs", "beat", "--loglevel", "info"],
+            env=child_env(**{HARNESS_MARK: str(os.getpid())}), stdout=log,
+            stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
+        )
+        log.close()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Until it has sent a task: it has read the schedules from the database."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.log_path, "rb") as log:
+                log.seek(self._ready_from)
+                if b"Sending due task" in log.read():
+                    return
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"beat {self.index} exited at start; see {self.log_path}")
+            time.sleep(0.05)
+        raise RuntimeError(f"beat {self.index} sent nothing after {timeout}s; "
+                           f"see {self.log_path}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no last write of its schedule state."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+
+    def stop(self) -> None:
+        """SIGTERM, repeated (beat can lose one that lands while it publishes: redis-py turns
+        the SystemExit into an error beat logs and carries on); SIGKILL after 10 s."""
+        for _ in range(5):
+            if not self.alive():
+                return
+            assert self.proc is not None
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(2)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def sent(self) -> int:
+        """Tasks it has sent, by its log (all its runs)."""
+        if not self.log_path.exists():
+            return 0
+        return self.log_path.read_bytes().count(b"Sending due task")
+
+
+HARNESS_MARK = "CHAOS_HARNESS_PID"
 WORKER_MARK = re.compile(r"--hostname\0chaos\d+-(\d+)@")
 
 
+def _harness_of(pid: int, cmdline: str) -> str | None:
+    """The pid of the harness that started this chaos worker or beat, if it is one."""
+    if "bgjobs\0worker" in cmdline:
+        mark = WORKER_MARK.search(cmdline)
+        return mark[1] if mark else None
+    if "bgjobs\0beat" in cmdline:
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+        except OSError:
+            return None
+        found = re.search(rf"(?:^|\0){HARNESS_MARK}=(\d+)(?:\0|$)", environ)
+        return found[1] if found else None
+    return None
+
+
 def kill_leftovers() -> int:
-    """Kill chaos workers whose harness is gone (it was killed): they would serve this run's
-    queue with their own settings. Workers of a harness still running are left alone."""
+    """Kill chaos workers and beats whose harness is gone (it was killed): they would serve
+    this run's queue with their own settings, or fire its schedules. Those of a harness still
+    running (another run, on another database) are left alone."""
     found = 0
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
@@ -211,8 +296,8 @@ def kill_leftovers() -> int:
             pid = int(cmdline.parent.name)
         except (OSError, ValueError):
             continue
-        mark = WORKER_MARK.search(text)
-        if "bgjobs\0worker" not in text or mark is None or Path(f"/proc/{mark[1]}").exists():
+        harness_pid = _harness_of(pid, text)
+        if harness_pid is None or Path(f"/proc/{harness_pid}").exists():
             continue
         found += 1
         try:

@@ -3,11 +3,12 @@
 import os
 import signal
 import time
+from datetime import datetime, timedelta
 
 from django.db import connection
 from django.utils import timezone
 
-from django_bgjobs import Backoff, JobContext, bgjob
+from django_bgjobs import Backoff, JobContext, Schedule, bgjob
 
 # Faults cost attempts (a killed worker, a lost lease): leave room, but finitely.
 BACKOFF = Backoff(base=0.5, factor=2, max=4)
@@ -22,18 +23,21 @@ def _log_execution(ctx: JobContext, key: str) -> None:
         )
 
 
-@bgjob(takes_context=True, max_attempts=6, backoff=BACKOFF)
-def work(ctx: JobContext, key: str, ms: int) -> dict:
-    _log_execution(ctx, key)
-    time.sleep(ms / 1000)
+def _effect(ctx: JobContext, key: str) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO chaos_effect (key, job_id, attempt, at) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (key) DO NOTHING",
             [key, ctx.job_id, ctx.attempt, timezone.now()],
         )
-        applied = cursor.rowcount == 1
-    return {"attempt": ctx.attempt, "applied": applied}
+        return cursor.rowcount == 1
+
+
+@bgjob(takes_context=True, max_attempts=6, backoff=BACKOFF)
+def work(ctx: JobContext, key: str, ms: int) -> dict:
+    _log_execution(ctx, key)
+    time.sleep(ms / 1000)
+    return {"attempt": ctx.attempt, "applied": _effect(ctx, key)}
 
 
 POISON_ATTEMPTS = 3
@@ -44,3 +48,28 @@ def poison(ctx: JobContext, key: str) -> None:
     """Kills the worker process running it, every time (an OOM kill, a segfault)."""
     _log_execution(ctx, key)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+# Scenario 10: ten schedules, every 2-6 s, half of them catching up only the latest missed slot
+# (the default), half catching up all. Only beat processes fire them: no other scenario runs one.
+TICK_PERIODS = (2, 3, 4, 5, 6)
+TICK_SCHEDULES = [Schedule(every=timedelta(seconds=seconds), name=f"{policy}{seconds}s",
+                           catch_up=policy)
+                  for policy in ("latest", "all") for seconds in TICK_PERIODS]
+
+
+def slot_key(schedule: str, slot: datetime) -> str:
+    """The ledger key of one slot of one schedule."""
+    return f"{schedule}@{slot.isoformat()}"
+
+
+@bgjob(takes_context=True, max_attempts=6, backoff=BACKOFF, schedules=TICK_SCHEDULES)
+def tick(ctx: JobContext) -> dict:
+    """Beat's job: like ``work``, keyed by the (schedule, slot) it was enqueued for."""
+    from django_bgjobs.models import ScheduleSlot
+
+    slot = ScheduleSlot.objects.select_related("schedule").get(job_id=ctx.job_id)
+    key = slot_key(slot.schedule.key, slot.slot_at)
+    _log_execution(ctx, key)
+    time.sleep(0.05)
+    return {"attempt": ctx.attempt, "applied": _effect(ctx, key)}

@@ -18,16 +18,18 @@ from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from bench.chaos import harness
-from bench.chaos.jobs import POISON_ATTEMPTS, poison, work
+from bench.chaos.jobs import POISON_ATTEMPTS, poison, slot_key, tick, work
 from bench.chaos.ledger import Hit, Report, check
 from bench.chaos.models import Execution
 from bench.chaos.web import wants_rollback
 from django_bgjobs import enqueue_many
 from django_bgjobs.conf import bgjobs_settings
-from django_bgjobs.models import Job, JobRun, JobStatus
+from django_bgjobs.models import Job, JobRun, JobStatus, ScheduleSlot
+from django_bgjobs.schedules import EARLY
 
 
 @dataclass(frozen=True)
@@ -43,13 +45,18 @@ class Size:
     delayed: int  # scenario 9
     zombies: int  # scenario 11
     drain_timeout: float
+    beat_seconds: float  # scenario 10: how long the beats fire
+    beat_kills: int  # scenario 10: SIGKILLs of one beat while the other fires
+    beat_outage: float  # scenario 10: seconds with no beat at all
 
 
 SMALL = Size(jobs=1000, workers=3, concurrency=3, ms=(10, 80), kills=3, web_kills=5,
-             redis_pause=3, outage=10, delayed=300, zombies=60, drain_timeout=180)
+             redis_pause=3, outage=10, delayed=300, zombies=60, drain_timeout=180,
+             beat_seconds=60, beat_kills=1, beat_outage=10)
 # Jobs of 20-200 ms (reliability.md has 50-500 ms) keep five seeds within about an hour here.
 FULL = Size(jobs=10_000, workers=4, concurrency=4, ms=(20, 200), kills=3, web_kills=50,
-            redis_pause=30, outage=60, delayed=1000, zombies=100, drain_timeout=900)
+            redis_pause=30, outage=60, delayed=1000, zombies=100, drain_timeout=900,
+            beat_seconds=240, beat_kills=3, beat_outage=30)
 
 
 @dataclass
@@ -410,10 +417,192 @@ def zombie(run: Run) -> Report:
 
 
 def beat_duplication(run: Run) -> Report:
-    """10: needs schedules (issue 4); reported as skipped until they exist."""
+    """10: the ten schedules of ``tick`` (every 2-6 s; catch_up "latest" and "all") fired by
+    two beats at once for ``beat_seconds``; now and then one beat SIGKILLed and restarted a few
+    seconds later (the other fires meanwhile: no slot may be missed), and once both beats
+    SIGKILLed for ``beat_outage`` seconds (the slots due meanwhile follow each schedule's
+    catch_up). Exactly one job per (schedule, slot), every one succeeded."""
+    rng, size = run.rng, run.size
     report = Report("10-beat", run.seed)
-    report.notes.update(skipped="schedules are not built yet")
+    span = size.beat_seconds
+    beats = [harness.BeatProcess(i, run.log_dir / f"beat{i}.log") for i in range(2)]
+    for beat in beats:
+        beat.log_path.unlink(missing_ok=True)
+    # The plan, in seconds from the start: single-beat kills spread over 10-50% of the run,
+    # the outage at 60-70%.
+    plan: list[tuple[float, str, int]] = []
+    for i in range(size.beat_kills):
+        lo = span * (0.1 + 0.4 * i / size.beat_kills)
+        at = rng.uniform(lo, lo + 0.4 * span / size.beat_kills - 10)
+        victim = rng.randrange(len(beats))
+        plan += [(at, "kill", victim), (at + rng.uniform(3, 8), "restart", victim)]
+    outage_at = rng.uniform(0.6, 0.7) * span
+    plan += [(outage_at, "outage", -1), (outage_at + size.beat_outage, "outage_end", -1)]
+    plan.sort()
+    one_down: list[tuple[datetime, datetime]] = []  # (down, restarted): the other one firing
+    outages: list[tuple[datetime, datetime]] = []  # every beat down
+    down_since: dict[int, datetime] = {}
+    stack = run.stack()
+    try:
+        for beat in beats:
+            beat.start()
+        for beat in beats:
+            beat.wait_ready()
+        began, t0 = timezone.now(), time.monotonic()
+        for at, action, index in plan:
+            time.sleep(max(0.0, t0 + at - time.monotonic()))
+            if action == "kill":
+                down_since[index] = timezone.now()
+                beats[index].kill()
+            elif action == "restart":
+                one_down.append((down_since.pop(index), timezone.now()))
+                beats[index].start()
+                beats[index].wait_ready()
+            elif action == "outage":
+                down_since[-1] = timezone.now()
+                for beat in beats:
+                    beat.kill()
+            else:
+                outages.append((down_since.pop(-1), timezone.now()))
+                for beat in beats:
+                    beat.start()
+                for beat in beats:
+                    beat.wait_ready()
+        time.sleep(max(0.0, t0 + span - time.monotonic()))
+        stopped = timezone.now()
+        for beat in beats:
+            beat.stop()
+        _drain_fires(size.drain_timeout)
+    finally:
+        for beat in beats:
+            beat.kill()
+        stack.stop()
+    _check_slots(report, began, stopped, outages)
+    report.notes.update(
+        beats=len(beats), beat_kills=len(one_down) + len(beats) * len(outages),
+        one_beat_down_s="/".join(f"{(up - down).total_seconds():.0f}" for down, up in one_down),
+        outage_s=size.beat_outage, fires=sum(beat.sent() for beat in beats), run_s=span)
     return report
+
+
+def _drain_fires(timeout: float) -> None:
+    """Until the fires the beats sent have run and the jobs they claimed (up to a period
+    ahead) have finished: no unfinished job and no message waiting or unacknowledged at the
+    broker, twice in a row."""
+    broker = harness.broker()
+    deadline, quiet = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline and quiet < 2:
+        waiting = sum(broker.llen(key) for key in broker.scan_iter("chaos*")
+                      if broker.type(key) == b"list")
+        busy = harness.unfinished() or waiting or broker.hlen("unacked")
+        quiet = 0 if busy else quiet + 1
+        time.sleep(0.5)
+
+
+def _check_slots(report: Report, began: datetime, stopped: datetime,
+                 outages: list[tuple[datetime, datetime]]) -> None:
+    """The ledger of scenario 10, per schedule: the slots of the run (after the beats' first
+    fire, up to a period before they stopped) must each have exactly one job that took effect,
+    except slots of a "latest" schedule missed while no beat ran: after an outage, its first
+    fire claims the newest due slot (and the next one ahead), none of the older ones."""
+    from django_bgjobs.schedule_sync import declared
+
+    schedules = {key: schedule for key, (spec, schedule) in declared().items()
+                 if spec.name == tick.name}
+    rows: dict[str, list[ScheduleSlot]] = {key: [] for key in schedules}
+    for row in ScheduleSlot.objects.filter(schedule__key__in=list(schedules)).select_related(
+            "schedule", "job").order_by("slot_at"):
+        rows[row.schedule.key].append(row)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT key FROM chaos_effect WHERE key LIKE %s", [f"{tick.name}:%"])
+        effected = {key for (key,) in cursor.fetchall()}
+        cursor.execute(
+            "SELECT count(*), count(DISTINCT job_id) FROM chaos_execution WHERE key LIKE %s",
+            [f"{tick.name}:%"])
+        report.executed, executed_jobs = cursor.fetchone()
+        cursor.execute(
+            "SELECT count(*) FROM (SELECT key FROM chaos_execution WHERE key LIKE %s "
+            "GROUP BY key HAVING count(DISTINCT job_id) > 1) many", [f"{tick.name}:%"])
+        (slots_run_by_two_jobs,) = cursor.fetchone()
+    report.effects = len(effected)
+    report.dup_exec = report.executed - executed_jobs
+    jobs = list(Job.objects.filter(name=tick.name).values_list("pk", "status", "started_at"))
+    claimed_jobs = {row.job_id for slots in rows.values() for row in slots if row.job_id}
+    # Two jobs for one slot would show as a job outside any slot (UNIQUE (schedule, slot)
+    # allows no second row) or as executions of one slot key by two jobs.
+    report.dup_effect = slots_run_by_two_jobs + sum(1 for pk, _, _ in jobs
+                                                    if pk not in claimed_jobs)
+    report.stuck = sum(1 for _, status, _ in jobs if status in harness.UNFINISHED)
+    failed = sum(1 for _, status, _ in jobs if status not in (*harness.UNFINISHED,
+                                                              JobStatus.SUCCEEDED))
+    must, explained, skipped, claimed_late = set(), 0, 0, 0
+    counts: list[int] = []
+    late: list[float] = []
+    gaps: list[float] = []
+    for key, schedule in schedules.items():
+        assert schedule.every is not None
+        step = schedule.every
+        slots = {row.slot_at: row for row in rows[key]}
+        skipped += sum(1 for row in rows[key] if row.skipped)
+        counts.append(len(rows[key]))
+        # Lateness of the jobs claimed ahead of their time (the steady state); the others
+        # were claimed after it (a beat's first fire, catch-up after the outage).
+        late += [(row.job.started_at - row.slot_at).total_seconds() for row in rows[key]
+                 if row.job is not None and row.job.started_at is not None
+                 and row.created_at <= row.slot_at]
+        claimed_late += sum(1 for row in rows[key] if row.created_at > row.slot_at)
+        # The longest time without a claim (an outage, or fires the broker held up).
+        times = sorted({row.created_at for row in rows[key]})
+        gaps += [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+        first = schedule.next_slot(began)
+        grid = [first + step * i for i in range(int((stopped - step - first) / step) + 1)]
+        for slot in grid:
+            if slot in slots:
+                continue
+            if schedule.catch_up == "latest" and _missed_in_outage(slot, rows[key], outages):
+                explained += 1
+                continue
+            must.add(slot_key(key, slot))  # missed: counted lost below
+        must |= {slot_key(key, slot) for slot in slots}
+        # After an outage, a "latest" schedule's first fire claims exactly the newest due slot
+        # and the next one ahead; an "all" schedule's, every slot since its last one.
+        for _, up in outages:
+            after = [row for row in rows[key] if row.created_at >= up]
+            if not after:
+                report.failures.append(f"{key}: no fire after an outage")
+                continue
+            fired = min(row.created_at for row in after)
+            claimed = {row.slot_at for row in after if row.created_at == fired}
+            if schedule.catch_up == "latest" and not claimed <= {
+                    schedule.latest_slot(fired), schedule.next_slot(fired)}:
+                report.failures.append(f"{key}: caught up {sorted(claimed)} at {fired}")
+    report.attempted = len(must)
+    report.lost = len(must - effected)
+    report.unexpected = skipped + len(effected - must)
+    if failed:
+        report.failures.append(f"{failed} job(s) did not succeed")
+    report.notes.update(
+        slots=sum(counts), missed_by_catch_up=explained,
+        slots_per_schedule=f"{min(counts)}-{max(counts)}",
+        ahead_started_late_s=f"{min(late):.2f}-{max(late):.2f}" if late else "-",
+        claimed_after_due=claimed_late, claim_gap_max_s=f"{max(gaps, default=0):.1f}")
+
+
+def _missed_in_outage(slot: datetime, rows: list[ScheduleSlot],
+                      outages: list[tuple[datetime, datetime]]) -> bool:
+    """Whether catch_up="latest" explains that ``slot`` has no job: it fell between the last
+    fire before an outage and the first fire after it, and was older than what that fire
+    claimed."""
+    for down, up in outages:
+        before = [row.created_at for row in rows if row.created_at <= down]
+        after = [row for row in rows if row.created_at >= up]
+        if not before or not after:
+            continue
+        fired = min(row.created_at for row in after)
+        if max(before) < slot <= fired + EARLY and slot < min(
+                row.slot_at for row in after if row.created_at == fired):
+            return True
+    return False
 
 
 def state_machine(run: Run) -> Report:

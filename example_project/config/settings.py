@@ -143,6 +143,10 @@ BGJOBS = {
         "example_project.shop.jobs.send_welcome_email",
         "example_project.shop.jobs.create_stripe_customer",
     ],
+    # GET /bgjobs/metrics with "Authorization: Bearer <token>" (the README's curl). A fixed
+    # token in the demo only; give BGJOBS_METRICS_TOKEN a real secret anywhere else.
+    "METRICS_TOKEN": os.environ.get("BGJOBS_METRICS_TOKEN")
+    or ("demo-metrics-token-not-a-secret" if DEBUG else None),
 }
 
 # --- Django REST framework ---

@@ -1,0 +1,20 @@
+"""``path("bgjobs/", include("django_bgjobs.api.urls"))``:
+
+- ``GET bgjobs/jobs/<id>/``: a job's status (owner or staff; DRF authentication);
+- ``GET bgjobs/metrics``: Prometheus metrics (staff session or ``Authorization: Bearer``);
+- ``GET bgjobs/schema/``: the OpenAPI schema of the job status API.
+"""
+
+from django.urls import path
+
+from django_bgjobs.api.views import BgJobsSchemaView, JobStatusView
+from django_bgjobs.metrics import metrics_view
+
+app_name = "bgjobs"
+schema_route = "schema/"
+status_patterns = [path("jobs/<uuid:job_id>/", JobStatusView.as_view(), name="job-status")]
+urlpatterns = [
+    *status_patterns,
+    path("metrics", metrics_view, name="metrics"),
+    path(schema_route, BgJobsSchemaView.as_view(), name="schema"),
+]
