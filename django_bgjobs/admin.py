@@ -241,7 +241,15 @@ class JobAdmin(_AdminBase):
 
         def view(function: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
             # admin_view: login and staff required, CSRF checked on POST, never cached.
-            return self.admin_site.admin_view(partial(function, self))
+            guarded = self.admin_site.admin_view(partial(function, self))
+
+            def staff_only(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+                # Signed in but not staff: a 403, not admin_view's login page again.
+                if request.user.is_authenticated and not request.user.is_staff:
+                    raise PermissionDenied
+                return guarded(request, *args, **kwargs)
+
+            return staff_only
 
         return [
             path("dashboard/", view(admin_views.dashboard_view),

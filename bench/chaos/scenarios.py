@@ -613,7 +613,7 @@ def state_machine(run: Run) -> Report:
     env = harness.child_env(
         DJANGO_SETTINGS_MODULE="tests.settings",
         DATABASE_URL=f"postgres://{url['USER'] or 'postgres'}@{url['HOST'] or '127.0.0.1'}:"
-                     f"{url['PORT'] or 5432}/bgjobs_chaos_model",
+                     f"{url['PORT'] or 5432}/{url['NAME']}_model",
         CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
         BGJOBS_TEST_STATE=str(run.log_dir / "model"),
     )
