@@ -77,7 +77,7 @@ def fire(key: str, now: datetime) -> Fired | None:
                 _claim(row, spec, schedule, slot, now, fired)
     if schedule.every is not None and schedule.overlap == "allow":
         # Claimed ahead, due at its exact time: punctual whatever beat's phase.
-        _claim(row, spec, schedule, schedule.next_slot(latest), now, fired)
+        _claim(row, spec, schedule, schedule.next_slot(now), now, fired)
     for slot in fired.enqueued:
         logger.info("schedule %s: enqueued the job for %s", key, slot.isoformat(),
                     extra={"schedule": key, "slot": slot.isoformat()})
