@@ -31,6 +31,9 @@ logger = logging.getLogger("django_bgjobs.worker")
 # processes are killed. Short, so that grace + this stays under the supervisor's own timeout
 # (Kubernetes: 30 s).
 STOP_WAIT = 3.0
+# After the release: how long Celery's warm shutdown may take to end before the process exits
+# anyway. Longer than billiard's worker_lost_wait (10 s), which a killed pool process costs.
+EXIT_WAIT = 15.0
 
 
 class GracefulShutdown:
@@ -74,12 +77,27 @@ class GracefulShutdown:
             # once (an old attempt could not record anything anyway: the fence rejects it).
             publish([(job.pk, job.attempts + 1, job.queue, job.priority, job.name)
                      for job in released if job.status == JobStatus.QUEUED])
+            self._exit_if_stuck()
         except Exception:
             # The jobs are safe in the database either way: released ones are republished by
             # a dispatcher after REPUBLISH_AFTER, unreleased ones when their lease expires.
             logger.exception("graceful shutdown: releasing running jobs failed")
         finally:
             connections.close_all()
+
+    def _exit_if_stuck(self) -> None:
+        """Celery's warm shutdown ends on its own once nothing of ours runs, but billiard can wait
+        forever on a pool whose process was killed (seen under load). The jobs are safe by now
+        (released, published): end the process rather than leave the supervisor to SIGKILL it."""
+        if self.pool_stopped.wait(EXIT_WAIT):
+            return
+        logger.error("the worker did not finish its warm shutdown %gs after releasing its jobs; "
+                     "exiting now", EXIT_WAIT)
+        for pid in set(self._pool_processes()) | self.pids:
+            if pid != os.getpid() and _running_child(pid):
+                _signal(pid, signal.SIGKILL)
+        logging.shutdown()  # flush the log before the hard exit
+        os._exit(0)
 
     def _consuming(self) -> bool:
         """The worker's consumer loop still runs (its blueprint leaves RUN when it stops)."""
