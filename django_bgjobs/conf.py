@@ -56,6 +56,20 @@ DEFAULTS: dict[str, Any] = {
     # (exact names) and networks (CIDRs, "127.0.0.0/8") listed here are delivered to anyway:
     # for tests and local development. See django_bgjobs/delivery/ssrf.py.
     "DELIVERY_ALLOW_HOSTS": [],
+    # Outbound signing keys ({"current": "sig_…", "next": "sig_…"}) to start from; None draws
+    # random ones on first use. After that they live in the database (`bgjobs rotate-keys`).
+    "DELIVERY_SIGNING_KEYS": None,
+    # How long after a rotation our own verifiers still accept the previous current key.
+    "DELIVERY_KEY_OVERLAP": timedelta(hours=1),
+    # A message published again with the same deduplication id (or content, with
+    # content-based deduplication) within this window gets the first message's id.
+    "DELIVERY_DEDUP_WINDOW": timedelta(minutes=10),
+    # Response bytes kept on each delivery attempt.
+    "DELIVERY_MAX_RESPONSE_BODY": 4096,
+    # Seconds an attempt may take when the message sets no timeout.
+    "DELIVERY_TIMEOUT": 30.0,
+    # The queue the delivery jobs run on (one of QUEUES).
+    "DELIVERY_JOB_QUEUE": "default",
     # Errors and tracebacks kept on rows are cut to this many characters.
     "MAX_ERROR_LENGTH": 10_000,
     # Seconds a worker told to stop (SIGTERM: a warm shutdown) lets its running jobs finish;
@@ -74,7 +88,8 @@ DEFAULTS: dict[str, Any] = {
 
 
 # Settings given as a timedelta or a number of seconds; read as a timedelta.
-_DURATIONS = ("IDEMPOTENCY_WINDOW", "METRICS_WINDOW", "METRICS_WORKERS_WINDOW")
+_DURATIONS = ("IDEMPOTENCY_WINDOW", "METRICS_WINDOW", "METRICS_WORKERS_WINDOW",
+              "DELIVERY_KEY_OVERLAP", "DELIVERY_DEDUP_WINDOW")
 
 
 class BgJobsSettings:

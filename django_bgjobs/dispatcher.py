@@ -36,6 +36,16 @@ class Sweep:
         return bool(self.due or self.republished or self.expired)
 
 
+def delivery_sweep() -> None:
+    """Outbound delivery's share of the pass: admit messages waiting for their queue or
+    flow-control key (rate windows open as time passes) and dead-letter messages whose job died
+    while no receiver ran."""
+    from django_bgjobs.delivery import admission, lifecycle
+
+    admission.sweep()
+    lifecycle.dead_letter_stragglers()
+
+
 def _publish(jobs: list[Job]) -> None:
     publish([(job.pk, job.attempts + 1, job.queue, job.priority, job.name) for job in jobs])
 
@@ -75,6 +85,7 @@ class Dispatcher:
         stale = states.reclaim_unpublished(now, limit)
         _publish(_lost_in_the_broker(stale))
         expired = states.expire_leases(now, limit)
+        delivery_sweep()
         sweep = Sweep(len(due), len(stale), len(expired))
         if sweep.busy:
             logger.info(

@@ -28,7 +28,7 @@ def _build(call: JobCall, now: datetime) -> Job:
         args=list(call.args),
         kwargs=call.kwargs,
         status=JobStatus.SCHEDULED if waits else JobStatus.QUEUED,
-        max_attempts=spec.max_attempts,
+        max_attempts=options.max_attempts or spec.max_attempts,
         idempotency_key=options.idempotency_key,
         created_at=now,
         run_after=due if waits else None,

@@ -68,6 +68,7 @@ class EnqueueOptions:
     idempotency_key: str | None = None
     # The primary key of the user who owns the job (the status API shows it to them).
     owner_id: Any = None
+    max_attempts: int | None = None
 
     def due_at(self, now: datetime) -> datetime | None:
         if self.run_after is not None:
@@ -123,12 +124,14 @@ class JobFunction(Generic[P, R]):
         queue: str | None = None,
         idempotency_key: str | None = None,
         owner: Any = None,
+        max_attempts: int | None = None,
     ) -> JobFunction[P, R]:
         """The same job with other enqueue options: ``job.using(delay=timedelta(minutes=5))``.
 
         ``delay`` is a timedelta or a number of seconds; ``run_after`` an aware datetime.
         ``owner`` is a user (``request.user``) or a user's primary key: that user may read the
-        job through the status API. An anonymous user means no owner.
+        job through the status API. An anonymous user means no owner. ``max_attempts``
+        replaces the job's own for this enqueue.
         """
         if isinstance(delay, (int, float)) and not isinstance(delay, bool):
             delay = timedelta(seconds=delay)
@@ -142,11 +145,15 @@ class JobFunction(Generic[P, R]):
             _check_priority(priority, self.spec.name)
         if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
             raise ValueError("idempotency_key must be 1 to 255 characters")
+        if max_attempts is not None and (isinstance(max_attempts, bool) or
+                                         not isinstance(max_attempts, int) or max_attempts < 1):
+            raise ValueError(f"max_attempts must be an integer >= 1, not {max_attempts!r}")
         changes: dict[str, Any] = {
             key: value
             for key, value in {
                 "delay": delay, "run_after": run_after, "priority": priority, "queue": queue,
                 "idempotency_key": idempotency_key, "owner_id": _owner_id(owner),
+                "max_attempts": max_attempts,
             }.items()
             if value is not None
         }

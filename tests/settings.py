@@ -91,6 +91,8 @@ BGJOBS = {
     "SHUTDOWN_GRACE": float(os.environ.get("BGJOBS_TEST_SHUTDOWN_GRACE", "25")),
     # tests/test_metrics.py scrapes with it.
     "METRICS_TOKEN": "tests-metrics-token-0123456789abcdef",
+    # Outbound delivery tests deliver to HTTP servers on the loopback address.
+    "DELIVERY_ALLOW_HOSTS": ["127.0.0.1"],
 }
 
 # The public URL QStash would sign for: what a proxy-terminated request cannot tell by itself.

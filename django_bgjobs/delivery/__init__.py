@@ -1,3 +1,3 @@
-"""Outbound delivery (the self-hosted QStash side), foundation only: pure modules for the URL
-check (``ssrf``), one signed HTTP attempt (``http``) and the retry rules (``retry_delay``).
-Nothing here touches the database or Celery."""
+"""Outbound delivery, the self-hosted QStash side: ``publish()`` a message to a URL or a URL
+group; a delivery job signs and sends each attempt, retries it the way QStash does, calls back
+and dead-letters it. See docs/architecture.md for the parts."""

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from django_bgjobs.delivery.ssrf import Allowlist, NotResolved, Refused, Resolver, check_url
-from django_bgjobs.webhooks.sign import qstash_signature
+from django_bgjobs.webhooks.sign import qstash_signature, standard_signature
 
 MAX_BODY = 4096  # bytes of a response body kept
 DEFAULT_TIMEOUT = 30.0  # seconds, for the whole attempt
@@ -42,7 +42,8 @@ FORWARD_PREFIX = "upstash-forward-"
 _RESERVED = frozenset({
     "host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade",
     "te", "trailer", "proxy-connection", "proxy-authorization", "upstash-signature",
-    "upstash-message-id", "upstash-retried",
+    "upstash-message-id", "upstash-retried", "webhook-id", "webhook-timestamp",
+    "webhook-signature",
 })
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
@@ -87,7 +88,8 @@ def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
             if name.lower().startswith(FORWARD_PREFIX) and len(name) > len(FORWARD_PREFIX)}
 
 
-def _request_headers(attempt: Attempt, signature: str, host_header: str) -> dict[str, str]:
+def _request_headers(attempt: Attempt, signed: Mapping[str, str],
+                     host_header: str) -> dict[str, str]:
     headers: dict[str, str] = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     for name, value in attempt.headers.items():
         if not _TOKEN.match(name):
@@ -100,27 +102,42 @@ def _request_headers(attempt: Attempt, signature: str, host_header: str) -> dict
             del headers[existing]
         headers[name] = value
     headers["Host"] = host_header
-    headers["Upstash-Signature"] = signature
+    headers.update(signed)
     headers["Upstash-Message-Id"] = attempt.message_id
     headers["Upstash-Retried"] = str(attempt.retried)
     return headers
 
 
-def deliver(attempt: Attempt, *, signing_key: str, timeout: float = DEFAULT_TIMEOUT,
+def _signature_headers(attempt: Attempt, signing_key: str, standard_secret: str | None,
+                       now: float) -> dict[str, str]:
+    """Upstash-Signature, or the Standard Webhooks headers when a secret is given."""
+    if standard_secret is None:
+        return {"Upstash-Signature": qstash_signature(attempt.body, attempt.url, signing_key,
+                                                      now)}
+    timestamp = int(now)
+    return {"webhook-id": attempt.message_id, "webhook-timestamp": str(timestamp),
+            "webhook-signature": standard_signature(attempt.body, attempt.message_id, timestamp,
+                                                    standard_secret)}
+
+
+def deliver(attempt: Attempt, *, signing_key: str, standard_secret: str | None = None,
+            timeout: float = DEFAULT_TIMEOUT,
             max_body: int = MAX_BODY, allow: Allowlist | None = None,
             resolver: Resolver | None = None, now: float | None = None,
             verify: ssl.SSLContext | bool = True,
             transport: httpx.BaseTransport | None = None) -> Response:
-    """Send one attempt. Raises ``Refused`` (do not retry) or ``DeliveryFailed`` (retry)."""
+    """Send one attempt, signed with ``signing_key`` (QStash), or with ``standard_secret``
+    (Standard Webhooks) when given. Raises ``Refused`` (do not retry) or ``DeliveryFailed``
+    (retry)."""
     if not _TOKEN.match(attempt.method):
         raise Refused(f"method {attempt.method!r} is not valid")
     try:
         target = check_url(attempt.url, allow=allow, resolver=resolver)
     except NotResolved as exc:
         raise DeliveryFailed(str(exc)) from None
-    signature = qstash_signature(attempt.body, attempt.url, signing_key,
-                                 time.time() if now is None else now)
-    headers = _request_headers(attempt, signature, target.host_header)
+    signed = _signature_headers(attempt, signing_key, standard_secret,
+                                time.time() if now is None else now)
+    headers = _request_headers(attempt, signed, target.host_header)
     url = httpx.URL(attempt.url).copy_with(scheme=target.scheme, host=target.address,
                                           port=target.port)
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}

@@ -1,0 +1,162 @@
+"""Which waiting messages may start: the gates of queues and flow-control keys.
+
+A message with no queue and no flow-control key starts at once: its delivery job is written
+with it. The others wait (``admitted_at`` NULL, no job) until their gate has room:
+
+* a queue lets ``parallelism`` of its messages be in delivery at once (retries included: a
+  message holds its place until it is delivered, dead or cancelled), in FIFO order;
+* a flow-control key lets ``parallelism`` be in delivery and ``rate`` start per ``period``.
+
+Room is counted from the rows (messages admitted whose job has not finished), never kept in a
+process, so the limits hold across every worker. Admission takes the gate's row first (an
+UPDATE: a row lock on PostgreSQL, the write lock on SQLite), so two admissions of one gate
+never both see the same free place. It runs when a publish commits, when a gated message's
+delivery finishes (``receivers.py``) and on every dispatcher pass (``sweep``), which also opens
+rate windows as time passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.db import router, transaction
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from django_bgjobs.conf import bgjobs_settings
+from django_bgjobs.delivery.models import DeliveryQueue, FlowControl, Message
+from django_bgjobs.models import JobStatus
+
+UNFINISHED = (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING)
+BATCH = 500  # messages admitted per gate per pass
+Gate = tuple[str, str]  # (queue, flow key); either may be ""
+
+
+def is_gated(message: Message) -> bool:
+    return bool(message.queue or message.flow_key)
+
+
+def start(messages: list[Message], now: datetime, using: str) -> None:
+    """Write the delivery jobs of ``messages`` (in the current transaction) and point each
+    message at its job. Unsaved messages are only given their job; saved ones are updated."""
+    from django_bgjobs.delivery.deliver import deliver_message
+    from django_bgjobs.enqueue import enqueue_many
+
+    if not messages:
+        return
+    queue = bgjobs_settings.DELIVERY_JOB_QUEUE
+    calls = []
+    for message in messages:
+        due = message.not_before if message.not_before and message.not_before > now else None
+        calls.append(deliver_message.using(
+            max_attempts=message.retries + 1, run_after=due, queue=queue,
+        ).prepare(message.pk))
+    jobs = enqueue_many(calls)
+    for message, job in zip(messages, jobs, strict=True):
+        message.job = job
+        message.admitted_at = now
+        if not message._state.adding:
+            Message.objects.using(using).filter(pk=message.pk).update(job=job, admitted_at=now)
+
+
+def admit_new(messages: list[Message], now: datetime, using: str) -> None:
+    """Just published (saved, in the publishing transaction): the ungated ones start now; the
+    gates of the others are looked at once the transaction commits."""
+    start([m for m in messages if not is_gated(m) and m.job_id is None], now, using)
+    gates = {(m.queue, m.flow_key) for m in messages if is_gated(m)}
+    if gates:
+        transaction.on_commit(lambda: admit_gates(gates), using=using)
+
+
+def _in_flight(messages: QuerySet[Message]) -> int:
+    return messages.filter(admitted_at__isnull=False, job__status__in=UNFINISHED).count()
+
+
+def _waiting(using: str) -> QuerySet[Message]:
+    return Message.objects.using(using).filter(admitted_at__isnull=True,
+                                               cancelled_at__isnull=True)
+
+
+def _flow_room(key: str, now: datetime, using: str) -> int:
+    """Free places under a flow-control key; its row must already be locked."""
+    flow = FlowControl.objects.using(using).filter(key=key).first()
+    if flow is None:
+        return BATCH
+    if flow.paused:
+        return 0
+    room = BATCH
+    of_key = Message.objects.using(using).filter(flow_key=key)
+    if flow.parallelism is not None:
+        room = min(room, flow.parallelism - _in_flight(of_key))
+    if flow.rate is not None:
+        since = now - timedelta(seconds=flow.period)
+        room = min(room, flow.rate - of_key.filter(admitted_at__gt=since).count())
+    return max(room, 0)
+
+
+def _lock(model: type[DeliveryQueue] | type[FlowControl], field: str, values: Iterable[str],
+          using: str) -> None:
+    # Sorted, so two admissions needing the same rows take them in the same order.
+    for value in sorted(set(values)):
+        model.objects.using(using).filter(**{field: value}).update(updated_at=F("updated_at"))
+
+
+def admit_queue(name: str, now: datetime | None = None) -> int:
+    """Start the next messages of queue ``name`` that fit, oldest first. Returns how many."""
+    using = router.db_for_write(Message)
+    now = now or timezone.now()
+    with transaction.atomic(using=using):
+        _lock(DeliveryQueue, "name", [name], using)
+        queue = DeliveryQueue.objects.using(using).filter(name=name).first()
+        if queue is None or queue.paused:
+            return 0
+        room = queue.parallelism - _in_flight(Message.objects.using(using).filter(queue=name))
+        if room <= 0:
+            return 0
+        candidates = list(_waiting(using).filter(queue=name).order_by("created_at", "pk")
+                          [:min(room, BATCH)])
+        keys = {m.flow_key for m in candidates if m.flow_key}
+        _lock(FlowControl, "key", keys, using)
+        flow_room = {key: _flow_room(key, now, using) for key in keys}
+        admitted = []
+        for message in candidates:  # FIFO: the first that must wait holds back the rest
+            if message.flow_key:
+                if flow_room[message.flow_key] <= 0:
+                    break
+                flow_room[message.flow_key] -= 1
+            admitted.append(message)
+        start(admitted, now, using)
+    return len(admitted)
+
+
+def admit_flow(key: str, now: datetime | None = None) -> int:
+    """Start the next messages of flow-control key ``key`` (those in no queue) that fit."""
+    using = router.db_for_write(Message)
+    now = now or timezone.now()
+    with transaction.atomic(using=using):
+        _lock(FlowControl, "key", [key], using)
+        room = _flow_room(key, now, using)
+        if room <= 0:
+            return 0
+        admitted = list(_waiting(using).filter(flow_key=key, queue="")
+                        .order_by("created_at", "pk")[:room])
+        start(admitted, now, using)
+    return len(admitted)
+
+
+def admit_gates(gates: Iterable[Gate]) -> int:
+    """Look at each gate: a queue (with whatever flow keys its messages have) or a key."""
+    queues = {queue for queue, _ in gates if queue}
+    keys = {key for queue, key in gates if key and not queue}
+    admitted = sum(admit_queue(name) for name in sorted(queues))
+    # A key shared by queued and unqueued messages: room freed by one side serves both.
+    keys |= {key for queue, key in gates if key and queue}
+    return admitted + sum(admit_flow(key) for key in sorted(keys))
+
+
+def sweep(limit: int = 100) -> int:
+    """The dispatcher's pass: every gate that has waiting messages."""
+    using = router.db_for_write(Message)
+    gates = set(_waiting(using).values_list("queue", "flow_key").distinct()[:limit])
+    return admit_gates(gates) if gates else 0

@@ -1,0 +1,257 @@
+"""The self-hosted QStash side: messages delivered to URLs, and what shapes their delivery.
+
+A ``Message`` is what was published: the URL, the exact bytes and headers to send, the retry
+rules, the callbacks. Its delivery is a job (``bgjobs.deliver``, one attempt per job attempt);
+the job's status is the message's state. A message in a queue or under a flow-control key
+waits (``admitted_at`` NULL, no job yet) until ``admission.py`` lets it through. Each HTTP
+attempt leaves a ``DeliveryAttempt`` with the response's status, headers and a bounded slice
+of its body.
+
+Imported by ``django_bgjobs.models``: the app's models are all there for Django.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from django_bgjobs.conf import django_setting
+
+
+class Message(models.Model):
+    id = models.CharField(primary_key=True, max_length=40, editable=False, help_text=_(
+        "msg_…, sent as Upstash-Message-Id on every attempt."))
+    url = models.TextField(help_text=_("The destination exactly as published (the JWT's sub)."))
+    method = models.CharField(max_length=10, default="POST")
+    body = models.BinaryField(blank=True)
+    # Sent with every attempt as they are: Content-Type, the forwarded headers,
+    # Upstash-Topic-Name, Upstash-Schedule-Id...
+    headers = models.JSONField(default=dict)
+    retries = models.PositiveIntegerField(default=3, help_text=_(
+        "Retries after the first attempt: 1 + retries attempts in all."))
+    retry_delay = models.CharField(max_length=256, blank=True, help_text=_(
+        "An Upstash-Retry-Delay expression (milliseconds); empty: QStash's default backoff."))
+    timeout = models.FloatField(null=True, blank=True, help_text=_("Seconds per attempt."))
+    not_before = models.DateTimeField(null=True, blank=True)
+    signature = models.CharField(max_length=10, default="qstash", help_text=_(
+        "How attempts are signed: qstash (Upstash-Signature) or standard (webhook-*)."))
+    # {"url", "method", "retries", "timeout", "delay", "retry_delay", "headers"} or None.
+    callback = models.JSONField(null=True, blank=True)
+    failure_callback = models.JSONField(null=True, blank=True)
+    # What this message is: a published message, or the callback of another one.
+    kind = models.CharField(max_length=20, default="message")  # message|callback|failure_callback
+    source = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="callbacks", db_index=False)
+    topic = models.CharField(max_length=255, blank=True)
+    endpoint_name = models.CharField(max_length=255, blank=True)
+    queue = models.CharField(max_length=255, blank=True)
+    flow_key = models.CharField(max_length=255, blank=True)
+    schedule_id = models.CharField(max_length=64, blank=True)
+    label = models.CharField(max_length=255, blank=True)
+    caller_ip = models.CharField(max_length=64, blank=True)
+    # Deduplication: the id given (Upstash-Deduplication-Id) or the content hash; a second
+    # message with the same key within DELIVERY_DEDUP_WINDOW gets this message's id.
+    dedup_key = models.CharField(max_length=255, null=True, blank=True)
+    created_at = models.DateTimeField()
+    admitted_at = models.DateTimeField(null=True, blank=True, help_text=_(
+        "When its queue / flow-control key let it through and its delivery job was written."))
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    job = models.OneToOneField("django_bgjobs.Job", null=True, blank=True,
+                               on_delete=models.SET_NULL, related_name="message")
+    # Set when it is dead-lettered (the job died): a QStash DLQ id, "<ms>-<n>".
+    dlq_id = models.CharField(max_length=40, null=True, blank=True, unique=True)
+    dlq_removed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["dedup_key"], condition=Q(dedup_key__isnull=False),
+                                    name="bgjobs_message_unique_dedup_key"),
+        ]
+        indexes = [
+            # Admission: the waiting messages, oldest first.
+            models.Index(fields=["created_at"],
+                         condition=Q(admitted_at__isnull=True, cancelled_at__isnull=True),
+                         name="bgjobs_message_waiting_idx"),
+            # A gate's in-flight count and rate window.
+            models.Index(fields=["queue", "admitted_at"], condition=~Q(queue=""),
+                         name="bgjobs_message_queue_idx"),
+            models.Index(fields=["flow_key", "admitted_at"], condition=~Q(flow_key=""),
+                         name="bgjobs_message_flow_idx"),
+        ]
+        permissions = [("retry_message", "Can retry dead-lettered messages"),
+                       ("cancel_message", "Can cancel messages")]
+
+    def __str__(self) -> str:
+        return f"{self.id} → {self.url}"
+
+
+class DeliveryAttempt(models.Model):
+    """One HTTP attempt at a message, with what came back."""
+
+    id = models.BigAutoField(primary_key=True)
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attempts",
+                                db_index=False)
+    retried = models.PositiveIntegerField(help_text=_("Upstash-Retried of this attempt."))
+    job_attempt = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=16)  # delivered | retry | failed | refused
+    status = models.PositiveSmallIntegerField(null=True, blank=True, help_text=_(
+        "The response's HTTP status; empty when no response came (see error)."))
+    response_headers = models.JSONField(default=dict)
+    response_body = models.BinaryField(blank=True)
+    body_truncated = models.BooleanField(default=False)
+    address = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("delivery attempt")
+        ordering = ["message", "id"]
+        indexes = [models.Index(fields=["message", "id"], name="bgjobs_deliveryattempt_msg_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.message_id} retried={self.retried} {self.outcome}"
+
+
+class Topic(models.Model):
+    """A URL group: publishing to it makes one message per endpoint."""
+
+    name = models.CharField(max_length=255, unique=True)
+    headers = models.JSONField(default=dict, blank=True, help_text=_(
+        "Headers added to every message published to the group."))
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("URL group")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TopicEndpoint(models.Model):
+    topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="endpoints")
+    url = models.TextField()
+    name = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = _("URL group endpoint")
+        ordering = ["topic", "id"]
+
+    def __str__(self) -> str:
+        return self.name or self.url
+
+
+class DeliveryQueue(models.Model):
+    """A FIFO queue: at most ``parallelism`` of its messages are in delivery (retries
+    included); the next one starts when one is delivered or fails for good."""
+
+    name = models.CharField(max_length=255, unique=True)
+    parallelism = models.PositiveIntegerField(default=1)
+    paused = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("delivery queue")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FlowControl(models.Model):
+    """A flow-control key: at most ``parallelism`` of its messages in delivery and at most
+    ``rate`` started per ``period`` seconds, across all workers. Set by the last publish that
+    named the key with a value."""
+
+    key = models.CharField(max_length=255, unique=True)
+    parallelism = models.PositiveIntegerField(null=True, blank=True)
+    rate = models.PositiveIntegerField(null=True, blank=True)
+    period = models.FloatField(default=1.0, help_text=_("Seconds."))
+    paused = models.BooleanField(default=False)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("flow-control key")
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class SigningKeys(models.Model):
+    """The keys outbound deliveries are signed with (one row). Receivers are given current and
+    next; rotating makes next current and a new next, and keeps the old current (``previous``)
+    valid for our own verifiers during DELIVERY_KEY_OVERLAP."""
+
+    current = models.CharField(max_length=64)
+    next = models.CharField(max_length=64)
+    previous = models.CharField(max_length=64, blank=True)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+    # The Standard Webhooks secret ("whsec_…") for messages published with signature="standard".
+    standard_secret = models.CharField(max_length=100)
+
+    class Meta:
+        verbose_name = _("signing keys")
+        verbose_name_plural = _("signing keys")
+        permissions = [("rotate_signingkeys", "Can rotate the delivery signing keys")]
+
+    def __str__(self) -> str:
+        return f"signing keys (rotated {self.rotated_at or 'never'})"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the QStash-compatible API. Only its SHA-256 is stored; the token is
+    shown once, when it is made."""
+
+    name = models.CharField(max_length=100)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=16, editable=False, help_text=_(
+        "The token's first characters, to recognise it."))
+    user = models.ForeignKey(django_setting("AUTH_USER_MODEL", "auth.User"), null=True,
+                             blank=True, on_delete=models.CASCADE, related_name="+")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("API token")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class MessageSchedule(models.Model):
+    """A QStash schedule (``POST /v2/schedules/{destination}`` with ``Upstash-Cron``): beat
+    fires its django-celery-beat PeriodicTask, which publishes one message per slot."""
+
+    id = models.CharField(primary_key=True, max_length=64, editable=False)  # scd_… or custom
+    destination = models.TextField(help_text=_("A URL or a URL group's name."))
+    cron = models.CharField(max_length=255, help_text=_("As given, CRON_TZ= prefix included."))
+    # The message template: the publish() arguments, as JSON (body base64-encoded).
+    template = models.JSONField(default=dict)
+    queue = models.CharField(max_length=255, blank=True)
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="bgjobs_message_schedule")
+    created_at = models.DateTimeField()
+    last_fired_at = models.DateTimeField(null=True, blank=True)
+    last_message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+
+    class Meta:
+        verbose_name = _("message schedule")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.cron} → {self.destination}"
+
+    @property
+    def paused(self) -> bool:
+        return not (self.periodic_task and self.periodic_task.enabled)

@@ -1,0 +1,416 @@
+"""Publishing messages: ``publish()`` from Python, ``send()`` / ``send_many()`` for the API.
+
+A publish writes ``Message`` rows in the caller's transaction (one per URL-group endpoint),
+deduplicated within ``DELIVERY_DEDUP_WINDOW``. A message with no queue and no flow-control key
+gets its delivery job in the same transaction; the others wait for ``admission.py``, which is
+asked to look at their gates once the transaction commits (and every dispatcher pass).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Literal, TypedDict, Unpack, overload
+from urllib.parse import urlsplit
+
+from django.db import router, transaction
+from django.utils import timezone
+
+from django_bgjobs.conf import bgjobs_settings
+from django_bgjobs.delivery import retry_delay
+from django_bgjobs.delivery.models import FlowControl, Message, Topic
+
+_BASE58 = "".join(c for c in string.ascii_letters + string.digits if c not in "0OIl")
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+MAX_RETRIES = 100
+
+
+class PublishError(ValueError):
+    """The publish request is not valid; the message says what to change."""
+
+
+class UnknownTopic(PublishError):
+    """The destination names a URL group that does not exist."""
+
+
+@dataclass(frozen=True)
+class Callback:
+    """Where to report a message's attempts (``callback``) or its failure
+    (``failure_callback``): a signed delivery of its own, with QStash's callback body."""
+
+    url: str
+    method: str = "POST"
+    retries: int = 3
+    timeout: float | None = None
+    delay: float | None = None
+    retry_delay: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A flow-control key: at most ``parallelism`` messages of the key in delivery and at most
+    ``rate`` admitted per ``period`` seconds, across every worker."""
+
+    key: str
+    parallelism: int | None = None
+    rate: int | None = None
+    period: float = 1.0
+
+
+@dataclass(frozen=True)
+class Publish:
+    """One publish request, as ``publish()`` and the QStash API make it."""
+
+    destination: str  # a URL, or the name of a URL group
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)  # sent as they are
+    method: str = "POST"
+    retries: int = 3
+    retry_delay: str | None = None  # milliseconds, an Upstash-Retry-Delay expression
+    delay: float | None = None  # seconds
+    not_before: datetime | None = None  # wins over delay
+    timeout: float | None = None  # seconds per attempt
+    deduplication_id: str | None = None
+    content_based_deduplication: bool = False
+    callback: Callback | None = None
+    failure_callback: Callback | None = None
+    queue: str | None = None
+    flow: Flow | None = None
+    label: str = ""
+    signature: Literal["qstash", "standard"] = "qstash"
+    caller_ip: str = ""
+    schedule_id: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["body"] = base64.b64encode(self.body).decode()
+        data["headers"] = dict(self.headers)
+        data["not_before"] = self.not_before.isoformat() if self.not_before else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Publish:
+        values = dict(data)
+        values["body"] = base64.b64decode(values.get("body") or "")
+        if values.get("not_before"):
+            values["not_before"] = datetime.fromisoformat(values["not_before"])
+        for name, kind in (("callback", Callback), ("failure_callback", Callback),
+                           ("flow", Flow)):
+            if values.get(name) is not None:
+                values[name] = kind(**values[name])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Published:
+    message_id: str
+    url: str
+    deduplicated: bool = False
+
+
+def new_message_id() -> str:
+    return "msg_" + "".join(secrets.choice(_BASE58) for _ in range(28))
+
+
+def is_url(destination: str) -> bool:
+    return destination.startswith(("http://", "https://"))
+
+
+def check_destination_url(url: str) -> None:
+    """The syntax a destination must have. Whether its address may be called is decided at
+    each delivery (``ssrf.check_url``: DNS answers change), where a refusal is final."""
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
+        raise PublishError(f"destination {url!r} contains whitespace or control characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        raise PublishError(f"destination {url!r} is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PublishError(f"destination {url!r} is not an http(s) URL with a host")
+
+
+def _check(request: Publish) -> None:
+    if request.method.upper() not in METHODS:
+        raise PublishError(f"method {request.method!r} is not one of {sorted(METHODS)}")
+    for what, retries in (("retries", request.retries),
+                          ("callback retries", request.callback and request.callback.retries),
+                          ("failure callback retries",
+                           request.failure_callback and request.failure_callback.retries)):
+        if retries is not None and not (isinstance(retries, int) and
+                                        0 <= retries <= MAX_RETRIES):
+            raise PublishError(f"{what} must be an integer from 0 to {MAX_RETRIES}")
+    for expression in (request.retry_delay,
+                       request.callback and request.callback.retry_delay,
+                       request.failure_callback and request.failure_callback.retry_delay):
+        if expression:
+            try:
+                retry_delay.parse(expression)
+            except retry_delay.RetryDelayError as exc:
+                raise PublishError(f"retry delay {expression!r}: {exc}") from None
+    for callback in (request.callback, request.failure_callback):
+        if callback is not None:
+            check_destination_url(callback.url)
+    for what, seconds in (("delay", request.delay), ("timeout", request.timeout)):
+        if seconds is not None and seconds < 0:
+            raise PublishError(f"{what} must not be negative")
+    if request.not_before is not None and timezone.is_naive(request.not_before):
+        raise PublishError("not_before must be timezone-aware")
+    if request.signature not in ("qstash", "standard"):
+        raise PublishError("signature must be 'qstash' or 'standard'")
+    flow = request.flow
+    if flow is not None:
+        if not flow.key or len(flow.key) > 255:
+            raise PublishError("the flow-control key must be 1 to 255 characters")
+        if flow.parallelism is not None and flow.parallelism < 1:
+            raise PublishError("flow-control parallelism must be at least 1")
+        if flow.rate is not None and flow.rate < 1:
+            raise PublishError("flow-control rate must be at least 1")
+        if not 0 < flow.period <= 7 * 86400:
+            raise PublishError("flow-control period must be more than 0 s and at most a week")
+    if request.queue is not None and not 0 < len(request.queue) <= 255:
+        raise PublishError("the queue name must be 1 to 255 characters")
+
+
+def _callback_json(callback: Callback | None) -> dict[str, Any] | None:
+    if callback is None:
+        return None
+    data = asdict(callback)
+    data["headers"] = dict(callback.headers)
+    return data
+
+
+def _dedup_key(request: Publish, url: str) -> str | None:
+    if request.deduplication_id:
+        raw = b"id\0" + request.deduplication_id.encode() + b"\0" + url.encode()
+    elif request.content_based_deduplication:
+        # QStash hashes the destination, the body, Content-Type and the forwarded headers.
+        headers = sorted((k.lower(), v) for k, v in request.headers.items())
+        raw = b"content\0" + url.encode() + b"\0" + repr(headers).encode() + b"\0" + request.body
+    else:
+        return None
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _targets(request: Publish, using: str) -> list[tuple[str, str, str, dict[str, str]]]:
+    """(url, topic, endpoint name, group headers) for each message the request makes."""
+    if is_url(request.destination):
+        check_destination_url(request.destination)
+        return [(request.destination, "", "", {})]
+    topic = Topic.objects.using(using).filter(name=request.destination).first()
+    if topic is None:
+        raise UnknownTopic(
+            f"{request.destination!r} is neither a URL (http:// or https://) nor a URL group; "
+            "create the group first (admin, or POST /v2/topics/{name}/endpoints)")
+    endpoints = list(topic.endpoints.all())
+    if not endpoints:
+        raise PublishError(f"URL group {topic.name!r} has no endpoints")
+    return [(e.url, topic.name, e.name, dict(topic.headers)) for e in endpoints]
+
+
+def _gate_rows(request: Publish, now: datetime, using: str) -> None:
+    from django_bgjobs.delivery.models import DeliveryQueue
+
+    if request.queue:
+        # Queues are made by the first message enqueued to them (parallelism 1), as QStash's.
+        DeliveryQueue.objects.using(using).get_or_create(
+            name=request.queue, defaults={"created_at": now, "updated_at": now})
+    flow = request.flow
+    if flow is not None:
+        values = {"parallelism": flow.parallelism, "rate": flow.rate, "period": flow.period,
+                  "updated_at": now}
+        if flow.parallelism is None and flow.rate is None:  # a key alone: no limit set here
+            FlowControl.objects.using(using).get_or_create(
+                key=flow.key, defaults={"period": flow.period, "updated_at": now})
+        else:
+            FlowControl.objects.using(using).update_or_create(key=flow.key, defaults=values)
+
+
+def _build(request: Publish, url: str, topic: str, endpoint: str,
+           group_headers: dict[str, str], now: datetime) -> Message:
+    due = request.not_before
+    if due is None and request.delay:
+        due = now + timedelta(seconds=request.delay)
+    headers = {**group_headers, **request.headers}
+    if topic:
+        headers["Upstash-Topic-Name"] = topic
+    if request.schedule_id:
+        headers["Upstash-Schedule-Id"] = request.schedule_id
+    if request.caller_ip:
+        headers["Upstash-Caller-Ip"] = request.caller_ip
+    return Message(
+        id=new_message_id(), url=url, method=request.method.upper(), body=request.body,
+        headers=headers, retries=request.retries, retry_delay=request.retry_delay or "",
+        timeout=request.timeout, not_before=due, signature=request.signature,
+        callback=_callback_json(request.callback),
+        failure_callback=_callback_json(request.failure_callback),
+        topic=topic, endpoint_name=endpoint, queue=request.queue or "",
+        flow_key=request.flow.key if request.flow else "", schedule_id=request.schedule_id,
+        label=request.label, caller_ip=request.caller_ip,
+        dedup_key=_dedup_key(request, url), created_at=now,
+    )
+
+
+def _insert(message: Message, now: datetime, using: str) -> tuple[Message, bool]:
+    """Insert the message, or find the one that holds its deduplication key within the window
+    (race-free: the unique constraint decides between concurrent publishes). Returns the
+    message kept and whether it is a duplicate."""
+    if message.dedup_key is None:
+        message.save(using=using, force_insert=True)
+        return message, False
+    window_start = now - bgjobs_settings.DELIVERY_DEDUP_WINDOW
+    same_key = Message.objects.using(using).filter(dedup_key=message.dedup_key)
+    for _ in range(5):
+        Message.objects.using(using).bulk_create([message], ignore_conflicts=True)
+        holder = same_key.first()
+        if holder is None:  # its transaction rolled back, or it just gave up the key
+            continue
+        if holder.pk == message.pk:
+            return message, False
+        if holder.created_at >= window_start:
+            return holder, True
+        same_key.filter(pk=holder.pk).update(dedup_key=None)  # out of the window
+    raise PublishError("the deduplication id keeps changing hands; try again")
+
+
+def send_many(requests: Sequence[Publish]) -> list[list[Published]]:
+    """Publish several requests in one transaction (``/v2/batch``). Each request gives one
+    result per message it makes: one for a URL, one per endpoint for a URL group."""
+    from django_bgjobs.delivery import admission
+
+    for request in requests:
+        _check(request)
+    using = router.db_for_write(Message)
+    now = timezone.now()
+    with transaction.atomic(using=using):
+        built: list[list[Message]] = []
+        for request in requests:
+            _gate_rows(request, now, using)
+            built.append([_build(request, url, topic, endpoint, group_headers, now)
+                          for url, topic, endpoint, group_headers in _targets(request, using)])
+        # The common case, no deduplication and no gate: the jobs first, then the messages
+        # already pointing at them, each in one INSERT.
+        plain = [m for made in built for m in made
+                 if m.dedup_key is None and not admission.is_gated(m)]
+        admission.start(plain, now, using)
+        Message.objects.using(using).bulk_create(plain)
+        fresh: list[Message] = []
+        results: list[list[Published]] = []
+        for made in built:
+            row = []
+            for message in made:
+                duplicate = False
+                if message.job_id is None:
+                    message, duplicate = _insert(message, now, using)
+                    if not duplicate:
+                        fresh.append(message)
+                row.append(Published(message.pk, message.url, duplicate))
+            results.append(row)
+        admission.admit_new(fresh, now, using)
+    return results
+
+
+def send(request: Publish) -> list[Published]:
+    """Publish one request: one result for a URL, one per endpoint for a URL group."""
+    return send_many([request])[0]
+
+
+def _seconds(value: timedelta | float | None) -> float | None:
+    return value.total_seconds() if isinstance(value, timedelta) else value
+
+
+class PublishOptions(TypedDict, total=False):
+    """``publish()``'s options; see the README's "Delivering to URLs" for each."""
+
+    json: Any
+    body: bytes | str | None
+    headers: Mapping[str, str] | None
+    method: str
+    retries: int
+    retry_delay: str | None
+    delay: timedelta | float | None
+    not_before: datetime | None
+    timeout: timedelta | float | None
+    deduplication_id: str | None
+    content_based_deduplication: bool
+    callback: str | Callback | None
+    failure_callback: str | Callback | None
+    queue: str | None
+    flow_control: Flow | None
+    label: str
+    signature: Literal["qstash", "standard"]
+
+
+@overload
+def publish(url: str, *, topic: None = None, **options: Unpack[PublishOptions]) -> str: ...
+@overload
+def publish(url: None = None, *, topic: str, **options: Unpack[PublishOptions]) -> list[str]: ...
+
+
+def publish(url: str | None = None, *, topic: str | None = None,
+            **options: Unpack[PublishOptions]) -> str | list[str]:
+    """Deliver an HTTP request to ``url`` (or to every endpoint of the URL group ``topic``),
+    signed, retried, in the background. Returns the message id (a list for a group).
+
+    Written in the current transaction: if it rolls back, nothing is sent. ``json=`` encodes
+    the body and sets ``Content-Type: application/json``; ``body=`` is sent as it is.
+    """
+    import json as json_module
+
+    if (url is None) == (topic is None):
+        raise PublishError("give url= or topic=, not both")
+    unknown = set(options) - set(PublishOptions.__annotations__)
+    if unknown:
+        raise TypeError(f"publish() got unexpected options {sorted(unknown)}")
+    body = options.get("body")
+    if "json" in options and body is not None:
+        raise PublishError("give json= or body=, not both")
+    headers = dict(options.get("headers") or {})
+    if "json" in options:
+        payload = json_module.dumps(options["json"], separators=(",", ":")).encode()
+        if not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"
+    else:
+        payload = body.encode() if isinstance(body, str) else (body or b"")
+    callback, failure = options.get("callback"), options.get("failure_callback")
+    request = Publish(
+        destination=url or topic or "", body=payload, headers=headers,
+        method=options.get("method", "POST"), retries=options.get("retries", 3),
+        retry_delay=options.get("retry_delay"), delay=_seconds(options.get("delay")),
+        not_before=options.get("not_before"), timeout=_seconds(options.get("timeout")),
+        deduplication_id=options.get("deduplication_id"),
+        content_based_deduplication=options.get("content_based_deduplication", False),
+        callback=Callback(callback) if isinstance(callback, str) else callback,
+        failure_callback=Callback(failure) if isinstance(failure, str) else failure,
+        queue=options.get("queue"), flow=options.get("flow_control"),
+        label=options.get("label", ""), signature=options.get("signature", "qstash"),
+    )
+    if topic is None and not is_url(request.destination):
+        raise PublishError(f"url {url!r} must start with http:// or https://")
+    ids = [item.message_id for item in send(request)]
+    return ids if topic is not None else ids[0]
+
+
+def copy_of(message: Message, **overrides: Any) -> Publish:
+    """A publish request for the same delivery again (a retry from the dead-letter queue)."""
+    callback = Callback(**message.callback) if message.callback else None
+    failure = Callback(**message.failure_callback) if message.failure_callback else None
+    headers = {k: v for k, v in message.headers.items()
+               if k not in ("Upstash-Topic-Name", "Upstash-Schedule-Id", "Upstash-Caller-Ip")}
+    flow = None
+    if message.flow_key:
+        flow = Flow(message.flow_key)
+    request = Publish(
+        destination=message.url, body=bytes(message.body), headers=headers,
+        method=message.method, retries=message.retries, retry_delay=message.retry_delay or None,
+        timeout=message.timeout, callback=callback, failure_callback=failure,
+        queue=message.queue or None, flow=flow, label=message.label,
+        signature=message.signature,  # type: ignore[arg-type]
+    )
+    return replace(request, **overrides)
