@@ -16,6 +16,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from tests.http_receiver import Receiver
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -194,3 +196,11 @@ class BeatProcess(WorkerProcess):
         """Tasks it logged as sent (``name``: of that PeriodicTask only)."""
         found = self.SENT.findall(self.log_path.read_bytes())
         return sum(1 for task in found if name is None or task.decode() == name)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP server on 127.0.0.1 that records what outbound delivery sends it."""
+    server = Receiver()
+    yield server
+    server.close()

@@ -26,7 +26,7 @@ from django_bgjobs.delivery.publish import (
 )
 from django_bgjobs.models import JobStatus
 from django_bgjobs.testing import capture_jobs
-from tests.http_receiver import Receiver, receiver  # noqa: F401 - the fixture
+from tests.http_receiver import Receiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
