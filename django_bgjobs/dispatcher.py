@@ -37,13 +37,13 @@ class Sweep:
 
 
 def delivery_sweep() -> None:
-    """Outbound delivery's share of the pass: admit messages waiting for their queue or
-    flow-control key (rate windows open as time passes) and dead-letter messages whose job died
-    while no receiver ran."""
+    """Outbound delivery's share of the pass: settle messages whose job finished while no
+    receiver ran (dead-lettering those that died), then admit messages waiting for their queue
+    or flow-control key (rate windows open as time passes)."""
     from django_bgjobs.delivery import admission, lifecycle
 
+    lifecycle.settle_stragglers()
     admission.sweep()
-    lifecycle.dead_letter_stragglers()
 
 
 def _publish(jobs: list[Job]) -> None:

@@ -25,10 +25,9 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from django_bgjobs.conf import bgjobs_settings
+from django_bgjobs.delivery.lifecycle import UNFINISHED
 from django_bgjobs.delivery.models import DeliveryQueue, FlowControl, Message
-from django_bgjobs.models import JobStatus
 
-UNFINISHED = (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING)
 BATCH = 500  # messages admitted per gate per pass
 Gate = tuple[str, str]  # (queue, flow key); either may be ""
 
@@ -70,7 +69,8 @@ def admit_new(messages: list[Message], now: datetime, using: str) -> None:
 
 
 def _in_flight(messages: QuerySet[Message]) -> int:
-    return messages.filter(admitted_at__isnull=False, job__status__in=UNFINISHED).count()
+    return messages.filter(admitted_at__isnull=False, settled_at__isnull=True,
+                           job__status__in=UNFINISHED).count()
 
 
 def _waiting(using: str) -> QuerySet[Message]:

@@ -17,6 +17,7 @@ from django_bgjobs.delivery.models import DeliveryAttempt, Message
 from django_bgjobs.delivery.publish import Published, copy_of, send
 from django_bgjobs.models import JobStatus
 
+UNFINISHED = (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING)
 # The job's status, as QStash names a message's state.
 _STATES = {
     JobStatus.SCHEDULED: "CREATED", JobStatus.QUEUED: "ACTIVE", JobStatus.RUNNING: "ACTIVE",
@@ -98,9 +99,21 @@ def delete_dead(dlq_ids: Collection[str]) -> int:
     return dead_letters().filter(dlq_id__in=list(dlq_ids)).update(dlq_removed_at=timezone.now())
 
 
-def dead_letter_stragglers(limit: int = 100) -> int:
-    """Messages whose job died without the job_dead receiver having run (the process stopped
-    in between): dead-letter them now. Part of the dispatcher's pass."""
-    found = list(Message.objects.filter(dlq_id__isnull=True, job__status=JobStatus.DEAD)
-                 [:limit])
-    return sum(dead_letter(message) is not None for message in found)
+def settle(message: Message, dead: bool) -> None:
+    """Its delivery job finished: dead-letter the message if the job died, and take it out of
+    the in-flight index."""
+    if dead:
+        dead_letter(message)
+    Message.objects.filter(pk=message.pk, settled_at__isnull=True) \
+        .update(settled_at=timezone.now())
+
+
+def settle_stragglers(limit: int = 500) -> int:
+    """Messages whose job finished while no receiver ran (the process stopped in between, or
+    the job was cancelled or pruned outside a worker): settle them now. Part of the dispatcher's
+    pass; it reads only the in-flight index."""
+    found = list(Message.objects.filter(admitted_at__isnull=False, settled_at__isnull=True)
+                 .exclude(job__status__in=UNFINISHED).select_related("job")[:limit])
+    for message in found:
+        settle(message, dead=message.job is not None and message.job.status == JobStatus.DEAD)
+    return len(found)

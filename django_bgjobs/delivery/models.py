@@ -57,6 +57,9 @@ class Message(models.Model):
     admitted_at = models.DateTimeField(null=True, blank=True, help_text=_(
         "When its queue / flow-control key let it through and its delivery job was written."))
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # When its delivery job was seen finished. Only narrows the in-flight index: what counts
+    # is the job's status (a message whose job finished is never in flight, settled or not).
+    settled_at = models.DateTimeField(null=True, blank=True)
     job = models.OneToOneField("django_bgjobs.Job", null=True, blank=True,
                                on_delete=models.SET_NULL, related_name="message")
     # Set when it is dead-lettered (the job died): a QStash DLQ id, "<ms>-<n>".
@@ -74,9 +77,12 @@ class Message(models.Model):
             models.Index(fields=["created_at"],
                          condition=Q(admitted_at__isnull=True, cancelled_at__isnull=True),
                          name="bgjobs_message_waiting_idx"),
-            # A gate's in-flight count and rate window.
-            models.Index(fields=["queue", "admitted_at"], condition=~Q(queue=""),
-                         name="bgjobs_message_queue_idx"),
+            # In delivery: a gate's in-flight count, the settling sweep. Small: only the
+            # messages admitted and not yet seen finished are in it.
+            models.Index(fields=["queue", "flow_key"],
+                         condition=Q(admitted_at__isnull=False, settled_at__isnull=True),
+                         name="bgjobs_message_in_flight_idx"),
+            # A flow-control key's rate window.
             models.Index(fields=["flow_key", "admitted_at"], condition=~Q(flow_key=""),
                          name="bgjobs_message_flow_idx"),
         ]

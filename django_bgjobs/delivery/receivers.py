@@ -19,8 +19,7 @@ def _finished(sender: Any, job: Job, signal: Any, **kwargs: Any) -> None:
     message = Message.objects.filter(job_id=job.pk).first()
     if message is None:
         return
-    if signal is signals.job_dead:
-        lifecycle.dead_letter(message)
+    lifecycle.settle(message, dead=signal is signals.job_dead)
     if admission.is_gated(message):
         admission.admit_gates([(message.queue, message.flow_key)])
 
