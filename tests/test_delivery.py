@@ -333,3 +333,30 @@ def test_a_queue_holds_its_parallelism_across_the_workers_processes(worker, rece
     assert receiver.most_in_flight["/serial"] == 1
     for message_id in ids:
         Message.objects.select_related("job").get(pk=message_id).job.wait_until_finished()
+
+
+@pytest.mark.worker
+def test_a_delivery_whose_worker_process_is_killed_is_delivered_again(worker,
+                                                                      receiver: Receiver):
+    import os
+    import re
+    import signal
+
+    receiver.slow["/killed"] = 3.0  # the first delivery is in flight when its process dies
+    message_id = publish(receiver.url("/killed"), body="at least once")
+    receiver.wait("/killed", 1)
+    message = Message.objects.select_related("job").get(pk=message_id)
+    assert message.job is not None
+    message.job.refresh_from_db()
+    pid = int(re.findall(r"\d+", message.job.worker)[-1])
+    receiver.slow["/killed"] = 0
+    os.kill(pid, signal.SIGKILL)
+    first, second = receiver.wait("/killed", 2, timeout=30)
+    assert {first.headers["upstash-message-id"], second.headers["upstash-message-id"]} == \
+        {message_id}
+    verify(second, receiver.url("/killed"))
+    job = message.job.wait_until_finished()
+    message.refresh_from_db()
+    assert lifecycle.message_state(message) == "DELIVERED"
+    assert list(job.runs.values_list("status", flat=True)) == ["lost", "succeeded"]
+    assert [a.outcome for a in attempts(message_id)] == ["delivered"]
