@@ -14,7 +14,16 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from django_bgjobs.conf import bgjobs_settings
-from django_bgjobs.models import Job, JobRun, JobStatus, ScheduleSlot
+from django_bgjobs.models import (
+    DeliveryAttempt,
+    InboundWebhook,
+    Job,
+    JobRun,
+    JobStatus,
+    Message,
+    MessageSchedule,
+    ScheduleSlot,
+)
 from django_bgjobs.registry import bgjob
 
 
@@ -32,6 +41,7 @@ def prune(now: datetime | None = None, dry_run: bool = False) -> dict[str, int]:
         counts[status] = old.count() if dry_run else _delete_in_batches(old)
     if not dry_run:
         _prune_slots(now)
+        _prune_cancelled_messages(now)
     return counts
 
 
@@ -59,9 +69,37 @@ def _delete_in_batches(old: QuerySet[Job]) -> int:
             # Without the ORM's cascade collector (it loads every row): the dependent rows go
             # first, then the jobs, three statements a batch.
             ScheduleSlot.objects.filter(job_id__in=ids).update(job=None)
+            InboundWebhook.objects.filter(job_id__in=ids).update(job=None)
+            # A delivered or dead-lettered message goes with its delivery job.
+            _delete_messages(Message.objects.filter(job_id__in=ids), using)
             JobRun.objects.filter(job_id__in=ids)._raw_delete(using)
             Job.objects.filter(pk__in=ids)._raw_delete(using)
             deleted += len(ids)
+
+
+def _delete_messages(messages: QuerySet[Message], using: str) -> int:
+    ids = list(messages.values_list("pk", flat=True))
+    if ids:
+        Message.objects.filter(source_id__in=ids).update(source=None)
+        MessageSchedule.objects.filter(last_message_id__in=ids).update(last_message=None)
+        DeliveryAttempt.objects.filter(message_id__in=ids)._raw_delete(using)
+        Message.objects.filter(pk__in=ids)._raw_delete(using)
+    return len(ids)
+
+
+def _prune_cancelled_messages(now: datetime) -> None:
+    """Messages cancelled before they started have no job to be pruned with."""
+    keep = bgjobs_settings.PRUNE.get(JobStatus.CANCELLED)
+    if keep is None:
+        return
+    cutoff = now - (keep if isinstance(keep, timedelta) else timedelta(seconds=keep))
+    using = router.db_for_write(Message)
+    batch = int(bgjobs_settings.PRUNE_BATCH)
+    old = Message.objects.filter(job__isnull=True, cancelled_at__lt=cutoff)
+    while True:
+        with transaction.atomic(using=using):
+            if not _delete_messages(old[:batch], using):
+                return
 
 
 @bgjob(name="django_bgjobs.prune", max_attempts=2)

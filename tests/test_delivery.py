@@ -360,3 +360,31 @@ def test_a_delivery_whose_worker_process_is_killed_is_delivered_again(worker,
     assert lifecycle.message_state(message) == "DELIVERED"
     assert list(job.runs.values_list("status", flat=True)) == ["lost", "succeeded"]
     assert [a.outcome for a in attempts(message_id)] == ["delivered"]
+
+
+def test_prune_takes_messages_with_their_jobs_and_keeps_webhook_receipts(receiver: Receiver):
+    from django_bgjobs.maintenance import prune
+    from django_bgjobs.models import InboundWebhook, Job
+    from tests import jobs
+
+    receiver.answer("/gone-dead", (489, {"Upstash-NonRetryable-Error": "true"}, b""))
+    with capture_jobs() as captured:
+        delivered = publish(receiver.url("/gone"), body="x", callback=receiver.url("/cb"))
+        dead = publish(receiver.url("/gone-dead"), body="y")
+        DeliveryQueue.objects.create(name="paused", paused=True, created_at=timezone.now(),
+                                     updated_at=timezone.now())
+        waiting = publish(receiver.url("/never"), body="z", queue="paused")
+        job = jobs.add.enqueue(1, 2)
+        receipt = InboundWebhook.objects.create(endpoint="qstash", scheme="qstash",
+                                                received_at=timezone.now(), verified=True,
+                                                job=job)
+        captured.run_all()
+    assert receiver.at("/never") == []
+    assert lifecycle.cancel(waiting)
+    later = timezone.now() + timedelta(days=31)
+    prune(now=later)
+    assert not Message.objects.filter(pk__in=[delivered, dead, waiting]).exists()
+    assert not DeliveryAttempt.objects.filter(message_id__in=[delivered, dead]).exists()
+    assert not Job.objects.filter(pk=job.pk).exists()
+    receipt.refresh_from_db()
+    assert receipt.job_id is None

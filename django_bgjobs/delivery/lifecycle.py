@@ -32,7 +32,7 @@ def message_state(message: Message) -> str:
     if message.cancelled_at is not None and message.job_id is None:
         return "CANCELLED"
     if message.job_id is None:
-        return "CREATED" if message.admitted_at is None else "DELIVERED"  # job pruned
+        return "CREATED" if message.admitted_at is None else "DELIVERED"
     job = message.job
     assert job is not None
     return _STATES[JobStatus(job.status)]
