@@ -481,3 +481,36 @@ def test_https_to_the_pinned_address_with_sni_and_verification_for_the_name(
                 signing_key=CURRENT, allow=Allowlist.parse(["other.test"]),
                 resolver=resolver_for({"other.test": ["127.0.0.2"]}), verify=verify, timeout=5)
     assert len(canary.hits) == hits
+
+
+@pytest.mark.django_db(transaction=True)
+def test_published_messages_to_forbidden_addresses_fail_at_once_with_no_retry(
+        canaries: Canaries) -> None:
+    """Scenario 14 through the whole path: publish() -> the delivery job -> dead, refused."""
+    from django.test import override_settings
+
+    from django_bgjobs.delivery.models import DeliveryAttempt, Message
+    from django_bgjobs.delivery.publish import PublishError, publish
+    from django_bgjobs.models import JobRun
+    from django_bgjobs.testing import capture_jobs
+
+    published, refused_at_publish = [], []
+    with override_settings(BGJOBS={"DELIVERY_ALLOW_HOSTS": []}), capture_jobs() as captured:
+        for template in FORBIDDEN_SPELLINGS:
+            if ".test" in template:  # those names only resolve through the test resolver
+                continue
+            url = template.format(port=canaries.port)
+            try:
+                published.append(publish(url, body="{}", retries=5))
+            except PublishError as exc:
+                assert str(exc)
+                refused_at_publish.append(url)
+        captured.run_all()
+    assert canaries.total() == 0
+    assert len(published) > 30 and refused_at_publish  # most are refused when delivered
+    for message in Message.objects.filter(pk__in=published).select_related("job"):
+        [attempt] = DeliveryAttempt.objects.filter(message=message)
+        assert attempt.outcome == "refused" and attempt.status is None and attempt.error
+        assert message.dlq_id is not None
+        [run] = JobRun.objects.filter(job=message.job)  # one attempt: no retry storm
+        assert "refused" in run.error
