@@ -272,7 +272,8 @@ def test_wait_from_publication_to_start(client):
     samples = scrape(client)
     add = (("name", "tests.jobs.add"),)
     assert samples["bgjobs_wait_seconds_gcount"][add] == 2
-    assert samples["bgjobs_wait_seconds_gsum"][add] == pytest.approx(90 + 3, abs=0.01)
+    # Each row is placed relative to its own timezone.now(): a loaded machine drifts by ms.
+    assert samples["bgjobs_wait_seconds_gsum"][add] == pytest.approx(90 + 3, abs=0.25)
     waits = {dict(labels)["le"]: value for labels, value in samples["bgjobs_wait_seconds_bucket"]
              .items()}
     assert (waits["2.5"], waits["5.0"], waits["60.0"], waits["120.0"]) == (0, 1, 1, 2)
