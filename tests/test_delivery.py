@@ -388,3 +388,18 @@ def test_prune_takes_messages_with_their_jobs_and_keeps_webhook_receipts(receive
     assert not Job.objects.filter(pk=job.pk).exists()
     receipt.refresh_from_db()
     assert receipt.job_id is None
+
+
+def test_an_attempt_recorded_before_its_worker_died_is_not_delivered_again(receiver: Receiver):
+    from django_bgjobs.execution import run_attempt
+    from django_bgjobs.models import Job
+
+    with capture_jobs() as captured:
+        message_id = publish(receiver.url("/once"), body="x")
+        captured.run_all()
+    message = Message.objects.get(pk=message_id)
+    # As if the worker died after recording the delivery and before recording the job: the
+    # dispatcher takes the lease back and a new attempt starts.
+    Job.objects.filter(pk=message.job_id).update(status=JobStatus.QUEUED)
+    assert run_attempt(str(message.job_id), 2) == "succeeded"
+    assert len(receiver.at("/once")) == 1

@@ -56,9 +56,15 @@ def deliver_message(ctx: JobContext, message_id: str) -> dict[str, Any]:
     message = Message.objects.filter(pk=message_id).first()
     if message is None:
         raise NonRetriable(f"message {message_id} no longer exists")
+    last = DeliveryAttempt.objects.filter(message=message).order_by("-id").first()
+    if last is not None and last.outcome == "delivered":
+        # Recorded, then the worker died before the job was: do not deliver it twice.
+        return {"status": last.status}
+    if last is not None and last.outcome in ("failed", "refused"):
+        raise NonRetriable(f"already failed for good: {last.error}")
     # Upstash-Retried counts the attempts made, so an attempt lost with its worker (no
     # response, nothing recorded) does not show the receiver a gap.
-    retried = DeliveryAttempt.objects.filter(message=message).count()
+    retried = last.retried + 1 if last is not None else 0
     started = timezone.now()
     clock = time.monotonic()
     response, decision, error = _attempt(message, retried)
