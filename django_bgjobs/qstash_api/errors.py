@@ -1,0 +1,71 @@
+"""Errors the way QStash answers them: ``{"error": "..."}`` with the status, nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+
+class InputError(ValueError):
+    """Something the caller sent cannot be used (a header, the destination, a JSON field);
+    the message says what. Answered 400."""
+
+
+class BadRequest(exceptions.APIException):
+    """A header, the destination or the body is wrong; the message says which."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = "bad request"
+
+
+class NotFound(exceptions.APIException):
+    status_code = status.HTTP_404_NOT_FOUND
+    default_detail = "not found"
+
+
+class TooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "the request body is too large"
+
+
+def error_response(message: str, status_code: int) -> Response:
+    return Response({"error": message}, status=status_code)
+
+
+def _message(detail: Any) -> str:
+    # DRF details can be lists or dicts (validation errors); QStash has one string.
+    if isinstance(detail, list):
+        return "; ".join(_message(item) for item in detail)
+    if isinstance(detail, dict):
+        return "; ".join(f"{key}: {_message(value)}" for key, value in detail.items())
+    return str(detail)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's exception handler for these views only (the project's stays as it is)."""
+    from django_bgjobs.delivery.publish import PublishError, UnknownTopic
+
+    if isinstance(exc, UnknownTopic):
+        return error_response(str(exc), status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, PublishError | InputError):
+        return error_response(str(exc), status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, RequestDataTooBig):
+        return error_response(TooLarge.default_detail, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, Http404):
+        return error_response(str(exc) or "not found", status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, PermissionDenied):
+        return error_response(str(exc) or "forbidden", status.HTTP_403_FORBIDDEN)
+    if not isinstance(exc, exceptions.APIException):
+        return None  # a bug: Django's 500, logged as usual
+    response = error_response(_message(exc.detail), exc.status_code)
+    # Set by APIView.handle_exception from the authentication class (what makes it a 401).
+    auth_header = getattr(exc, "auth_header", None)
+    if auth_header:
+        response["WWW-Authenticate"] = auth_header
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        response["Retry-After"] = str(int(exc.wait))
+    return response
