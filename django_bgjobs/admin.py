@@ -965,3 +965,6 @@ class InboundWebhookAdmin(_ReceiptAdminBase):
             return HttpResponseRedirect(reverse("admin:django_bgjobs_inboundwebhook_change",
                                                 args=[int(back)]))
         return None
+
+# The delivery side's admin (messages, URL groups, queues, tokens, keys, message schedules).
+from django_bgjobs import delivery_admin  # noqa: E402, F401

@@ -21,6 +21,8 @@ from django_bgjobs.webhooks.verify import (
 SCHEMES = ("qstash", "standard", "stripe", "github")
 # Default tolerance in seconds: QStash's leeway on exp/nbf; the others' timestamp window.
 TOLERANCE = {"qstash": 30, "standard": 300, "stripe": 300, "github": 0}
+# ``"secrets": OWN_KEYS`` on a qstash endpoint: verify with this project's own delivery keys.
+OWN_KEYS = "bgjobs"
 # The headers kept on a receipt (signatures are not: they prove nothing once verified).
 KEPT_HEADERS = (
     "Content-Type", "User-Agent", "Upstash-Message-Id", "Upstash-Retried", "Upstash-Topic-Name",
@@ -38,11 +40,19 @@ class Endpoint:
     url: str | None
     tolerance: int
     max_body: int
+    # Verified with delivery.keys.verification_keys(), read at each request (``secrets`` is
+    # empty): current, next, and the previous key during DELIVERY_KEY_OVERLAP.
+    own_keys: bool = False
 
     def verify(self, body: bytes, headers: Headers, now: float | None = None) -> Verdict:
         moment = time.time() if now is None else now
         if self.scheme == "qstash":
-            return verify_qstash(body, headers, keys=self.secrets, url=self.url, now=moment,
+            keys = self.secrets
+            if self.own_keys:
+                from django_bgjobs.delivery.keys import verification_keys
+
+                keys = verification_keys()
+            return verify_qstash(body, headers, keys=keys, url=self.url, now=moment,
                                  leeway=self.tolerance)
         if self.scheme == "standard":
             return verify_standard(body, headers, secrets=self.secrets, now=moment,
@@ -53,12 +63,19 @@ class Endpoint:
         return verify_github(body, headers, secrets=self.secrets)
 
 
-def _secrets(name: str, value: object) -> tuple[str, ...]:
+def _secrets(name: str, scheme: str, value: object) -> tuple[str, ...]:
+    if value == OWN_KEYS:
+        if scheme != "qstash":
+            raise ImproperlyConfigured(
+                f"BGJOBS['WEBHOOKS'][{name!r}]['secrets'] = {OWN_KEYS!r} (this project's own "
+                f"delivery keys) goes with scheme 'qstash', not {scheme!r}")
+        return ()
     if isinstance(value, str) or not isinstance(value, Sequence) or not value or not all(
             isinstance(s, str) and s for s in value):
         raise ImproperlyConfigured(
             f"BGJOBS['WEBHOOKS'][{name!r}]['secrets'] must be a non-empty list of strings "
-            "(for QStash: the current signing key, then the next one)")
+            "(for QStash: the current signing key, then the next one; or "
+            f"{OWN_KEYS!r} for this project's own delivery keys)")
     return tuple(value)
 
 
@@ -83,10 +100,11 @@ def endpoint(name: str) -> Endpoint | None:
             "(its token's sub is compared with it; build_absolute_uri() guesses wrong behind "
             "a proxy)")
     return Endpoint(
-        name=name, scheme=scheme, secrets=_secrets(name, config.get("secrets")),
+        name=name, scheme=scheme, secrets=_secrets(name, scheme, config.get("secrets")),
         job=config.get("job"), url=url, tolerance=int(config.get("tolerance",
                                                                   TOLERANCE[scheme])),
         max_body=int(config.get("max_body", bgjobs_settings.WEBHOOK_MAX_BODY)),
+        own_keys=config.get("secrets") == OWN_KEYS,
     )
 
 
