@@ -37,6 +37,7 @@ from django_bgjobs.models import (
     JobDashboard,
     JobSchedule,
     JobStatus,
+    Message,
     RunStatus,
     ScheduleSlot,
 )
@@ -213,7 +214,8 @@ class JobAdmin(_AdminBase):
     change_form_template = "django_bgjobs/admin/job_change_form.html"
     fieldsets = (
         (None, {"fields": ("id", "name", "status_display", "queue", "priority",
-                           "idempotency_key", "schedule_display", "webhook_display")}),
+                           "idempotency_key", "schedule_display", "webhook_display",
+                           "message_display")}),
         (_("Payload and result"), {"fields": ("arguments", "keyword_arguments", "result_display",
                                               "error")}),
         (_("Attempts"), {"fields": ("attempts", "max_attempts", "worker", "progress_display",
@@ -357,6 +359,16 @@ class JobAdmin(_AdminBase):
             return link
         return format_html("{} (replayed since: its job is now {})", link,
                            "…" + str(receipt.job_id)[-12:])
+
+    @admin.display(description=_("message"))
+    def message_display(self, job: Job) -> str:
+        """The message a delivery job delivers (the job's page only: one query)."""
+        message = Message.objects.filter(job_id=job.pk).only("id", "url").first()
+        if message is None:
+            return "-"
+        return format_html('<a href="{}">{}</a> → {}',
+                           reverse("admin:django_bgjobs_message_change", args=[message.pk]),
+                           message.pk, message.url)
 
     @admin.display(description=_("status"), ordering="status")
     def status_display(self, job: Job) -> str:

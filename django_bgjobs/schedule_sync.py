@@ -55,7 +55,7 @@ def definition(spec: JobSpec, schedule: Schedule) -> dict[str, Any]:
     }
 
 
-def _beat_schedule(schedule: Schedule) -> dict[str, Any]:
+def beat_schedule(schedule: Schedule) -> dict[str, Any]:
     """The PeriodicTask's crontab or interval for this schedule (rows shared, get_or_create)."""
     from django_celery_beat.models import CrontabSchedule, IntervalSchedule
 
@@ -157,7 +157,7 @@ def sync(apply: bool = True) -> SyncReport:
                       "kwargs": json.dumps({"key": key}), "queue": spec.queue,
                       "description": f"django-bgjobs: {spec.name}, {schedule.describe()}. "
                                      "Defined in code; pause it here, change it in code.",
-                      **_beat_schedule(schedule)}
+                      **beat_schedule(schedule)}
             task = PeriodicTask.objects.filter(name=fields["name"]).first()
             if task is None:
                 task = PeriodicTask.objects.create(**fields, enabled=True)

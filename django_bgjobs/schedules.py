@@ -35,6 +35,21 @@ EARLY = timedelta(seconds=2)
 MAX_CATCH_UP = 100
 
 
+def beat_cannot_run(cron: str) -> str | None:
+    """Why celery beat's crontab cannot evaluate these five fields, or None. cronsim reads
+    more (L, #, W, 7 for Sunday); a schedule beat cannot evaluate would never fire."""
+    from celery.schedules import crontab
+
+    minute, hour, day_of_month, month_of_year, day_of_week = cron.split()
+    try:
+        crontab(minute=minute, hour=hour, day_of_month=day_of_month,
+                month_of_year=month_of_year, day_of_week=day_of_week)
+    except (ValueError, TypeError) as exc:
+        return (f"celery beat cannot run this ({exc}); use plain numbers, ranges, lists and "
+                "steps (Sunday is 0)")
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Schedule:
     """When a job runs by itself. Give ``cron`` (five fields, in ``tz``, default UTC) or
@@ -65,6 +80,8 @@ class Schedule:
                 CronSim(self.cron, datetime.now(UTC))
             except CronSimError as exc:
                 raise JobConfigurationError(f"cron={self.cron!r} is not valid: {exc}") from None
+            if problem := beat_cannot_run(self.cron):
+                raise JobConfigurationError(f"cron={self.cron!r}: {problem}")
         if self.every is not None:
             if not isinstance(self.every, timedelta) or self.every < timedelta(seconds=1):
                 raise JobConfigurationError(

@@ -383,3 +383,9 @@ def test_prune_command():
     assert "would delete 1 cancelled" in out.getvalue()
     call_command("bgjobs", "prune", stdout=out)
     assert not Job.objects.filter(status=JobStatus.CANCELLED).exists()
+
+
+@pytest.mark.parametrize("cron", ["0 0 L * *", "0 0 * * 7", "0 0 * * 1#2"])
+def test_cron_syntax_beat_cannot_run_is_refused_when_declared(cron):
+    with pytest.raises(JobConfigurationError, match="celery beat cannot run"):
+        Schedule(cron=cron)

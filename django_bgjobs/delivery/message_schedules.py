@@ -39,7 +39,7 @@ from django_bgjobs.delivery.publish import (
     check_destination_url,
     is_url,
 )
-from django_bgjobs.schedules import Schedule
+from django_bgjobs.schedules import Schedule, beat_cannot_run
 
 logger = logging.getLogger("django_bgjobs.schedules")
 
@@ -77,22 +77,9 @@ def parse_cron(cron: str) -> Schedule:
         CronSim(" ".join(fields), datetime.now(UTC))
     except CronSimError as exc:
         raise ValueError(f"cron {cron!r} is not valid: {exc}") from None
-    _check_beat_can_run(cron, fields)
+    if problem := beat_cannot_run(" ".join(fields)):
+        raise ValueError(f"cron {cron!r}: {problem}")
     return Schedule(cron=" ".join(fields), tz=zone)
-
-
-def _check_beat_can_run(cron: str, fields: list[str]) -> None:
-    """cronsim reads more than beat's crontab does (L, #, W, 7 for Sunday): a schedule beat
-    cannot evaluate would never fire, so it is refused here."""
-    from celery.schedules import crontab
-
-    minute, hour, day_of_month, month_of_year, day_of_week = fields
-    try:
-        crontab(minute=minute, hour=hour, day_of_month=day_of_month,
-                month_of_year=month_of_year, day_of_week=day_of_week)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"cron {cron!r} uses syntax celery beat cannot run ({exc}); use "
-                         "plain numbers, ranges, lists and steps (Sunday is 0)") from None
 
 
 def _check_id(schedule_id: str) -> None:
@@ -103,7 +90,7 @@ def _check_id(schedule_id: str) -> None:
 
 
 def _check_template(destination: str, template: Publish) -> None:
-    from django_bgjobs.delivery.publish import _check
+    from django_bgjobs.delivery.publish import check_request
 
     if not destination:
         raise ValueError("the destination is empty: give a URL or a URL group's name")
@@ -113,7 +100,7 @@ def _check_template(destination: str, template: Publish) -> None:
     try:
         if is_url(destination):
             check_destination_url(destination)
-        _check(replace(template, destination=destination))
+        check_request(replace(template, destination=destination))
     except PublishError as exc:
         raise ValueError(str(exc)) from None
     if template.not_before is not None:
@@ -150,14 +137,14 @@ def _sync_beat(row: MessageSchedule, schedule: Schedule, enabled: bool | None) -
     made). save(), not update(): django-celery-beat's signal tells beat to reload."""
     from django_celery_beat.models import PeriodicTask
 
-    from django_bgjobs.schedule_sync import _beat_schedule
+    from django_bgjobs.schedule_sync import beat_schedule
 
     fields: dict[str, Any] = {
         "task": FIRE_TASK, "kwargs": json.dumps({"schedule_id": row.pk}),
         "queue": bgjobs_settings.DELIVERY_JOB_QUEUE,
         "description": f"django-bgjobs message schedule: {schedule.describe()} -> "
                        f"{row.destination}. Pause it in the message schedules admin.",
-        **_beat_schedule(schedule),
+        **beat_schedule(schedule),
     }
     task = row.periodic_task or PeriodicTask.objects.filter(name=PREFIX + row.pk).first()
     if task is None:

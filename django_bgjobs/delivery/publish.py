@@ -136,7 +136,8 @@ def check_destination_url(url: str) -> None:
         raise PublishError(f"destination {url!r} is not an http(s) URL with a host")
 
 
-def _check(request: Publish) -> None:
+def check_request(request: Publish) -> None:
+    """Raise ``PublishError`` saying what to change if the request cannot be published."""
     if request.method.upper() not in METHODS:
         raise PublishError(f"method {request.method!r} is not one of {sorted(METHODS)}")
     for what, retries in (("retries", request.retries),
@@ -285,7 +286,7 @@ def send_many(requests: Sequence[Publish]) -> list[list[Published]]:
     from django_bgjobs.delivery import admission
 
     for request in requests:
-        _check(request)
+        check_request(request)
     using = router.db_for_write(Message)
     now = timezone.now()
     with transaction.atomic(using=using):
@@ -412,5 +413,6 @@ def copy_of(message: Message, **overrides: Any) -> Publish:
         timeout=message.timeout, callback=callback, failure_callback=failure,
         queue=message.queue or None, flow=flow, label=message.label,
         signature=message.signature,  # type: ignore[arg-type]
+        schedule_id=message.schedule_id,
     )
     return replace(request, **overrides)
