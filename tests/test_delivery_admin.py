@@ -509,3 +509,16 @@ def test_a_job_status_change_is_the_messages_state(admin_client, sent):
     states.retry(job)
     row = rows(admin_client.get(MESSAGES).content.decode())[sent["dead"].pk]
     assert "bgjobs-status-ACTIVE" in cell(row, "state_display")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_jobs_page_links_to_its_message(admin_client, receiver):
+    from django_bgjobs.testing import capture_jobs
+
+    with capture_jobs():
+        message_id = publish(receiver.url("/linked"), body="x")
+    message = Message.objects.get(pk=message_id)
+    page = admin_client.get(reverse("admin:django_bgjobs_job_change", args=[message.job_id]))
+    assert page.status_code == 200
+    assert reverse("admin:django_bgjobs_message_change", args=[message_id]) in \
+        page.content.decode()
