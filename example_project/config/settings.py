@@ -137,7 +137,17 @@ BGJOBS = {
             ],
             "url": f"{PUBLIC_URL}/api/jobs/welcome",
         },
+        # A partner receiving this shop's own deliveries (POST /api/demo/deliver publishes to
+        # it): verified with the live signing keys, across rotations.
+        "partner": {
+            "scheme": "qstash",
+            "secrets": "bgjobs",
+            "url": f"{PUBLIC_URL}/webhooks/partner/",
+            "job": "example_project.shop.jobs.record_order_event",
+        },
     },
+    # Outbound delivery refuses local addresses; the demo delivers to itself.
+    "DELIVERY_ALLOW_HOSTS": ["127.0.0.1", "localhost"] if DEBUG else [],
     # Enqueued with the new user's pk, in the transaction that creates the user.
     "ON_SIGNUP": [
         "example_project.shop.jobs.send_welcome_email",
@@ -173,6 +183,8 @@ LOGGING = {
         # Replaces the handler Django's default logging gives "django" (no line printed twice).
         "django": {"handlers": [], "level": "INFO"},
         "django_bgjobs": {"level": os.environ.get("BGJOBS_LOG_LEVEL", "INFO")},
+        # Each delivery attempt is recorded (admin: Messages); not a line per request here.
+        "httpx": {"level": "WARNING"},
         "example_project": {"level": "INFO"},
         # The worker's "ready" line; not Celery's per-task lines (the job lines say more).
         "celery.apps.worker": {"level": "INFO"},

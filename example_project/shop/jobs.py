@@ -7,6 +7,7 @@ transaction that creates the user.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -14,6 +15,8 @@ from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 
 from django_bgjobs import Backoff, JobContext, NonRetriable, bgjob
+
+logger = logging.getLogger(__name__)
 
 
 def _stripe_transient_errors() -> tuple[type[BaseException], ...]:
@@ -100,6 +103,18 @@ def flaky_report(ctx: JobContext, fail_times: int) -> str:
             )
     ctx.logger.info("report ready after %d attempt(s)", ctx.attempt)
     return f"report ready after {ctx.attempt} attempt(s)"
+
+
+@bgjob
+def record_order_event(receipt_id: int) -> dict:
+    """The partner's handler: a delivery of ours arrived, verified, stored as a receipt."""
+    from django_bgjobs.models import InboundWebhook
+
+    receipt = InboundWebhook.objects.get(pk=receipt_id)
+    event = receipt.json()
+    logger.info("partner got %s for order %s (message %s)", event.get("event"),
+                event.get("order"), receipt.message_id)
+    return {"message_id": receipt.message_id, "event": event}
 
 
 @bgjob(cron="*/2 * * * *", tz="Europe/Paris", overlap="skip")

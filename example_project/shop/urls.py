@@ -6,5 +6,6 @@ urlpatterns = [
     path("signup", views.SignupView.as_view(), name="signup"),
     path("jobs/<uuid:pk>", views.JobDetailView.as_view(), name="job-detail"),
     path("demo/flaky", views.FlakyDemoView.as_view(), name="demo-flaky"),
+    path("demo/deliver", views.DeliverDemoView.as_view(), name="demo-deliver"),
     path("jobs/welcome", views.welcome_consumer, name="welcome-consumer"),
 ]

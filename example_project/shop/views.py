@@ -96,6 +96,31 @@ class FlakyDemoView(APIView):
         )
 
 
+class DeliverDemoView(APIView):
+    """Publish an "order.paid" event to the partner's URL (this shop's own receiver): a signed
+    delivery, retried, deduplicated per order, visible under Messages in the admin."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def post(self, request):
+        from django.conf import settings
+
+        from django_bgjobs.delivery.publish import publish
+
+        order = int(request.data.get("order", 1))
+        message_id = publish(
+            f"{settings.PUBLIC_URL}/webhooks/partner/",
+            json={"event": "order.paid", "order": order},
+            deduplication_id=f"order-paid-{order}",
+            retries=3,
+        )
+        admin_url = request.build_absolute_uri(
+            reverse("admin:django_bgjobs_message_change", args=[message_id]))
+        return Response({"message_id": message_id, "admin_url": admin_url},
+                        status=status.HTTP_202_ACCEPTED)
+
+
 INDEX = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>django_bgjobs example shop</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;
@@ -125,6 +150,16 @@ From a shell: <code>.venv/bin/python manage.py bgjobs status</code>.</p>
 and succeeds on the third. Its attempts, errors and progress are in the admin. With
 <code>"fail_times": 5</code> it runs out of attempts and goes <em>dead</em>: retry it from the
 admin, or with <code>manage.py bgjobs retry</code>.</p>
+
+<h2>4. Deliver a signed webhook (self-hosted QStash)</h2>
+<pre>curl -s -X POST {base}api/demo/deliver -H 'Content-Type: application/json' \\
+  -d '{{"order": 42}}'</pre>
+<p>The shop publishes an <code>order.paid</code> event to a partner's URL, here its own
+<code>/webhooks/partner/</code>: signed like QStash, verified there with the live keys, stored
+as a webhook receipt and handled by a job. Publishing order 42 again within ten minutes
+returns the same message id. See <em>Messages</em> in the admin for the attempts. The
+QStash SDKs can publish too: <code>manage.py bgjobs create-token demo</code>, then
+<code>QStash(token, base_url="{base}qstash")</code>.</p>
 </body></html>
 """
 
