@@ -68,8 +68,8 @@ DEFAULTS: dict[str, Any] = {
     "DELIVERY_MAX_RESPONSE_BODY": 4096,
     # Seconds an attempt may take when the message sets no timeout.
     "DELIVERY_TIMEOUT": 30.0,
-    # The queue the delivery jobs run on (one of QUEUES).
-    "DELIVERY_JOB_QUEUE": "default",
+    # The queue the delivery jobs run on (one of QUEUES); None: DEFAULT_QUEUE.
+    "DELIVERY_JOB_QUEUE": None,
     # Errors and tracebacks kept on rows are cut to this many characters.
     "MAX_ERROR_LENGTH": 10_000,
     # Seconds a worker told to stop (SIGTERM: a warm shutdown) lets its running jobs finish;

@@ -22,6 +22,7 @@ from django.db import connection
 from django.utils import timezone
 
 from bench.chaos import harness
+from bench.chaos.delivery import delivery
 from bench.chaos.jobs import POISON_ATTEMPTS, poison, slot_key, tick, work
 from bench.chaos.ledger import Hit, Report, check
 from bench.chaos.models import Execution
@@ -641,4 +642,5 @@ SCENARIOS: dict[str, Callable[[Run], Report]] = {
     "10": beat_duplication,
     "11": zombie,
     "12": state_machine,
+    "13": delivery,
 }

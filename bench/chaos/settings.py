@@ -53,6 +53,8 @@ BGJOBS = {
     # CHAOS_DISPATCHER=off runs the workers without their dispatcher: the checker must then
     # report lost and stuck jobs (a check that the checker can fail).
     "DISPATCHER": os.environ.get("CHAOS_DISPATCHER", "worker"),
+    # Scenario 13 delivers to an HTTP server in the harness process.
+    "DELIVERY_ALLOW_HOSTS": ["127.0.0.1"],
 }
 
 LOGGING = {

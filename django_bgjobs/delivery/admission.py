@@ -32,6 +32,11 @@ BATCH = 500  # messages admitted per gate per pass
 Gate = tuple[str, str]  # (queue, flow key); either may be ""
 
 
+def job_queue() -> str:
+    """The queue delivery jobs (and the tasks that fire message schedules) run on."""
+    return str(bgjobs_settings.DELIVERY_JOB_QUEUE or bgjobs_settings.DEFAULT_QUEUE)
+
+
 def is_gated(message: Message) -> bool:
     return bool(message.queue or message.flow_key)
 
@@ -44,7 +49,7 @@ def start(messages: list[Message], now: datetime, using: str) -> None:
 
     if not messages:
         return
-    queue = bgjobs_settings.DELIVERY_JOB_QUEUE
+    queue = job_queue()
     calls = []
     for message in messages:
         due = message.not_before if message.not_before and message.not_before > now else None

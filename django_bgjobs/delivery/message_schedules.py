@@ -30,7 +30,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from django_bgjobs.conf import bgjobs_settings
+from django_bgjobs.delivery.admission import job_queue
 from django_bgjobs.delivery.models import MessageSchedule
 from django_bgjobs.delivery.publish import (
     Publish,
@@ -141,7 +141,7 @@ def _sync_beat(row: MessageSchedule, schedule: Schedule, enabled: bool | None) -
 
     fields: dict[str, Any] = {
         "task": FIRE_TASK, "kwargs": json.dumps({"schedule_id": row.pk}),
-        "queue": bgjobs_settings.DELIVERY_JOB_QUEUE,
+        "queue": job_queue(),
         "description": f"django-bgjobs message schedule: {schedule.describe()} -> "
                        f"{row.destination}. Pause it in the message schedules admin.",
         **beat_schedule(schedule),
