@@ -514,3 +514,14 @@ def test_published_messages_to_forbidden_addresses_fail_at_once_with_no_retry(
         assert message.dlq_id is not None
         [run] = JobRun.objects.filter(job=message.job)  # one attempt: no retry storm
         assert "refused" in run.error
+
+
+def test_by_default_a_certificate_no_public_ca_signed_is_refused(
+        tls_canary: tuple[int, Path, list[str], Canary]) -> None:
+    port, _cert, _names, canary = tls_canary
+    hits = len(canary.hits)
+    with pytest.raises(DeliveryFailed, match="CERTIFICATE_VERIFY_FAILED|certificate"):
+        deliver(Attempt(url=f"https://canary.test:{port}/tls", body=b"{}", message_id="m"),
+                signing_key=CURRENT, allow=Allowlist.parse(["canary.test"]),
+                resolver=resolver_for(TEST_DNS), timeout=5)
+    assert len(canary.hits) == hits

@@ -163,5 +163,6 @@ def admit_gates(gates: Iterable[Gate]) -> int:
 def sweep(limit: int = 100) -> int:
     """The dispatcher's pass: every gate that has waiting messages."""
     using = router.db_for_write(Message)
-    gates = set(_waiting(using).values_list("queue", "flow_key").distinct()[:limit])
+    # order_by(): without it the model's ordering joins the DISTINCT (one row per message).
+    gates = set(_waiting(using).order_by().values_list("queue", "flow_key").distinct()[:limit])
     return admit_gates(gates) if gates else 0

@@ -22,6 +22,7 @@ connection, timeout) is.
 
 from __future__ import annotations
 
+import functools
 import re
 import ssl
 import time
@@ -124,11 +125,12 @@ def deliver(attempt: Attempt, *, signing_key: str, standard_secret: str | None =
             timeout: float = DEFAULT_TIMEOUT,
             max_body: int = MAX_BODY, allow: Allowlist | None = None,
             resolver: Resolver | None = None, now: float | None = None,
-            verify: ssl.SSLContext | bool = True,
+            verify: ssl.SSLContext | None = None,
             transport: httpx.BaseTransport | None = None) -> Response:
     """Send one attempt, signed with ``signing_key`` (QStash), or with ``standard_secret``
-    (Standard Webhooks) when given. Raises ``Refused`` (do not retry) or ``DeliveryFailed``
-    (retry)."""
+    (Standard Webhooks) when given. ``verify``: the TLS context (default: the system's CAs
+    through certifi, made once per process). Raises ``Refused`` (do not retry) or
+    ``DeliveryFailed`` (retry)."""
     if not _TOKEN.match(attempt.method):
         raise Refused(f"method {attempt.method!r} is not valid")
     try:
@@ -143,7 +145,7 @@ def deliver(attempt: Attempt, *, signing_key: str, standard_secret: str | None =
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
     started = time.monotonic()
     deadline = started + timeout
-    with httpx.Client(transport=transport, verify=verify, trust_env=False,
+    with httpx.Client(transport=transport, verify=verify or default_tls(), trust_env=False,
                       follow_redirects=False, timeout=httpx.Timeout(timeout)) as client:
         request = client.build_request(attempt.method.upper(), url, headers=headers,
                                        content=attempt.body, extensions=extensions)
@@ -164,6 +166,13 @@ def deliver(attempt: Attempt, *, signing_key: str, standard_secret: str | None =
     return Response(status=response.status_code, headers=received, body=body,
                     truncated=truncated, address=target.address,
                     elapsed=time.monotonic() - started)
+
+
+@functools.cache
+def default_tls() -> ssl.SSLContext:
+    """One TLS context per process: making one reads certifi's CA bundle, about 19 ms of CPU,
+    which per attempt was most of a delivery's cost (bench/delivery.py)."""
+    return httpx.create_ssl_context()
 
 
 def _read_bounded(response: httpx.Response, max_body: int,
