@@ -53,6 +53,8 @@ BGJOBS = {
     "DEFAULT_QUEUE": "default",
     # "off" for the bare Celery worker (no bgjobs machinery there); "worker" for bgjobs.
     "DISPATCHER": os.environ.get("BENCH_DISPATCHER", "worker"),
+    # bench/delivery.py delivers to a local HTTP server (the SSRF rules refuse loopback).
+    "DELIVERY_ALLOW_HOSTS": ["127.0.0.1"],
 }
 
 LOGGING = {

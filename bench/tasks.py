@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import time
 
+import httpx
 import redis
 from celery import shared_task
 from django.conf import settings
+
+from django_bgjobs.webhooks.sign import qstash_signature
 
 BARE_QUEUE = "bare"
 DONE_KEY = "bench:bare:done"
@@ -50,3 +53,29 @@ def counted() -> None:
 def stamped(published: float) -> None:
     """Records how long after ``published`` (time.time() before .delay()) it started."""
     client().rpush(LATENCY_KEY, repr(time.time() - published))
+
+
+# bench/delivery.py: the bare side of outbound delivery.
+SIGNING_KEY = "sig_BenchBareCeleryKey8mhY7kAjqNGc"  # QStash's shape: sig_ + 28 characters
+_http: tuple[int, httpx.Client] | None = None
+
+
+def http_client() -> httpx.Client:
+    """One httpx.Client per process, made once (httpx's advice), like the Redis client."""
+    global _http
+    if _http is None or _http[0] != os.getpid():
+        _http = (os.getpid(), httpx.Client(timeout=30.0, trust_env=False))
+    return _http[1]
+
+
+@shared_task(name="bench.post_signed", queue=BARE_QUEUE, ignore_result=True)
+def post_signed(url: str, body: str, message_id: str) -> int:
+    """POST ``body`` to ``url`` with an ``Upstash-Signature`` JWT made by the function bgjobs
+    signs with (a new one per request); a 4xx/5xx raises. Nothing is recorded."""
+    data = body.encode()
+    response = http_client().post(url, content=data, headers={
+        "Content-Type": "application/json", "Upstash-Message-Id": message_id,
+        "Upstash-Signature": qstash_signature(data, url, SIGNING_KEY, time.time()),
+    })
+    response.raise_for_status()
+    return response.status_code
