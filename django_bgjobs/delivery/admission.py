@@ -55,7 +55,7 @@ def start(messages: list[Message], now: datetime, using: str) -> None:
         due = message.not_before if message.not_before and message.not_before > now else None
         calls.append(deliver_message.using(
             max_attempts=message.retries + 1, run_after=due, queue=queue,
-        ).prepare(message.pk))
+        ).prepare(message.pk, gated=is_gated(message)))
     jobs = enqueue_many(calls)
     for message, job in zip(messages, jobs, strict=True):
         message.job = job
@@ -75,7 +75,7 @@ def admit_new(messages: list[Message], now: datetime, using: str) -> None:
 
 def _in_flight(messages: QuerySet[Message]) -> int:
     return messages.filter(admitted_at__isnull=False, settled_at__isnull=True,
-                           job__status__in=UNFINISHED).count()
+                           job__status__in=UNFINISHED).exclude(queue="", flow_key="").count()
 
 
 def _waiting(using: str) -> QuerySet[Message]:

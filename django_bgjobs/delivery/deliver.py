@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.context import JobContext
-from django_bgjobs.delivery import callbacks, http
+from django_bgjobs.delivery import callbacks, http, lifecycle
 from django_bgjobs.delivery.keys import signing_keys
 from django_bgjobs.delivery.models import DeliveryAttempt, Message
 from django_bgjobs.delivery.retry_delay import Decision, classify
@@ -51,12 +51,16 @@ def _attempt(message: Message, retried: int) -> tuple[http.Response | None, Deci
 
 
 @bgjob(name=DELIVER_JOB, takes_context=True, max_attempts=4)
-def deliver_message(ctx: JobContext, message_id: str) -> dict[str, Any]:
-    """Deliver message ``message_id`` once; raise to have the core retry or dead-letter it."""
+def deliver_message(ctx: JobContext, message_id: str, gated: bool = False) -> dict[str, Any]:
+    """Deliver message ``message_id`` once; raise to have the core retry or dead-letter it.
+    ``gated``: the message holds a place in a queue or flow-control key (receivers.py frees
+    it when the job ends)."""
     message = Message.objects.filter(pk=message_id).first()
     if message is None:
         raise NonRetriable(f"message {message_id} no longer exists")
-    last = DeliveryAttempt.objects.filter(message=message).order_by("-id").first()
+    # Attempt numbers only grow: before the second there can be no attempt on record.
+    last = None if ctx.attempt == 1 else \
+        DeliveryAttempt.objects.filter(message=message).order_by("-id").first()
     if last is not None and last.outcome == "delivered":
         # Recorded, then the worker died before the job was: do not deliver it twice.
         return {"status": last.status}
@@ -88,6 +92,8 @@ def deliver_message(ctx: JobContext, message_id: str) -> dict[str, Any]:
                              if outcome == "retry" and decision.delay is not None else None),
         )
         callbacks.send(message, "callback", record)
+        if final:  # with the attempt, not after: the receiver of job_dead finds it done
+            lifecycle.dead_letter(message)
     if decision.outcome == "success":
         return {"status": record.status}
     if final:

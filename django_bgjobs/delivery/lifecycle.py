@@ -100,20 +100,27 @@ def delete_dead(dlq_ids: Collection[str]) -> int:
 
 
 def settle(message: Message, dead: bool) -> None:
-    """Its delivery job finished: dead-letter the message if the job died, and take it out of
-    the in-flight index."""
-    if dead:
+    """Its delivery job finished: dead-letter the message if the job died (unless the job did
+    it already), and take a gated message out of the in-flight index."""
+    if dead and message.dlq_id is None:
         dead_letter(message)
-    Message.objects.filter(pk=message.pk, settled_at__isnull=True) \
-        .update(settled_at=timezone.now())
+    if message.queue or message.flow_key:
+        Message.objects.filter(pk=message.pk, settled_at__isnull=True) \
+            .update(settled_at=timezone.now())
+
+
+def in_flight() -> QuerySet[Message]:
+    """Gated messages admitted and not seen finished: the partial index's rows. Ungated ones
+    are never in it (they hold no place), and their end needs no settling."""
+    return Message.objects.filter(admitted_at__isnull=False, settled_at__isnull=True).exclude(
+        queue="", flow_key="")
 
 
 def settle_stragglers(limit: int = 500) -> int:
     """Messages whose job finished while no receiver ran (the process stopped in between, or
     the job was cancelled or pruned outside a worker): settle them now. Part of the dispatcher's
     pass; it reads only the in-flight index."""
-    found = list(Message.objects.filter(admitted_at__isnull=False, settled_at__isnull=True)
-                 .exclude(job__status__in=UNFINISHED).select_related("job")[:limit])
+    found = list(in_flight().exclude(job__status__in=UNFINISHED).select_related("job")[:limit])
     for message in found:
         settle(message, dead=message.job is not None and message.job.status == JobStatus.DEAD)
     return len(found)

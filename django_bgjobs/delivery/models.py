@@ -77,10 +77,11 @@ class Message(models.Model):
             models.Index(fields=["created_at"],
                          condition=Q(admitted_at__isnull=True, cancelled_at__isnull=True),
                          name="bgjobs_message_waiting_idx"),
-            # In delivery: a gate's in-flight count, the settling sweep. Small: only the
+            # In delivery: a gate's in-flight count, the settling sweep. Small: only gated
             # messages admitted and not yet seen finished are in it.
             models.Index(fields=["queue", "flow_key"],
-                         condition=Q(admitted_at__isnull=False, settled_at__isnull=True),
+                         condition=Q(admitted_at__isnull=False, settled_at__isnull=True)
+                         & ~Q(queue="", flow_key=""),
                          name="bgjobs_message_in_flight_idx"),
             # A flow-control key's rate window.
             models.Index(fields=["flow_key", "admitted_at"], condition=~Q(flow_key=""),

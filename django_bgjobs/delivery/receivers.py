@@ -16,10 +16,13 @@ from django_bgjobs.models import Job
 def _finished(sender: Any, job: Job, signal: Any, **kwargs: Any) -> None:
     if job.name != DELIVER_JOB:
         return
+    dead = signal is signals.job_dead
+    if not dead and not job.kwargs.get("gated"):
+        return  # nothing holds a place, nothing to dead-letter: no query
     message = Message.objects.filter(job_id=job.pk).first()
     if message is None:
         return
-    lifecycle.settle(message, dead=signal is signals.job_dead)
+    lifecycle.settle(message, dead=dead)
     if admission.is_gated(message):
         admission.admit_gates([(message.queue, message.flow_key)])
 
