@@ -1,0 +1,143 @@
+"""The admin of delivery queues and flow-control keys, with what waits and what is in
+delivery."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from django_bgjobs.admin import (
+    _time_column,
+)
+from django_bgjobs.delivery.lifecycle import UNFINISHED
+from django_bgjobs.delivery.models import (
+    DeliveryQueue,
+    FlowControl,
+    Message,
+)
+
+if TYPE_CHECKING:  # django-stubs' generics; not subscriptable at run time
+    _QueueAdminBase = admin.ModelAdmin[DeliveryQueue]
+    _FlowAdminBase = admin.ModelAdmin[FlowControl]
+else:
+    _FlowAdminBase = admin.ModelAdmin
+    _QueueAdminBase = admin.ModelAdmin
+
+
+def _waiting(field: str) -> Any:
+    """Messages of the row's queue / flow key still waiting to be let through (its lag)."""
+    rows = Message.objects.filter(**{field: OuterRef("name" if field == "queue" else "key")},
+                                  admitted_at__isnull=True, cancelled_at__isnull=True)
+    return Coalesce(Subquery(rows.values(field).annotate(n=Count("pk")).values("n")[:1],
+                             output_field=IntegerField()), 0)
+
+
+def _in_delivery(field: str) -> Any:
+    """Messages of the row's queue / flow key admitted and not finished."""
+    rows = Message.objects.filter(**{field: OuterRef("name" if field == "queue" else "key")},
+                                  admitted_at__isnull=False, job__status__in=UNFINISHED)
+    return Coalesce(Subquery(rows.values(field).annotate(n=Count("pk")).values("n")[:1],
+                             output_field=IntegerField()), 0)
+
+
+class DeliveryQueueForm(forms.ModelForm):  # type: ignore[type-arg]
+    parallelism = forms.IntegerField(min_value=1, initial=1, help_text=_(
+        "Messages of the queue in delivery at once (retries included)."))
+
+    class Meta:
+        model = DeliveryQueue
+        fields = ("name", "parallelism", "paused")
+
+
+@admin.register(DeliveryQueue)
+class DeliveryQueueAdmin(_QueueAdminBase):
+    """Parallelism and pause are the admin's to change (the dispatcher's next pass admits what
+    a change lets through); lag is read from the messages."""
+
+    list_display = ("name", "parallelism", "paused", "lag", "active", "updated")
+    list_editable = ("parallelism", "paused")
+    list_filter = ("paused",)
+    search_fields = ("name",)
+    fields = ("name", "parallelism", "paused")
+    form = DeliveryQueueForm
+
+    def get_changelist_form(self, request: HttpRequest, **kwargs: Any) -> Any:
+        return super().get_changelist_form(request, form=DeliveryQueueForm, **kwargs)
+
+    updated = _time_column("updated_at", _("updated"))
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[DeliveryQueue]:
+        return super().get_queryset(request).annotate(
+            waiting=_waiting("queue"), delivering=_in_delivery("queue"))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["name"] if obj is not None else []  # its messages name it
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        """A queue with messages still waiting is protected: they would wait for a queue that
+        is gone. Django then refuses the deletion (one queue or several) and says why."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        busy = (Message.objects.filter(queue__in=[queue.name for queue in objs],
+                                       admitted_at__isnull=True, cancelled_at__isnull=True)
+                .values_list("queue", flat=True).distinct())
+        protected = [*protected, *(f"queue {name}: messages are waiting in it (cancel them, "
+                                   "or let them through first)" for name in busy)]
+        return deleted, counts, perms_needed, protected
+
+    @admin.display(description=_("lag (waiting)"), ordering="waiting")
+    def lag(self, queue: DeliveryQueue) -> int:
+        return int(getattr(queue, "waiting", 0))
+
+    @admin.display(description=_("in delivery"), ordering="delivering")
+    def active(self, queue: DeliveryQueue) -> int:
+        return int(getattr(queue, "delivering", 0))
+
+    def save_model(self, request: HttpRequest, obj: DeliveryQueue, form: Any,
+                   change: Any) -> None:
+        obj.updated_at = timezone.now()
+        if not change:
+            obj.created_at = obj.updated_at
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(FlowControl)
+class FlowControlAdmin(_FlowAdminBase):
+    """The limits are set by the publishes that name the key (the last one wins): read-only
+    here. Pausing is the admin's."""
+
+    list_display = ("key", "parallelism", "rate", "period", "paused", "lag", "active",
+                    "updated")
+    list_editable = ("paused",)
+    list_filter = ("paused",)
+    search_fields = ("key",)
+    fields = ("key", "parallelism", "rate", "period", "paused", "updated")
+    readonly_fields = ("key", "parallelism", "rate", "period", "updated")
+
+    updated = _time_column("updated_at", _("updated"))
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[FlowControl]:
+        return super().get_queryset(request).annotate(
+            waiting=_waiting("flow_key"), delivering=_in_delivery("flow_key"))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # made by the first publish naming the key
+
+    @admin.display(description=_("lag (waiting)"), ordering="waiting")
+    def lag(self, flow: FlowControl) -> int:
+        return int(getattr(flow, "waiting", 0))
+
+    @admin.display(description=_("in delivery"), ordering="delivering")
+    def active(self, flow: FlowControl) -> int:
+        return int(getattr(flow, "delivering", 0))
+
+    def save_model(self, request: HttpRequest, obj: FlowControl, form: Any,
+                   change: Any) -> None:
+        obj.updated_at = timezone.now()
+        super().save_model(request, obj, form, change)
