@@ -66,8 +66,10 @@ DEFAULTS: dict[str, Any] = {
     "DELIVERY_DEDUP_WINDOW": timedelta(minutes=10),
     # Response bytes kept on each delivery attempt.
     "DELIVERY_MAX_RESPONSE_BODY": 4096,
-    # Seconds an attempt may take when the message sets no timeout.
+    # Seconds an attempt may take when the message sets no timeout, and the most a message
+    # may set (an attempt holds a worker process that long).
     "DELIVERY_TIMEOUT": 30.0,
+    "DELIVERY_MAX_TIMEOUT": 900.0,
     # The queue the delivery jobs run on (one of QUEUES); None: DEFAULT_QUEUE.
     "DELIVERY_JOB_QUEUE": None,
     # Errors and tracebacks kept on rows are cut to this many characters.

@@ -30,6 +30,10 @@ from tests.http_receiver import Receiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+# Tests that run the deliveries in this process (capture_jobs) must own them: a session
+# worker's dispatcher, sharing the database, would admit and deliver gated messages too.
+owns_the_jobs = pytest.mark.usefixtures("no_session_worker")
+
 
 def verify(hit, url: str) -> None:
     keys = signing_keys()
@@ -196,6 +200,7 @@ def test_a_url_group_makes_one_message_per_endpoint(receiver: Receiver):
         publish(topic="nope", body="x")
 
 
+@owns_the_jobs
 def test_a_queue_delivers_one_message_at_a_time_in_order(receiver: Receiver):
     receiver.answer("/q", (500, {}, b"retry me"))
     with capture_jobs() as captured:
@@ -209,6 +214,7 @@ def test_a_queue_delivers_one_message_at_a_time_in_order(receiver: Receiver):
     assert all(lifecycle.message_state(Message.objects.get(pk=i)) == "DELIVERED" for i in ids)
 
 
+@owns_the_jobs
 def test_flow_control_rate_holds_messages_until_the_window_opens(receiver: Receiver):
     flow = Flow("tenant-1", rate=2, period=60)
     with capture_jobs() as captured:
@@ -224,6 +230,7 @@ def test_flow_control_rate_holds_messages_until_the_window_opens(receiver: Recei
     assert len(ids) == 4
 
 
+@owns_the_jobs
 def test_flow_control_parallelism_counts_messages_in_delivery(receiver: Receiver):
     flow = Flow("p", parallelism=2)
     with capture_jobs():
@@ -253,6 +260,7 @@ def test_a_refused_url_fails_at_once_with_the_reason_and_no_request(receiver: Re
     assert Message.objects.get(pk=message_id).dlq_id
 
 
+@owns_the_jobs
 def test_cancel_a_waiting_and_a_queued_message(receiver: Receiver):
     with capture_jobs() as captured:
         first = publish(receiver.url("/c"), body="1", queue="c")
@@ -362,6 +370,7 @@ def test_a_delivery_whose_worker_process_is_killed_is_delivered_again(worker,
     assert [a.outcome for a in attempts(message_id)] == ["delivered"]
 
 
+@owns_the_jobs
 def test_prune_takes_messages_with_their_jobs_and_keeps_webhook_receipts(receiver: Receiver):
     from django_bgjobs.maintenance import prune
     from django_bgjobs.models import InboundWebhook, Job
@@ -403,3 +412,96 @@ def test_an_attempt_recorded_before_its_worker_died_is_not_delivered_again(recei
     Job.objects.filter(pk=message.job_id).update(status=JobStatus.QUEUED)
     assert run_attempt(str(message.job_id), 2) == "succeeded"
     assert len(receiver.at("/once")) == 1
+
+
+@owns_the_jobs
+def test_the_dispatchers_pass_visits_every_gate_however_many(receiver: Receiver):
+    with capture_jobs():
+        for n in range(150):  # one message admitted per key, one waiting behind it
+            for body in ("first", "second"):
+                publish(receiver.url("/many"), body=body,
+                        flow_control=Flow(f"tenant-{n:03}", rate=1, period=3600))
+        assert Message.objects.filter(job__isnull=True).count() == 150
+        # The window opens for every key; passes of 100 gates reach all 150 in two.
+        Message.objects.filter(admitted_at__isnull=False).update(
+            admitted_at=timezone.now() - timedelta(hours=2))
+        admitted = admission.sweep(limit=100) + admission.sweep(limit=100)
+    assert admitted == 150 and not Message.objects.filter(job__isnull=True).exists()
+
+
+@owns_the_jobs
+def test_a_message_cancelled_while_it_is_admitted_never_starts(receiver: Receiver):
+    with capture_jobs() as captured:
+        publish(receiver.url("/busy"), body="holds the queue", queue="race")
+        waiting = publish(receiver.url("/raced"), body="x", queue="race")
+        message = Message.objects.get(pk=waiting)
+        # Admission read it as waiting; the cancel lands before admission writes.
+        assert lifecycle.cancel(waiting)
+        assert admission.start([message], timezone.now(), "default") == 0
+        captured.run_all()
+    assert receiver.at("/raced") == []
+    message.refresh_from_db()
+    assert message.job_id is None and lifecycle.message_state(message) == "CANCELLED"
+
+
+@owns_the_jobs
+def test_a_batch_keeps_its_order_in_a_fifo_queue(receiver: Receiver):
+    from django_bgjobs.delivery.publish import Publish, send_many
+
+    with capture_jobs() as captured:
+        send_many([Publish(receiver.url("/fifo"), body=str(n).encode(), queue="fifo")
+                   for n in range(8)])
+        captured.run_all()
+    assert [hit.body for hit in receiver.at("/fifo")] == [str(n).encode() for n in range(8)]
+
+
+@owns_the_jobs
+def test_a_delayed_message_neither_holds_its_queue_nor_spends_the_rate(receiver: Receiver):
+    with capture_jobs() as captured:
+        later = publish(receiver.url("/later"), body="later", queue="d", delay=3600)
+        now = publish(receiver.url("/now"), body="now", queue="d")
+        assert Message.objects.get(pk=later).job_id is None
+        assert Message.objects.get(pk=now).job_id is not None
+        captured.run_all()
+        assert len(receiver.at("/now")) == 1 and receiver.at("/later") == []
+        Message.objects.filter(pk=later).update(not_before=timezone.now())
+        assert admission.sweep() == 1
+        captured.run_all()
+    assert len(receiver.at("/later")) == 1
+
+
+def test_retrying_a_dead_delivery_job_delivers_again_and_takes_it_out_of_the_dlq(
+        receiver: Receiver):
+    receiver.answer("/second-chance", (500, {}, b"down"))
+    with capture_jobs() as captured:
+        message_id = publish(receiver.url("/second-chance"), body="x", retries=0)
+        captured.run_all()
+        message = Message.objects.select_related("job").get(pk=message_id)
+        assert message.dlq_id and message.job is not None
+        assert message.job.retry()
+        captured.run_all()
+    message.refresh_from_db()
+    assert len(receiver.at("/second-chance")) == 2
+    assert message.dlq_id is None and lifecycle.message_state(message) == "DELIVERED"
+
+
+def test_a_callback_that_cannot_be_published_does_not_lose_the_attempt(receiver: Receiver):
+    with capture_jobs() as captured:
+        message_id = publish(receiver.url("/cb-ok"), body="x", callback=receiver.url("/cb"))
+        # Made unpublishable after the fact (the checks at publish refuse this).
+        Message.objects.filter(pk=message_id).update(callback={"url": "not a url"})
+        captured.run_all()
+    assert len(receiver.at("/cb-ok")) == 1
+    assert [a.outcome for a in attempts(message_id)] == ["delivered"]
+    assert lifecycle.message_state(Message.objects.get(pk=message_id)) == "DELIVERED"
+
+
+@pytest.mark.parametrize("kwargs, problem", [
+    ({"callback": Callback("https://example.com/cb", method="get ")}, "callback method"),
+    ({"failure_callback": Callback("https://example.com/cb", timeout=-1)}, "negative"),
+    ({"timeout": 10_000}, "DELIVERY_MAX_TIMEOUT"),
+    ({"callback": Callback("https://example.com/cb", timeout=3600)}, "DELIVERY_MAX_TIMEOUT"),
+])
+def test_bad_callbacks_and_timeouts_are_refused_at_publish(kwargs, problem):
+    with pytest.raises(PublishError, match=problem):
+        publish("https://example.com/", body="x", **kwargs)

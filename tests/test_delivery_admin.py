@@ -279,7 +279,8 @@ def test_url_groups_are_edited_with_their_endpoints(admin_client):
     assert cell(row, "endpoint_count") == "2"
 
 
-def test_queues_show_their_lag_and_take_new_parallelism(admin_client, sent):
+def test_queues_show_their_lag_and_take_new_parallelism(admin_client, sent, no_session_worker):
+    # no_session_worker: its dispatcher would admit the waiting message once the queue resumes.
     url = changelist("deliveryqueue")
     held = DeliveryQueue.objects.get(name="held")
     row = rows(admin_client.get(url).content.decode(), "deliveryqueue")[str(held.pk)]

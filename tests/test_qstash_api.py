@@ -29,6 +29,7 @@ from django_bgjobs.delivery.models import (
     Topic,
 )
 from django_bgjobs.delivery.publish import Callback, Flow, Publish, send
+from django_bgjobs.models import Job, JobStatus
 from django_bgjobs.qstash_api import headers as header_parser
 from django_bgjobs.qstash_api import tokens
 from django_bgjobs.qstash_api.durations import DurationError, parse_duration
@@ -202,7 +203,11 @@ def test_an_escaped_question_mark_in_the_decoded_path_stays_escaped(api: Client)
 def test_a_body_over_djangos_limit_is_413(api: Client, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10
     response = publish(api, "https://example.com/x", b"x" * 11)
-    assert response.status_code == 413 and error(response)
+    assert response.status_code == 413
+    assert error(response) == (
+        "the request body is 11 bytes; the limit is 10 bytes (Django's "
+        "DATA_UPLOAD_MAX_MEMORY_SIZE setting on this server): send a smaller body, or raise "
+        "that setting")
 
 
 @pytest.mark.parametrize("destination", ["ftp://example.com/x", "bad%20name", "https://",
@@ -475,7 +480,8 @@ def test_cancel_one_message(api: Client):
     response = api.delete(f"{BASE}/messages/{message_id}")
     assert response.status_code == 200 and response.json() == {"cancelled": 1}
     again = api.delete(f"{BASE}/messages/{message_id}")
-    assert again.status_code == 404 and "nothing to cancel" in error(again)
+    assert again.status_code == 404
+    assert error(again) == f"message {message_id} is CANCELLED: nothing to cancel"
     assert api.delete(f"{BASE}/messages/msg_nope").status_code == 404
     assert api.get(f"{BASE}/messages/msg_nope").status_code == 404
 
@@ -497,6 +503,68 @@ def test_bulk_cancel_by_json_ids_query_ids_filters_and_all(api: Client):
     response = api.delete(f"{BASE}/messages")  # the Python SDK's cancel_all()
     assert response.json() == {"cancelled": 1}
     assert Message.objects.filter(cancelled_at__isnull=True).count() == 0
+    assert api.delete(f"{BASE}/messages").json() == {"cancelled": 0}
+
+
+@pytest.mark.parametrize(("status", "state"), [(JobStatus.SUCCEEDED, "DELIVERED"),
+                                               (JobStatus.DEAD, "FAILED")])
+def test_cancelling_a_finished_message_says_its_state(api: Client, status: str, state: str):
+    message_id = publish(api, "https://example.com/c").json()["messageId"]
+    Job.objects.filter(message__pk=message_id).update(status=status)
+    response = api.delete(f"{BASE}/messages/{message_id}")
+    assert response.status_code == 404
+    assert error(response) == f"message {message_id} is {state}: nothing to cancel"
+    # Nor is it counted by a bulk cancel.
+    assert api.delete(f"{BASE}/messages").json() == {"cancelled": 0}
+
+
+def test_bulk_cancel_cancels_every_match_a_batch_at_a_time(api: Client, monkeypatch):
+    from django_bgjobs.qstash_api.views import messages as views
+
+    ids = [publish(api, f"https://example.com/{n}", **{"Upstash-Delay": "1h"})
+           .json()["messageId"] for n in range(7)]
+    monkeypatch.setattr(views, "CANCEL_MAX", 3)  # three batches: 3, 3, 1
+    # count is accepted and ignored (the JS SDK sends count=100 and expects everything).
+    assert api.delete(f"{BASE}/messages?count=2").json() == {"cancelled": 7}
+    assert not Message.objects.filter(pk__in=ids, cancelled_at__isnull=True).exists()
+    assert api.delete(f"{BASE}/messages").json() == {"cancelled": 0}
+
+
+@pytest.mark.parametrize("query", ["count=0", "count=x", "count=-1"])
+def test_a_bad_bulk_cancel_count_is_400(api: Client, query: str):
+    publish(api, "https://example.com/c", **{"Upstash-Delay": "1h"})
+    response = api.delete(f"{BASE}/messages?{query}")
+    assert response.status_code == 400 and "count: expected a whole number from 1 to" in \
+        error(response)
+    assert Message.objects.filter(cancelled_at__isnull=True).count() == 1
+
+
+def test_a_bulk_cancel_by_an_unknown_filter_is_400_and_cancels_nothing(api: Client):
+    publish(api, "https://example.com/c", **{"Upstash-Delay": "1h"})
+    response = api.delete(f"{BASE}/messages?labels=x&queue=q")
+    assert response.status_code == 400
+    assert error(response).startswith("unknown filter 'labels', 'queue': the filters are ")
+    assert Message.objects.filter(cancelled_at__isnull=True).count() == 1
+
+
+def test_bulk_cancel_by_host_and_path(api: Client):
+    urls = ["https://a.example.com/hook", "https://A.example.com:8443/hook?x=1",
+            "https://user@a.example.com/other", "https://a.example.com.evil.net/hook",
+            "https://b.example.com/hook", "https://b.example.com/hook/deeper"]
+    ids = {url: publish(api, url, **{"Upstash-Delay": "1h"}).json()["messageId"]
+           for url in urls}
+
+    def cancelled() -> set[str]:
+        return {url for url, message_id in ids.items()
+                if Message.objects.get(pk=message_id).cancelled_at is not None}
+
+    assert api.delete(f"{BASE}/messages?host=a.example.com&path=/hook").json() == \
+        {"cancelled": 2}
+    assert cancelled() == set(urls[:2])
+    assert api.delete(f"{BASE}/messages?host=a.example.com").json() == {"cancelled": 1}
+    assert cancelled() == set(urls[:3])
+    assert api.delete(f"{BASE}/messages?path=hook").json() == {"cancelled": 2}
+    assert cancelled() == set(urls[:5])
 
 
 # --- the dead-letter queue ------------------------------------------------------------------------

@@ -189,6 +189,17 @@ def test_cancel_and_logs(worker, client: QStash, receiver: Receiver):
     assert receiver.at("/later") == []
 
 
+def test_cancel_all_cancels_every_pending_message(client: QStash, monkeypatch):
+    from django_bgjobs.qstash_api.views import messages as views
+
+    monkeypatch.setattr(views, "CANCEL_MAX", 2)  # the live server runs in this process
+    for _ in range(3):
+        client.message.publish_json(url="https://example.com/later", body={}, delay="1h")
+    # One call, as the SDK documents it, in batches of the limit on the server.
+    assert [client.message.cancel_all() for _ in range(2)] == [3, 0]
+    assert not Message.objects.filter(cancelled_at__isnull=True).exists()
+
+
 def test_key_rotation_keeps_deliveries_verifiable(worker, client: QStash, receiver: Receiver):
     before = client.signing_key.get()
     after = client.signing_key.rotate()
@@ -258,6 +269,13 @@ const client = new Client({ baseUrl, token, retry: false });
   await client.schedules.resume({ schedule: out.schedule.scheduleId });
   const later = await client.publishJSON({ url: hook + "/jslater", body: {}, delay: 3600 });
   out.cancel = await client.messages.cancel(later.messageId);
+  // Bulk cancel by filters: the SDK adds count=100 to the query.
+  for (const path of ["/jsbulk", "/jsbulk", "/jskeep"]) {
+    await client.publishJSON({ url: hook + path, body: {}, delay: 3600, label: "jsbulk" });
+  }
+  out.cancelByPath = await client.messages.cancel({
+    filter: { host: new URL(hook).hostname, path: "/jsbulk" } });
+  out.cancelByLabel = await client.messages.cancel({ filter: { label: "jsbulk" } });
   out.message = await client.messages.get(out.publish.messageId);
   out.queues = await client.queue({ queueName: "jsq" }).get();
   out.logs = await client.logs({ filter: { messageId: later.messageId } });
@@ -300,6 +318,7 @@ def test_the_js_sdk(worker, js_sdk: Path, token: str, base_url: str, client: QSt
         assert not any(k.startswith("upstash-telemetry") for k in hit.headers)
     assert out["scheduleGet"]["cron"] == "CRON_TZ=Europe/Paris */5 * * * *"
     assert out["cancel"] == {"cancelled": 1}
+    assert out["cancelByPath"] == {"cancelled": 2} and out["cancelByLabel"] == {"cancelled": 1}
     assert out["queues"]["name"] == "jsq"
     assert [e["state"] for e in out["logs"]["logs"]] == ["CANCELED", "CREATED"]
     assert out["dlq"]["messages"][0]["messageId"] == out["dead"]["messageId"]
@@ -309,3 +328,4 @@ def test_the_js_sdk(worker, js_sdk: Path, token: str, base_url: str, client: QSt
     assert second.headers["upstash-message-id"] == retried["messageId"]
     assert out["dlqAfter"]["messages"] == []
     assert receiver.at("/jslater") == [] and receiver.at("/jscron") == []
+    assert receiver.at("/jsbulk") == [] and receiver.at("/jskeep") == []

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import router, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from django_bgjobs.conf import bgjobs_settings
@@ -41,14 +41,17 @@ def is_gated(message: Message) -> bool:
     return bool(message.queue or message.flow_key)
 
 
-def start(messages: list[Message], now: datetime, using: str) -> None:
+def start(messages: list[Message], now: datetime, using: str) -> int:
     """Write the delivery jobs of ``messages`` (in the current transaction) and point each
-    message at its job. Unsaved messages are only given their job; saved ones are updated."""
+    message at its job. Unsaved messages are only given their job; saved ones are updated,
+    unless they were cancelled (or admitted) meanwhile: their job is then cancelled at once.
+    Returns how many started."""
+    from django_bgjobs import states
     from django_bgjobs.delivery.deliver import deliver_message
     from django_bgjobs.enqueue import enqueue_many
 
     if not messages:
-        return
+        return 0
     queue = job_queue()
     calls = []
     for message in messages:
@@ -57,11 +60,17 @@ def start(messages: list[Message], now: datetime, using: str) -> None:
             max_attempts=message.retries + 1, run_after=due, queue=queue,
         ).prepare(message.pk, gated=is_gated(message)))
     jobs = enqueue_many(calls)
+    started = 0
     for message, job in zip(messages, jobs, strict=True):
+        if not message._state.adding and not Message.objects.using(using).filter(
+                pk=message.pk, admitted_at__isnull=True, cancelled_at__isnull=True,
+        ).update(job=job, admitted_at=now):
+            states.cancel(job)  # cancelled while it was being admitted: it never runs
+            continue
         message.job = job
         message.admitted_at = now
-        if not message._state.adding:
-            Message.objects.using(using).filter(pk=message.pk).update(job=job, admitted_at=now)
+        started += 1
+    return started
 
 
 def admit_new(messages: list[Message], now: datetime, using: str) -> None:
@@ -70,7 +79,9 @@ def admit_new(messages: list[Message], now: datetime, using: str) -> None:
     start([m for m in messages if not is_gated(m) and m.job_id is None], now, using)
     gates = {(m.queue, m.flow_key) for m in messages if is_gated(m)}
     if gates:
-        transaction.on_commit(lambda: admit_gates(gates), using=using)
+        # robust: the messages are committed; a failed admission (a deadlock, SQLite busy) is
+        # the dispatcher's next pass to retry, not an error for the publisher.
+        transaction.on_commit(lambda: admit_gates(gates), using=using, robust=True)
 
 
 def _in_flight(messages: QuerySet[Message]) -> int:
@@ -78,9 +89,12 @@ def _in_flight(messages: QuerySet[Message]) -> int:
                            job__status__in=UNFINISHED).exclude(queue="", flow_key="").count()
 
 
-def _waiting(using: str) -> QuerySet[Message]:
-    return Message.objects.using(using).filter(admitted_at__isnull=True,
-                                               cancelled_at__isnull=True)
+def _waiting(using: str, now: datetime) -> QuerySet[Message]:
+    """Messages waiting for their gate and due: a delayed message is admitted when its time
+    comes (it neither holds a place nor spends the rate while it waits)."""
+    return Message.objects.using(using).filter(
+        Q(not_before__isnull=True) | Q(not_before__lte=now),
+        admitted_at__isnull=True, cancelled_at__isnull=True)
 
 
 def _flow_room(key: str, now: datetime, using: str) -> int:
@@ -119,8 +133,8 @@ def admit_queue(name: str, now: datetime | None = None) -> int:
         room = queue.parallelism - _in_flight(Message.objects.using(using).filter(queue=name))
         if room <= 0:
             return 0
-        candidates = list(_waiting(using).filter(queue=name).order_by("created_at", "pk")
-                          [:min(room, BATCH)])
+        candidates = list(_waiting(using, now).filter(queue=name)
+                          .order_by("created_at", "pk")[:min(room, BATCH)])
         keys = {m.flow_key for m in candidates if m.flow_key}
         _lock(FlowControl, "key", keys, using)
         flow_room = {key: _flow_room(key, now, using) for key in keys}
@@ -131,8 +145,7 @@ def admit_queue(name: str, now: datetime | None = None) -> int:
                     break
                 flow_room[message.flow_key] -= 1
             admitted.append(message)
-        start(admitted, now, using)
-    return len(admitted)
+        return start(admitted, now, using)
 
 
 def admit_flow(key: str, now: datetime | None = None) -> int:
@@ -144,10 +157,9 @@ def admit_flow(key: str, now: datetime | None = None) -> int:
         room = _flow_room(key, now, using)
         if room <= 0:
             return 0
-        admitted = list(_waiting(using).filter(flow_key=key, queue="")
+        admitted = list(_waiting(using, now).filter(flow_key=key, queue="")
                         .order_by("created_at", "pk")[:room])
-        start(admitted, now, using)
-    return len(admitted)
+        return start(admitted, now, using)
 
 
 def admit_gates(gates: Iterable[Gate]) -> int:
@@ -160,9 +172,35 @@ def admit_gates(gates: Iterable[Gate]) -> int:
     return admitted + sum(admit_flow(key) for key in sorted(keys))
 
 
+# Where this process's passes are in the gate tables: each pass looks at the next ``limit``
+# gates, so every gate is visited however many there are.
+_cursors: dict[str, str] = {"queue": "", "flow": ""}
+
+
+def _next_gates(model: type[DeliveryQueue] | type[FlowControl], field: str, kind: str,
+                limit: int, using: str) -> list[str]:
+    names = model.objects.using(using).order_by(field).values_list(field, flat=True)
+    page = list(names.filter(**{f"{field}__gt": _cursors[kind]})[:limit])
+    if len(page) < limit:  # wrap around
+        page += [n for n in names[:limit - len(page)] if n not in page]
+    if page:
+        _cursors[kind] = page[-1] if len(page) == limit else ""
+    return page
+
+
 def sweep(limit: int = 100) -> int:
-    """The dispatcher's pass: every gate that has waiting messages."""
+    """The dispatcher's pass over the next ``limit`` queues and flow-control keys: admit what
+    fits behind those that have due waiting messages (resumed queues, raised limits and rate
+    windows that opened are seen here). Two indexed reads when nothing waits."""
     using = router.db_for_write(Message)
-    # order_by(): without it the model's ordering joins the DISTINCT (one row per message).
-    gates = set(_waiting(using).order_by().values_list("queue", "flow_key").distinct()[:limit])
-    return admit_gates(gates) if gates else 0
+    now = timezone.now()
+    admitted = 0
+    queues = _next_gates(DeliveryQueue, "name", "queue", limit, using)
+    waiting = _waiting(using, now).order_by()
+    for name in sorted(set(waiting.filter(queue__in=queues).values_list("queue", flat=True))):
+        admitted += admit_queue(name, now)
+    keys = _next_gates(FlowControl, "key", "flow", limit, using)
+    for key in sorted(set(waiting.filter(queue="", flow_key__in=keys)
+                          .values_list("flow_key", flat=True))):
+        admitted += admit_flow(key, now)
+    return admitted

@@ -10,6 +10,7 @@ one transaction; the job's own outcome is recorded by the core after that.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 from typing import Any
@@ -25,9 +26,11 @@ from django_bgjobs.delivery.models import DeliveryAttempt, Message
 from django_bgjobs.delivery.retry_delay import Decision, classify
 from django_bgjobs.delivery.ssrf import Refused
 from django_bgjobs.exceptions import NonRetriable, RetryAfter
+from django_bgjobs.models import JobRun, RunStatus
 from django_bgjobs.registry import bgjob
 
 DELIVER_JOB = "bgjobs.deliver"
+logger = logging.getLogger("django_bgjobs.delivery")
 
 
 def _attempt(message: Message, retried: int) -> tuple[http.Response | None, Decision, str]:
@@ -50,6 +53,16 @@ def _attempt(message: Message, retried: int) -> tuple[http.Response | None, Deci
     return response, decision, ""
 
 
+def _callback(message: Message, record: DeliveryAttempt) -> None:
+    """Publish the attempt's callback; a callback that cannot be published is logged, never
+    a reason to lose the attempt's record (and deliver again)."""
+    try:
+        with transaction.atomic():
+            callbacks.send(message, "callback", record)
+    except Exception:
+        logger.exception("message %s: its callback could not be published", message.pk)
+
+
 @bgjob(name=DELIVER_JOB, takes_context=True, max_attempts=4)
 def deliver_message(ctx: JobContext, message_id: str, gated: bool = False) -> dict[str, Any]:
     """Deliver message ``message_id`` once; raise to have the core retry or dead-letter it.
@@ -65,7 +78,13 @@ def deliver_message(ctx: JobContext, message_id: str, gated: bool = False) -> di
         # Recorded, then the worker died before the job was: do not deliver it twice.
         return {"status": last.status}
     if last is not None and last.outcome in ("failed", "refused"):
-        raise NonRetriable(f"already failed for good: {last.error}")
+        if not JobRun.objects.filter(job_id=ctx.job_id, attempt=last.job_attempt,
+                                     status=RunStatus.FAILED).exists():
+            # Recorded, then the worker died before the job was: finish dying.
+            raise NonRetriable(f"already failed for good: {last.error}")
+        # The job recorded its death, so someone retried it (admin, `bgjobs retry`).
+    if message.dlq_id or message.cancelled_at or message.settled_at:
+        lifecycle.reopen(message)  # a dead or cancelled delivery job retried: deliver again
     # Upstash-Retried counts the attempts made, so an attempt lost with its worker (no
     # response, nothing recorded) does not show the receiver a gap.
     retried = last.retried + 1 if last is not None else 0
@@ -91,7 +110,7 @@ def deliver_message(ctx: JobContext, message_id: str, gated: bool = False) -> di
             next_attempt_at=(started + timedelta(seconds=decision.delay)
                              if outcome == "retry" and decision.delay is not None else None),
         )
-        callbacks.send(message, "callback", record)
+        _callback(message, record)
         if final:  # with the attempt, not after: the receiver of job_dead finds it done
             lifecycle.dead_letter(message)
     if decision.outcome == "success":

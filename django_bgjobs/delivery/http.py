@@ -12,7 +12,20 @@
   retry), ``Upstash-Retried`` and ``User-Agent: Upstash-QStash``;
 * never follows redirects: a 3xx is the response (a caller that follows one must check the
   new URL with ``check_url`` again), ignores proxy environment variables (a proxy would
-  resolve the name itself), and times out;
+  resolve the name itself);
+* keeps ``timeout`` as a deadline for the whole attempt (connect, TLS handshake, sending,
+  waiting for and reading the headers, reading the body), not only per socket operation (the
+  httpx timeout, kept as well, bounds each one): a destination sending its headers one byte at
+  a time would otherwise hold the worker as long as it liked. A watchdog (``_Watchdog``, a
+  ``threading.Timer``) shuts the connection's socket down at the deadline, which wakes the
+  blocked call at once. It finds the socket through httpcore's ``trace`` request extension
+  (``connection.connect_tcp.complete``) and keeps a duplicate of it (``dup()``): the same
+  kernel socket, so shutting it down also ends a TLS handshake or a TLS read (``start_tls``
+  detaches the plain socket object and hands out the TLS one only after the handshake), and
+  ours alone, so it is never a descriptor number since reused by another connection. The timer
+  is cancelled and joined before ``deliver`` returns: no thread outlives the attempt. No
+  headers by the deadline is ``DeliveryFailed("timed out after N s ...")``; headers received
+  and the body still arriving is a response with the body cut (``truncated``);
 * returns the status, the headers and the first ``max_body`` bytes of the body, undecoded
   (no decompression: a small gzip body cannot expand into a large one here).
 
@@ -24,10 +37,13 @@ from __future__ import annotations
 
 import functools
 import re
+import socket
 import ssl
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -142,30 +158,106 @@ def deliver(attempt: Attempt, *, signing_key: str, standard_secret: str | None =
     headers = _request_headers(attempt, signed, target.host_header)
     url = httpx.URL(attempt.url).copy_with(scheme=target.scheme, host=target.address,
                                           port=target.port)
-    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
     started = time.monotonic()
     deadline = started + timeout
-    with httpx.Client(transport=transport, verify=verify or default_tls(), trust_env=False,
-                      follow_redirects=False, timeout=httpx.Timeout(timeout)) as client:
+    with _Watchdog(timeout) as watchdog, \
+            httpx.Client(transport=transport, verify=verify or default_tls(), trust_env=False,
+                         follow_redirects=False, timeout=httpx.Timeout(timeout)) as client:
+        extensions: dict[str, Any] = {"trace": watchdog.trace}
+        if target.scheme == "https":
+            extensions["sni_hostname"] = target.host
         request = client.build_request(attempt.method.upper(), url, headers=headers,
                                        content=attempt.body, extensions=extensions)
         try:
             response = client.send(request, stream=True)
-        except httpx.TimeoutException as exc:
-            raise DeliveryFailed(f"timed out after {timeout:g} s ({type(exc).__name__})") \
-                from None
-        except httpx.TransportError as exc:
-            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from None
+        except httpx.HTTPError as exc:
+            if watchdog.fired:  # whatever the shutdown surfaced as (read, write, TLS error)
+                raise DeliveryFailed(f"timed out after {timeout:g} s (deadline for the whole "
+                                     f"attempt; {type(exc).__name__})") from None
+            if isinstance(exc, httpx.TimeoutException):
+                raise DeliveryFailed(f"timed out after {timeout:g} s "
+                                     f"({type(exc).__name__})") from None
+            if isinstance(exc, httpx.TransportError):
+                raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from None
+            raise
         try:
             body, truncated = _read_bounded(response, max_body, deadline)
         finally:
             response.close()
+        truncated = truncated or watchdog.fired  # a body ended by the shutdown is cut
     received: dict[str, list[str]] = {}
     for name, value in response.headers.multi_items():
         received.setdefault(name.lower(), []).append(value)
     return Response(status=response.status_code, headers=received, body=body,
                     truncated=truncated, address=target.address,
                     elapsed=time.monotonic() - started)
+
+
+class _Watchdog:
+    """Shuts the attempt's connection down ``seconds`` from now, from a timer thread, so that
+    whatever call is blocked on it (connect excepted: no socket yet, but its own timeout ends
+    it by the deadline) fails at once. ``trace`` is the httpcore ``trace`` extension that hands
+    it the socket. Use as a context manager: leaving cancels and joins the timer."""
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None  # our duplicate of the connection's socket
+        self._done = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.name = "bgjobs-delivery-deadline"
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._done = True
+            watched, self._socket = self._socket, None
+        if watched is not None:
+            watched.close()
+        self._timer.join()
+
+    def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        if event != "connection.connect_tcp.complete":
+            return
+        stream = info.get("return_value")
+        try:
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if not isinstance(sock, socket.socket):
+                return  # another network backend: the per-operation timeouts still hold
+            watched = sock.dup()
+        except OSError:
+            return  # no descriptor to spare: the per-operation timeouts still hold
+        with self._lock:
+            if self._done:
+                watched.close()
+                return
+            previous, self._socket = self._socket, watched
+            if self.fired:  # connected just after the deadline
+                _shut_down(watched)
+        if previous is not None:
+            previous.close()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            if self._socket is not None:
+                _shut_down(self._socket)
+
+
+def _shut_down(sock: socket.socket) -> None:
+    """Both directions: a thread blocked in recv or send on the socket wakes (close() alone
+    would not wake it)."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed by the peer
 
 
 @functools.cache

@@ -46,13 +46,26 @@ def cancel(message_id: str) -> bool:
         return False
     now = timezone.now()
     if message.job_id is None:
-        return bool(Message.objects.filter(pk=message_id, admitted_at__isnull=True,
-                                           cancelled_at__isnull=True).update(cancelled_at=now))
+        if Message.objects.filter(pk=message_id, admitted_at__isnull=True,
+                                  cancelled_at__isnull=True).update(cancelled_at=now):
+            return True
+        # Admitted (or cancelled) since it was read: cancel what it is now.
+        message = Message.objects.filter(pk=message_id).select_related("job").first()
+        if message is None or message.job is None:
+            return False
     assert message.job is not None
     if not states.cancel(message.job):
         return False
     Message.objects.filter(pk=message_id).update(cancelled_at=now)
     return True
+
+
+def reopen(message: Message) -> None:
+    """Its dead or cancelled delivery job was retried: out of the DLQ, no longer cancelled, and
+    holding its gate's place again while it is delivered."""
+    Message.objects.filter(pk=message.pk).update(dlq_id=None, dlq_removed_at=None,
+                                                 cancelled_at=None, settled_at=None)
+    message.dlq_id = message.dlq_removed_at = message.cancelled_at = message.settled_at = None
 
 
 def cancel_many(message_ids: Collection[str]) -> int:
@@ -116,11 +129,18 @@ def in_flight() -> QuerySet[Message]:
         queue="", flow_key="")
 
 
+_straggler_cursor = [""]  # where this process's passes are in the in-flight index
+
+
 def settle_stragglers(limit: int = 500) -> int:
     """Messages whose job finished while no receiver ran (the process stopped in between, or
     the job was cancelled or pruned outside a worker): settle them now. Part of the dispatcher's
-    pass; it reads only the in-flight index."""
-    found = list(in_flight().exclude(job__status__in=UNFINISHED).select_related("job")[:limit])
+    pass; it reads the next ``limit`` rows of the in-flight index, so all of them in turn."""
+    page = list(in_flight().filter(pk__gt=_straggler_cursor[0]).order_by("pk")
+                .values_list("pk", flat=True)[:limit])
+    _straggler_cursor[0] = page[-1] if len(page) == limit else ""
+    found = list(Message.objects.filter(pk__in=page).exclude(job__status__in=UNFINISHED)
+                 .select_related("job").order_by())
     for message in found:
         settle(message, dead=message.job is not None and message.job.status == JobStatus.DEAD)
     return len(found)

@@ -73,10 +73,19 @@ class Message(models.Model):
                                     name="bgjobs_message_unique_dedup_key"),
         ]
         indexes = [
-            # Admission: the waiting messages, oldest first.
-            models.Index(fields=["created_at"],
-                         condition=Q(admitted_at__isnull=True, cancelled_at__isnull=True),
-                         name="bgjobs_message_waiting_idx"),
+            # Admission: a gate's waiting messages, oldest first (ungated messages never
+            # wait: they start when published).
+            models.Index(fields=["queue", "created_at"],
+                         condition=Q(admitted_at__isnull=True, cancelled_at__isnull=True)
+                         & ~Q(queue=""),
+                         name="bgjobs_message_wait_queue_idx"),
+            models.Index(fields=["flow_key", "created_at"],
+                         condition=Q(admitted_at__isnull=True, cancelled_at__isnull=True,
+                                     queue="") & ~Q(flow_key=""),
+                         name="bgjobs_message_wait_flow_idx"),
+            # Callbacks point at their source: deleting a message checks for them.
+            models.Index(fields=["source"], condition=Q(source__isnull=False),
+                         name="bgjobs_message_source_idx"),
             # In delivery: a gate's in-flight count, the settling sweep. Small: only gated
             # messages admitted and not yet seen finished are in it.
             models.Index(fields=["queue", "flow_key"],

@@ -155,12 +155,23 @@ def check_request(request: Publish) -> None:
                 retry_delay.parse(expression)
             except retry_delay.RetryDelayError as exc:
                 raise PublishError(f"retry delay {expression!r}: {exc}") from None
-    for callback in (request.callback, request.failure_callback):
+    limit = float(bgjobs_settings.DELIVERY_MAX_TIMEOUT)
+    timings = [("delay", request.delay, None), ("timeout", request.timeout, limit)]
+    for what, callback in (("callback", request.callback),
+                           ("failure callback", request.failure_callback)):
         if callback is not None:
             check_destination_url(callback.url)
-    for what, seconds in (("delay", request.delay), ("timeout", request.timeout)):
+            if callback.method.upper() not in METHODS:
+                raise PublishError(f"{what} method {callback.method!r} is not one of "
+                                   f"{sorted(METHODS)}")
+            timings += [(f"{what} delay", callback.delay, None),
+                        (f"{what} timeout", callback.timeout, limit)]
+    for what, seconds, most in timings:
         if seconds is not None and seconds < 0:
             raise PublishError(f"{what} must not be negative")
+        if seconds is not None and most is not None and seconds > most:
+            raise PublishError(f"{what} {seconds:g} s is over the {most:g} s an attempt may "
+                               "take (BGJOBS['DELIVERY_MAX_TIMEOUT'])")
     if request.not_before is not None and timezone.is_naive(request.not_before):
         raise PublishError("not_before must be timezone-aware")
     if request.signature not in ("qstash", "standard"):
@@ -216,6 +227,9 @@ def _targets(request: Publish, using: str) -> list[tuple[str, str, str, dict[str
 
 
 def _gate_rows(request: Publish, now: datetime, using: str) -> None:
+    """Make the gate rows a request names, the first time. New limits for an existing key are
+    written after commit, in a short transaction of their own: an admission takes the row
+    first, and must not wait for the publisher's transaction."""
     from django_bgjobs.delivery.models import DeliveryQueue
 
     if request.queue:
@@ -223,14 +237,18 @@ def _gate_rows(request: Publish, now: datetime, using: str) -> None:
         DeliveryQueue.objects.using(using).get_or_create(
             name=request.queue, defaults={"created_at": now, "updated_at": now})
     flow = request.flow
-    if flow is not None:
-        values = {"parallelism": flow.parallelism, "rate": flow.rate, "period": flow.period,
-                  "updated_at": now}
-        if flow.parallelism is None and flow.rate is None:  # a key alone: no limit set here
-            FlowControl.objects.using(using).get_or_create(
-                key=flow.key, defaults={"period": flow.period, "updated_at": now})
-        else:
-            FlowControl.objects.using(using).update_or_create(key=flow.key, defaults=values)
+    if flow is None:
+        return
+    limits = {"parallelism": flow.parallelism, "rate": flow.rate, "period": flow.period}
+    row, made = FlowControl.objects.using(using).get_or_create(
+        key=flow.key, defaults={**limits, "updated_at": now})
+    if made or (flow.parallelism is None and flow.rate is None):  # a key alone sets nothing
+        return
+    if any(getattr(row, name) != value for name, value in limits.items()):
+        transaction.on_commit(
+            lambda: FlowControl.objects.using(using).filter(key=flow.key).update(
+                **limits, updated_at=timezone.now()),
+            using=using, robust=True)
 
 
 def _build(request: Publish, url: str, topic: str, endpoint: str,
@@ -295,6 +313,9 @@ def send_many(requests: Sequence[Publish]) -> list[list[Published]]:
             _gate_rows(request, now, using)
             built.append([_build(request, url, topic, endpoint, group_headers, now)
                           for url, topic, endpoint, group_headers in _targets(request, using)])
+        # A microsecond apart, in the order given: a batch keeps its order in a FIFO queue.
+        for offset, message in enumerate(m for made in built for m in made):
+            message.created_at = now + timedelta(microseconds=offset)
         # The common case, no deduplication and no gate: the jobs first, then the messages
         # already pointing at them, each in one INSERT.
         plain = [m for made in built for m in made

@@ -19,6 +19,9 @@ from django_bgjobs.delivery.models import ApiToken
 from django_bgjobs.qstash_api import tokens
 
 QUERY_TOKEN = "qstash_token"
+INVALID = ("invalid token: no active API token has this value (mistyped, deactivated, or "
+           "its user is inactive); create one with 'manage.py bgjobs create-token' or in the "
+           "admin (API tokens)")
 
 
 class BearerTokenAuthentication(BaseAuthentication):
@@ -38,10 +41,12 @@ class BearerTokenAuthentication(BaseAuthentication):
         try:
             raw = header[1].decode("ascii")
         except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed("invalid token") from None
+            raise exceptions.AuthenticationFailed(
+                "invalid token: it holds characters that are not ASCII; send the bgq_... "
+                "value create-token printed") from None
         token = tokens.authenticate(raw)
         if token is None:
-            raise exceptions.AuthenticationFailed("invalid token")
+            raise exceptions.AuthenticationFailed(INVALID)
         return token.user or AnonymousUser(), token
 
     def authenticate_header(self, request: Request) -> str:

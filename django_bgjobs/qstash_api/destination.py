@@ -98,7 +98,8 @@ def is_url(destination: str) -> bool:
 def check(destination: str) -> str:
     """The destination if it is an http(s) URL with a host or a URL group's name."""
     if not destination:
-        raise DestinationError("the destination is missing")
+        raise DestinationError("the destination is missing: put the URL or the URL group "
+                               "name after the path, e.g. /v2/publish/https://example.com/hook")
     if is_url(destination):
         try:
             parts = urlsplit(destination)
@@ -108,7 +109,8 @@ def check(destination: str) -> str:
         if not parts.hostname:
             raise DestinationError(f"invalid destination URL {destination!r}: no host")
         if any(ord(c) < 0x21 or c == "\x7f" for c in destination):
-            raise DestinationError("the destination URL holds spaces or control characters")
+            raise DestinationError("the destination URL holds spaces or control characters: "
+                                   "percent-encode them (a space is %20)")
         return destination
     if "://" in destination or not _TOPIC_NAME.fullmatch(destination):
         raise DestinationError(

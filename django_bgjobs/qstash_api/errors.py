@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+
+from django_bgjobs.conf import django_setting
 
 
 class InputError(ValueError):
@@ -27,9 +30,15 @@ class NotFound(exceptions.APIException):
     default_detail = "not found"
 
 
-class TooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "the request body is too large"
+def too_large(meta: Mapping[str, Any]) -> str:
+    """What a 413 says: the body's size when the request gave it, the limit and its setting
+    (Django refuses the body before any view reads it)."""
+    limit = django_setting("DATA_UPLOAD_MAX_MEMORY_SIZE")
+    length = str(meta.get("CONTENT_LENGTH") or "")
+    size = f"is {length} bytes" if length.isdigit() else "is too large"
+    return (f"the request body {size}; the limit is {limit} bytes (Django's "
+            "DATA_UPLOAD_MAX_MEMORY_SIZE setting on this server): send a smaller body, or "
+            "raise that setting")
 
 
 def error_response(message: str, status_code: int) -> Response:
@@ -54,7 +63,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, PublishError | InputError):
         return error_response(str(exc), status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, RequestDataTooBig):
-        return error_response(TooLarge.default_detail, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        request = context.get("request")
+        meta = getattr(request, "META", {}) if request is not None else {}
+        return error_response(too_large(meta), status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, Http404):
         return error_response(str(exc) or "not found", status.HTTP_404_NOT_FOUND)
     if isinstance(exc, PermissionDenied):

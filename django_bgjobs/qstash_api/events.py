@@ -61,7 +61,8 @@ def encode_cursor(us: int, skip: int) -> str:
 
 def decode_cursor(cursor: str) -> tuple[int, int]:
     if not cursor.isdigit() or len(cursor) <= SKIP_DIGITS:
-        raise CursorError(f"invalid cursor {cursor!r}")
+        raise CursorError(f"invalid cursor {cursor!r}: pass the 'cursor' of the previous "
+                          "page as it was returned, or none for the first page")
     return int(cursor[:-SKIP_DIGITS]), int(cursor[-SKIP_DIGITS:])
 
 
@@ -185,7 +186,7 @@ def page(params: QueryDict, *, state: str | None, cursor: str | None,
     if state == "CANCELLED":
         state = "CANCELED"
     if state is not None and state not in STATES:
-        raise InputError(f"state: one of {', '.join(STATES)}")
+        raise InputError(f"state: {state!r} is not one of {', '.join(STATES)}")
     before_us, skip = decode_cursor(cursor) if cursor else (None, 0)
     found: list[Event] = []
     for source in SOURCES:

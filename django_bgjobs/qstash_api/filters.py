@@ -4,6 +4,8 @@ matches any of its values; different filters must all match."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from django.db.models import Q
@@ -17,6 +19,12 @@ FIELDS = {
     "queueName": "queue", "scheduleId": "schedule_id", "label": "label",
     "flowControlKey": "flow_key", "callerIp": "caller_ip", "callerIP": "caller_ip",
 }
+# The destination's host or path (the JS SDK's message-cancel and logs filters), matched
+# within Message.url: http(s)://[userinfo@]host[:port]/path[?query][#fragment].
+URL_PARTS = ("host", "path")
+DATES = ("fromDate", "toDate")
+NAMES = frozenset((*FIELDS, *URL_PARTS, *DATES))
+_SCHEME = r"^[A-Za-z][A-Za-z0-9+.-]*://"
 
 
 class FilterError(InputError):
@@ -31,12 +39,33 @@ def milliseconds(name: str, value: str) -> datetime:
 
 
 def count(params: QueryDict, *, default: int, maximum: int) -> int:
+    """``count``, at most ``maximum`` (a larger one is lowered to it)."""
     raw = params.get("count")
     if raw in (None, ""):
         return default
     if not raw.isdigit() or int(raw) < 1:
-        raise FilterError(f"count: expected a whole number from 1 to {maximum}")
+        raise FilterError(f"count: expected a whole number from 1 to {maximum}, got {raw!r}")
     return min(int(raw), maximum)
+
+
+def refuse_unknown(params: QueryDict, *, also: Iterable[str] = ()) -> None:
+    """For requests that act on whatever matches: a filter this API does not know would
+    otherwise be ignored, and the action would reach every message instead of a few."""
+    allowed = NAMES | set(also)
+    unknown = sorted(name for name in params if name not in allowed)
+    if unknown:
+        raise FilterError(
+            f"unknown filter {', '.join(map(repr, unknown))}: the filters are "
+            f"{', '.join(sorted(allowed))}")
+
+
+def _url_part(name: str, value: str, prefix: str) -> Q:
+    if name == "host":
+        # Case-insensitive, as host names are; any port unless the value names one.
+        pattern = rf"{_SCHEME}([^/?#@]*@)?{re.escape(value)}(:[0-9]+)?([/?#]|$)"
+        return Q(**{f"{prefix}url__iregex": pattern})
+    path = value if value.startswith("/") else "/" + value  # the whole path, exactly
+    return Q(**{f"{prefix}url__regex": rf"{_SCHEME}[^/?#]*{re.escape(path)}([?#]|$)"})
 
 
 def message_filter(params: QueryDict, prefix: str = "") -> Q:
@@ -46,12 +75,16 @@ def message_filter(params: QueryDict, prefix: str = "") -> Q:
         values = [v for value in params.getlist(name) for v in value.split(",") if v]
         if values:
             condition &= Q(**{f"{prefix}{field}__in": values})
+    for name in URL_PARTS:
+        any_of = Q()
+        for value in params.getlist(name):
+            for part in value.split(","):
+                if part:
+                    any_of |= _url_part(name, part, prefix)
+        if any_of:
+            condition &= any_of
     for name, lookup in (("fromDate", "gte"), ("toDate", "lte")):
-        value = params.get(name)
-        if isinstance(value, str) and value:
-            condition &= Q(**{f"{prefix}created_at__{lookup}": milliseconds(name, value)})
+        date = params.get(name)
+        if isinstance(date, str) and date:
+            condition &= Q(**{f"{prefix}created_at__{lookup}": milliseconds(name, date)})
     return condition
-
-
-def has_message_filter(params: QueryDict) -> bool:
-    return any(params.get(name) for name in (*FIELDS, "fromDate", "toDate"))

@@ -97,7 +97,7 @@ def _check_header(name: str, value: str) -> None:
     if not _TOKEN.fullmatch(name):
         raise HeaderError(f"invalid header name {name!r}")
     if any(c in value for c in "\r\n\x00"):
-        raise HeaderError(f"header {name}: the value holds a line break or NUL")
+        raise HeaderError(f"header {name}: the value holds a line break or NUL; remove it")
 
 
 def _int(name: str, value: str, *, minimum: int = 0, maximum: int) -> int:
@@ -150,9 +150,13 @@ def _bool(name: str, value: str) -> bool:
 
 def _text(name: str, value: str, *, pattern: re.Pattern[str] | None = None) -> str:
     text = value.strip()
-    if not text or len(text) > MAX_TEXT or (pattern is not None and not pattern.fullmatch(text)):
-        raise HeaderError(f"{name}: {value!r} is empty, too long or holds characters "
-                          "that are not allowed")
+    if not text:
+        raise HeaderError(f"{name}: the value is empty; leave the header out instead")
+    if len(text) > MAX_TEXT:
+        raise HeaderError(f"{name}: {len(text)} characters, at most {MAX_TEXT}")
+    if pattern is not None and not pattern.fullmatch(text):
+        raise HeaderError(f"{name}: {value!r} holds characters that are not allowed: "
+                          "letters, digits, '.', '_' and '-' only")
     return text
 
 

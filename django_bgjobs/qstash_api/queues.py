@@ -28,15 +28,6 @@ def check_name(name: Any) -> str:
     return name
 
 
-def ensure(name: str) -> DeliveryQueue:
-    """The queue, made with the defaults (parallelism 1) if it does not exist."""
-    check_name(name)
-    now = timezone.now()
-    queue, _ = DeliveryQueue.objects.get_or_create(
-        name=name, defaults={"created_at": now, "updated_at": now})
-    return queue
-
-
 def upsert(data: Any) -> DeliveryQueue:
     """``{"queueName", "parallelism"?, "paused"?}``: make the queue or change it."""
     if not isinstance(data, dict):

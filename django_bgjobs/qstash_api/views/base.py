@@ -85,5 +85,6 @@ def ids_from(request: Request, key: str) -> list[str] | None:
             ids.extend(listed)
     ids = [part for value in ids for part in value.split(",") if part]
     if len(ids) > MAX_IDS:
-        raise BadRequest(f"at most {MAX_IDS} ids at a time")
+        raise BadRequest(f"{key!r}: {len(ids)} ids, at most {MAX_IDS} at a time: send them "
+                         "in several requests")
     return list(dict.fromkeys(ids)) if named else None

@@ -36,7 +36,8 @@ def _selection(request: Request) -> QuerySet[Message]:
     status = params.get("responseStatus")
     if status:
         if not status.isdigit():
-            raise BadRequest("responseStatus: expected an HTTP status")
+            raise BadRequest(f"responseStatus: expected an HTTP status code such as 500, "
+                             f"got {status!r}")
         last_status = (DeliveryAttempt.objects.filter(message=OuterRef("pk"))
                        .order_by("-id").values("status")[:1])
         entries = entries.annotate(last_status=Subquery(last_status)).filter(

@@ -89,7 +89,9 @@ class BatchView(QStashView):
     def post(self, request: Request) -> Response:
         data = json_body(request)
         if not isinstance(data, list) or not 0 < len(data) <= MAX_BATCH:
-            raise BadRequest(f"the body must be a JSON array of 1 to {MAX_BATCH} messages")
+            got = f"{len(data)} messages" if isinstance(data, list) else type(data).__name__
+            raise BadRequest(f"the body must be a JSON array of 1 to {MAX_BATCH} messages, "
+                             f"got {got}: split a larger batch into several requests")
         caller_ip = self.caller_ip(request)
         requests = [_batch_item(i, item, caller_ip) for i, item in enumerate(data)]
         results = send_many(requests)
