@@ -53,7 +53,6 @@ from django_bgjobs.webhooks.sign import qstash_signature, standard_signature
 MAX_BODY = 4096  # bytes of a response body kept
 DEFAULT_TIMEOUT = 30.0  # seconds, for the whole attempt
 USER_AGENT = "Upstash-QStash"
-FORWARD_PREFIX = "upstash-forward-"
 
 # Set by deliver() itself, or meaningless to forward (hop-by-hop, framing).
 _RESERVED = frozenset({
@@ -77,7 +76,7 @@ class Attempt:
     message_id: str
     retried: int = 0  # Upstash-Retried: 0 on the first attempt
     method: str = "POST"
-    # Sent as they are: Content-Type, the forwarded headers (see forwarded_headers()),
+    # Sent as they are: Content-Type, the forwarded headers (prefix stripped),
     # Upstash-Topic-Name, Upstash-Schedule-Id...
     headers: Mapping[str, str] = field(default_factory=dict)
 
@@ -97,12 +96,6 @@ class Response:
 
     def first_headers(self) -> dict[str, str]:
         return {name: values[0] for name, values in self.headers.items() if values}
-
-
-def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The ``Upstash-Forward-*`` headers of a publish request, prefix stripped."""
-    return {name[len(FORWARD_PREFIX):]: value for name, value in headers.items()
-            if name.lower().startswith(FORWARD_PREFIX) and len(name) > len(FORWARD_PREFIX)}
 
 
 def _request_headers(attempt: Attempt, signed: Mapping[str, str],

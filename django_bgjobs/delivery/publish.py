@@ -222,7 +222,8 @@ def _targets(request: Publish, using: str) -> list[tuple[str, str, str, dict[str
             "create the group first (admin, or POST /v2/topics/{name}/endpoints)")
     endpoints = list(topic.endpoints.all())
     if not endpoints:
-        raise PublishError(f"URL group {topic.name!r} has no endpoints")
+        raise PublishError(f"URL group {topic.name!r} has no endpoints: add some first (the "
+                           "admin's URL groups, or POST /v2/topics/{name}/endpoints)")
     return [(e.url, topic.name, e.name, dict(topic.headers)) for e in endpoints]
 
 
