@@ -13,7 +13,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, ProgrammingError, connections
 from django.utils import timezone
 
 from django_bgjobs import states
@@ -102,6 +102,11 @@ class Dispatcher:
             while not self._stop.is_set():
                 try:
                     sweep = self.run_once()
+                except ProgrammingError as exc:
+                    # A table or column missing: the code is newer than the database.
+                    logger.error("dispatcher: %s. Run `manage.py migrate`; retrying", exc)
+                    discard_broken_connections()
+                    sweep = Sweep(0, 0, 0)
                 except DatabaseError as exc:
                     # The database is away: keep trying, it is the source of truth.
                     logger.warning("dispatcher: database error (%s); retrying", exc)

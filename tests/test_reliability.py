@@ -200,3 +200,23 @@ def test_no_broker_eta_or_countdown_is_ever_used(monkeypatch):
     Dispatcher().run_once()
     publish([(job.pk, 1, job.queue, 0, job.name)])
     assert seen and all("eta" not in o and "countdown" not in o for o in seen)
+
+
+def test_a_dispatcher_on_a_database_missing_tables_says_to_migrate(monkeypatch, caplog):
+    import threading
+
+    from django.db import ProgrammingError
+
+    dispatcher = Dispatcher()
+    passes = threading.Event()
+
+    def missing_table() -> None:
+        passes.set()
+        raise ProgrammingError('relation "django_bgjobs_message" does not exist')
+
+    monkeypatch.setattr(dispatcher, "run_once", missing_table)
+    with caplog.at_level("ERROR", logger="django_bgjobs.dispatcher"):
+        dispatcher.start_thread()
+        assert passes.wait(5)
+        dispatcher.stop()
+    assert any("manage.py migrate" in r.getMessage() for r in caplog.records)
