@@ -20,7 +20,7 @@ from django_bgjobs import states
 from django_bgjobs._db import discard_broken_connections
 from django_bgjobs.broker import publish, queue_depth
 from django_bgjobs.conf import bgjobs_settings
-from django_bgjobs.models import Job
+from django_bgjobs.models import Job, JobStatus
 
 logger = logging.getLogger("django_bgjobs.dispatcher")
 
@@ -52,8 +52,12 @@ def _publish(jobs: list[Job]) -> None:
 
 def _lost_in_the_broker(jobs: list[Job]) -> list[Job]:
     """Of the queued jobs not started long after they were published, those whose message the
-    broker must have lost. A queue that still holds messages is a backlog (or has no consumer):
-    republishing there would only add a copy of every job each REPUBLISH_AFTER."""
+    broker must have lost. A queue holding as many messages as it has queued jobs is a backlog
+    (or has no consumer): republishing there would only add a copy of every job each
+    REPUBLISH_AFTER. A queue holding fewer lost the difference (Redis flushed or restarted
+    empty, a crash between commit and publish): the oldest that many jobs are published again.
+    Which ones were lost cannot be told; a copy of one that was not is dropped by the claim's
+    fence, and one lost among the newer is found when it too has waited REPUBLISH_AFTER."""
     never_published = [job for job in jobs if job.published_at is None]
     by_queue: dict[str, list[Job]] = {}
     for job in jobs:
@@ -62,13 +66,18 @@ def _lost_in_the_broker(jobs: list[Job]) -> list[Job]:
     lost = list(never_published)
     for queue, waiting in by_queue.items():
         depth = queue_depth(queue)
-        if depth:
-            logger.info(
-                "queue %r still holds %d message(s): %d queued job(s) wait their turn, not "
-                "republished", queue, depth, len(waiting),
-            )
+        if not depth:  # empty (or the broker cannot say: publishing will tell)
+            lost.extend(waiting)
             continue
-        lost.extend(waiting)
+        expected = Job.objects.filter(status=JobStatus.QUEUED, queue=queue,
+                                      published_at__isnull=False).count()
+        missing = min(expected - depth, len(waiting))
+        if missing > 0:
+            lost.extend(waiting[:missing])  # in the sweep's order: priority, then oldest
+        logger.info(
+            "queue %r holds %d message(s) for %d queued job(s): %d of its %d stale job(s) "
+            "published again", queue, depth, expected, max(missing, 0), len(waiting),
+        )
     return lost
 
 

@@ -120,6 +120,23 @@ def test_a_backlog_is_not_republished_but_a_lost_message_is(worker):
     assert queue_depth(queue) == 3  # published again
 
 
+def test_a_queue_that_lost_part_of_its_messages_gets_that_many_back(worker):
+    """Three of five messages lost (the broker restarted with an old snapshot, a crash between
+    commit and publish): the dispatcher publishes three again, not five, not none."""
+    from datetime import timedelta
+
+    from django_bgjobs.broker import publish, queue_depth
+
+    queue = f"nobody-{uuid.uuid4().hex[:8]}"
+    waiting = [Job.objects.create(name="tests.jobs.noop", queue=queue, status=JobStatus.QUEUED,
+                                  max_attempts=1, created_at=timezone.now())
+               for _ in range(5)]
+    publish([(job.pk, 1, queue, 0, job.name) for job in waiting[3:]])  # 2 of 5 made it
+    Job.objects.filter(queue=queue).update(published_at=timezone.now() - timedelta(hours=1))
+    Dispatcher().run_once()
+    assert queue_depth(queue) == 5
+
+
 def test_jobs_survive_the_broker_being_wiped(worker):
     """Redis FLUSHDB (or a restart without persistence) while jobs are queued and running:
     every job still completes, once; the dispatcher republishes what the broker forgot."""
