@@ -8,6 +8,7 @@ from typing import Any
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
+from django_bgjobs import filesystem_broker
 from django_bgjobs.conf import bgjobs_settings, django_setting
 
 
@@ -101,6 +102,15 @@ def check_celery(**kwargs: Any) -> list[checks.CheckMessage]:
                     "'data_folder_out' and 'control_folder' to existing folders.",
                     id="django_bgjobs.E004",
                 ))
+    if str(conf.broker_url or "").startswith("filesystem") and \
+            conf.broker_transport != filesystem_broker.PATH:
+        messages.append(checks.Warning(
+            "kombu's own filesystem transport can hand a worker a message file before it is "
+            "written; the worker's consumer then dies on the empty message.",
+            hint=f"Set CELERY_BROKER_TRANSPORT = {filesystem_broker.PATH!r} (the same "
+            "transport, each message written whole).",
+            id="django_bgjobs.W005",
+        ))
     if (conf.worker_prefetch_multiplier or 1) > 1:
         messages.append(checks.Warning(
             f"CELERY_WORKER_PREFETCH_MULTIPLIER is {conf.worker_prefetch_multiplier}: a worker "

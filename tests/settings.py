@@ -79,6 +79,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
      "control_folder": str(_broker_dir / "control"), "polling_interval": 0.05}
     if CELERY_BROKER_URL.startswith("filesystem") else {}
 )
+if CELERY_BROKER_URL.startswith("filesystem"):
+    CELERY_BROKER_TRANSPORT = "django_bgjobs.filesystem_broker:Transport"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 BGJOBS = {

@@ -15,6 +15,7 @@ class FakeConf:
         self.accept_content = ["json"]
         self.task_serializer = "json"
         self.broker_url = "redis://x"
+        self.broker_transport = None
         self.worker_prefetch_multiplier = 1
         self.task_always_eager = False
         self.__dict__.update(values)
@@ -62,9 +63,11 @@ def test_queues_must_be_a_list_of_names(queues):
 
 
 def test_missing_filesystem_broker_folders(monkeypatch, tmp_path):
-    conf = FakeConf(broker_url="filesystem://localhost//", broker_transport_options={
-        "data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path),
-        "control_folder": str(tmp_path / "missing")})
+    conf = FakeConf(broker_url="filesystem://localhost//",
+                    broker_transport="django_bgjobs.filesystem_broker:Transport",
+                    broker_transport_options={
+                        "data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path),
+                        "control_folder": str(tmp_path / "missing")})
     monkeypatch.setattr(checks, "_celery_conf", lambda: conf)
     [message] = checks.check_celery()
     assert message.id == "django_bgjobs.E004" and f"mkdir -p {tmp_path / 'missing'}" in message.hint
@@ -95,3 +98,57 @@ def test_jobs_whose_code_is_gone():
 @override_settings(USE_TZ=False)
 def test_time_zones_are_required():
     assert "django_bgjobs.E005" in ids(checks.check_settings())
+
+
+def test_the_filesystem_broker_without_whole_message_writes_is_warned_about(monkeypatch,
+                                                                            tmp_path):
+    from django_bgjobs import filesystem_broker
+
+    def celery_messages(conf):  # type: ignore[no-untyped-def]
+        monkeypatch.setattr(checks, "_celery_conf", lambda: conf)
+        return checks.check_celery()
+
+    folders = {key: str(tmp_path) for key in ("data_folder_in", "data_folder_out",
+                                              "control_folder")}
+    kombus = FakeConf(broker_url="filesystem://localhost//", broker_transport=None,
+                      broker_transport_options=folders)
+    ours = FakeConf(broker_url="filesystem://localhost//",
+                    broker_transport=filesystem_broker.PATH, broker_transport_options=folders)
+    assert "django_bgjobs.W005" in ids(celery_messages(kombus))
+    assert "django_bgjobs.W005" not in ids(celery_messages(ours))
+
+
+def test_a_message_file_is_never_seen_half_written(tmp_path):
+    """The reader takes any *.<queue>.msg file in the folder: ours appear only whole."""
+    import os
+    import threading
+
+    from kombu import Connection
+
+    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path),
+               "control_folder": str(tmp_path)}
+    seen_partial = []
+
+    def watch(stop: threading.Event) -> None:
+        while not stop.is_set():
+            for name in os.listdir(tmp_path):
+                try:
+                    if name.endswith(".msg") and os.path.getsize(tmp_path / name) == 0:
+                        seen_partial.append(name)
+                except FileNotFoundError:  # taken by the reader meanwhile
+                    pass
+
+    stop = threading.Event()
+    watcher = threading.Thread(target=watch, args=(stop,))
+    watcher.start()
+    with Connection("filesystem://localhost//", transport_options=options,
+                    transport="django_bgjobs.filesystem_broker:Transport") as conn:
+        queue = conn.SimpleQueue("whole")
+        for n in range(300):
+            queue.put({"n": n, "pad": "x" * 5000})
+        got = [queue.get(timeout=1).payload["n"] for _ in range(300)]
+        queue.close()
+    stop.set()
+    watcher.join()
+    # Within one millisecond kombu's names order randomly: all of them, each once, whole.
+    assert seen_partial == [] and sorted(got) == list(range(300))
