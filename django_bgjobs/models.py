@@ -25,6 +25,7 @@ class JobStatus(models.TextChoices):
 
 WAITING = (JobStatus.SCHEDULED, JobStatus.RETRYING)
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.DEAD, JobStatus.CANCELLED)
+UNFINISHED = (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING)
 
 
 class RunStatus(models.TextChoices):

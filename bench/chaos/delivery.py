@@ -30,10 +30,10 @@ from qstash import Receiver
 
 from bench.chaos import harness
 from bench.chaos.ledger import Report
-from django_bgjobs.delivery.admission import UNFINISHED
 from django_bgjobs.delivery.keys import signing_keys
 from django_bgjobs.delivery.models import DeliveryAttempt, DeliveryQueue, Message
 from django_bgjobs.delivery.publish import Flow, Publish, send_many
+from django_bgjobs.models import UNFINISHED
 
 if TYPE_CHECKING:
     from bench.chaos.scenarios import Run

@@ -23,10 +23,9 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-from django_bgjobs.models import Job, JobStatus
+from django_bgjobs.models import UNFINISHED, Job
 
 REPO = Path(__file__).resolve().parents[2]
-UNFINISHED = (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING)
 
 
 def child_env(**extra: str) -> dict[str, str]:

@@ -25,8 +25,8 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from django_bgjobs.conf import bgjobs_settings
-from django_bgjobs.delivery.lifecycle import UNFINISHED
 from django_bgjobs.delivery.models import DeliveryQueue, FlowControl, Message
+from django_bgjobs.models import UNFINISHED
 
 BATCH = 500  # messages admitted per gate per pass
 Gate = tuple[str, str]  # (queue, flow key); either may be ""

@@ -116,5 +116,7 @@ def deliver_message(ctx: JobContext, message_id: str, gated: bool = False) -> di
     if decision.outcome == "success":
         return {"status": record.status}
     if final:
-        raise NonRetriable(decision.reason if not error else f"{decision.reason}: {error}")
+        # A refusal's reason is the decision's already; a failure's error adds to it.
+        raise NonRetriable(decision.reason if error in decision.reason
+                           else f"{decision.reason}: {error}")
     raise RetryAfter(decision.delay or 0.0, decision.reason)

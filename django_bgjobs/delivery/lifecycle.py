@@ -15,9 +15,8 @@ from django_bgjobs import states
 from django_bgjobs.delivery import callbacks
 from django_bgjobs.delivery.models import DeliveryAttempt, Message
 from django_bgjobs.delivery.publish import Published, copy_of, send
-from django_bgjobs.models import JobStatus
+from django_bgjobs.models import UNFINISHED, JobStatus
 
-UNFINISHED = (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING)
 # The job's status, as QStash names a message's state.
 _STATES = {
     JobStatus.SCHEDULED: "CREATED", JobStatus.QUEUED: "ACTIVE", JobStatus.RUNNING: "ACTIVE",

@@ -16,12 +16,12 @@ from django.utils.translation import gettext_lazy as _
 from django_bgjobs.admin import (
     _time_column,
 )
-from django_bgjobs.delivery.lifecycle import UNFINISHED
 from django_bgjobs.delivery.models import (
     DeliveryQueue,
     FlowControl,
     Message,
 )
+from django_bgjobs.models import UNFINISHED
 
 if TYPE_CHECKING:  # django-stubs' generics; not subscriptable at run time
     _QueueAdminBase = admin.ModelAdmin[DeliveryQueue]

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from django_bgjobs.delivery import lifecycle
 from django_bgjobs.delivery.models import Message
+from django_bgjobs.models import UNFINISHED
 from django_bgjobs.qstash_api import filters, serializers
 from django_bgjobs.qstash_api.errors import NotFound
 from django_bgjobs.qstash_api.views.base import QStashView, ids_from
@@ -22,7 +23,7 @@ def cancellable() -> QuerySet[Message]:
     """Messages a cancel can still stop: not cancelled, and either waiting for their gate
     (no job yet) or with an unfinished delivery job."""
     return Message.objects.filter(cancelled_at__isnull=True).filter(
-        Q(job__isnull=True, admitted_at__isnull=True) | Q(job__status__in=lifecycle.UNFINISHED))
+        Q(job__isnull=True, admitted_at__isnull=True) | Q(job__status__in=UNFINISHED))
 
 
 class MessageView(QStashView):
