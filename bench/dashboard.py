@@ -34,9 +34,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.dashboard_settings")
 
 TARGET_MS = 300.0
 NAMES = {  # the job names the load script writes, and their queues
-    "shop.send_email": "emails", "shop.send_sms": "emails", "shop.resize_image": "default",
-    "shop.sync_inventory": "default", "shop.charge_card": "default",
-    "shop.build_report": "slow", "shop.export_csv": "slow", "shop.cleanup": "default",
+    "shop.send_email": "emails",
+    "shop.send_sms": "emails",
+    "shop.resize_image": "default",
+    "shop.sync_inventory": "default",
+    "shop.charge_card": "default",
+    "shop.build_report": "slow",
+    "shop.export_csv": "slow",
+    "shop.cleanup": "default",
 }
 
 
@@ -49,12 +54,20 @@ def ensure_database(url: str) -> None:
     import psycopg
 
     cfg = dj_database_url.parse(url)
-    params = {k: v for k, v in {
-        "host": cfg.get("HOST"), "port": cfg.get("PORT"), "user": cfg.get("USER"),
-        "password": cfg.get("PASSWORD")}.items() if v}
+    params = {
+        k: v
+        for k, v in {
+            "host": cfg.get("HOST"),
+            "port": cfg.get("PORT"),
+            "user": cfg.get("USER"),
+            "password": cfg.get("PASSWORD"),
+        }.items()
+        if v
+    }
     with psycopg.connect(dbname="postgres", autocommit=True, **params) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                            (cfg["NAME"],)).fetchone():
+        if not conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (cfg["NAME"],)
+        ).fetchone():
             conn.execute(f'CREATE DATABASE "{cfg["NAME"]}"')
             say(f"created database {cfg['NAME']}")
 
@@ -64,6 +77,7 @@ def register_jobs() -> None:
     from django_bgjobs import bgjob
 
     for name, queue in NAMES.items():
+
         def job(*args: Any, **kwargs: Any) -> None:
             pass
 
@@ -79,8 +93,7 @@ def load(jobs: int) -> float:
     sql = sql.replace(":'now'", f"'{now}'").replace(":jobs", str(int(jobs)))
     started = time.perf_counter()
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE django_bgjobs_job, django_bgjobs_jobrun, "
-                       "django_admin_log CASCADE")
+        cursor.execute("TRUNCATE django_bgjobs_job, django_bgjobs_jobrun, django_admin_log CASCADE")
     raw = connection.connection  # psycopg: several statements, no parameters
     with raw.transaction():
         raw.execute(sql)
@@ -113,10 +126,14 @@ def explain(sql: str, limit: int = 14) -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql)
         lines = [row[0] for row in cursor.fetchall()]
-    kept = [line for line in lines if not line.strip().startswith(
-        ("Buffers:", "Planning:", "Worker ", "Sort Method", "Batches:", "Heap Blocks"))]
-    return kept[:limit] + ([f"  ... ({len(kept) - limit} more lines)"]
-                           if len(kept) > limit else [])
+    kept = [
+        line
+        for line in lines
+        if not line.strip().startswith(
+            ("Buffers:", "Planning:", "Worker ", "Sort Method", "Batches:", "Heap Blocks")
+        )
+    ]
+    return kept[:limit] + ([f"  ... ({len(kept) - limit} more lines)"] if len(kept) > limit else [])
 
 
 def without_dead_index(statements: list[tuple[str, Any]]) -> list[float]:
@@ -144,16 +161,24 @@ def brin_comparison() -> tuple[float, float]:
 
     now = timezone.now()
     since = timezone.localtime(now).replace(minute=0, second=0, microsecond=0) - timedelta(
-        hours=dashboard.DAY_HOURS - 1)
-    select = ("SELECT date_trunc('minute', finished_at AT TIME ZONE 'UTC'), status, COUNT(*), "
-              "MIN(id) FROM django_bgjobs_jobrun WHERE ")
-    walk = timed(select + "id > COALESCE((SELECT id FROM django_bgjobs_jobrun WHERE "
-                 "finished_at < %s ORDER BY id DESC LIMIT 1), 0) AND finished_at >= %s "
-                 "GROUP BY 1, 2", [since, since])
+        hours=dashboard.DAY_HOURS - 1
+    )
+    select = (
+        "SELECT date_trunc('minute', finished_at AT TIME ZONE 'UTC'), status, COUNT(*), "
+        "MIN(id) FROM django_bgjobs_jobrun WHERE "
+    )
+    walk = timed(
+        select + "id > COALESCE((SELECT id FROM django_bgjobs_jobrun WHERE "
+        "finished_at < %s ORDER BY id DESC LIMIT 1), 0) AND finished_at >= %s "
+        "GROUP BY 1, 2",
+        [since, since],
+    )
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute("CREATE INDEX bench_jobrun_finished_brin ON django_bgjobs_jobrun "
-                           "USING brin (finished_at)")
+            cursor.execute(
+                "CREATE INDEX bench_jobrun_finished_brin ON django_bgjobs_jobrun "
+                "USING brin (finished_at)"
+            )
             cursor.execute("ANALYZE django_bgjobs_jobrun")
             brin = timed(select + "finished_at >= %s GROUP BY 1, 2", [since])
         transaction.set_rollback(True)
@@ -197,8 +222,9 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s",
-                       [Job._meta.db_table])
+        cursor.execute(
+            "SELECT reltuples::bigint FROM pg_class WHERE relname = %s", [Job._meta.db_table]
+        )
         estimate = cursor.fetchone()[0]
     if options.reuse and abs(estimate - options.jobs) < options.jobs * 0.01:
         say(f"reusing the {estimate:,} jobs already loaded")
@@ -209,16 +235,21 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
         version = cursor.fetchone()[0]
-        cursor.execute("SELECT pg_size_pretty(pg_total_relation_size(%s)), "
-                       "pg_size_pretty(pg_total_relation_size(%s))",
-                       [Job._meta.db_table, JobRun._meta.db_table])
+        cursor.execute(
+            "SELECT pg_size_pretty(pg_total_relation_size(%s)), "
+            "pg_size_pretty(pg_total_relation_size(%s))",
+            [Job._meta.db_table, JobRun._meta.db_table],
+        )
         job_size, run_size = cursor.fetchone()
     jobs, runs = Job.objects.count(), JobRun.objects.count()
-    say(f"PostgreSQL {version}; {jobs:,} jobs ({job_size}), {runs:,} attempts ({run_size}); "
-        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    say(
+        f"PostgreSQL {version}; {jobs:,} jobs ({job_size}), {runs:,} attempts ({run_size}); "
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+    )
 
     user, _ = get_user_model().objects.get_or_create(
-        username="bench", defaults={"is_staff": True, "is_superuser": True})
+        username="bench", defaults={"is_staff": True, "is_superuser": True}
+    )
     client = Client()
     client.force_login(user)
     dead = Job.objects.filter(status="dead").order_by("-pk").first()
@@ -231,18 +262,26 @@ def main() -> None:
         ("job list, status = dead", changelist + "?status__exact=dead"),
         ("job list, name = shop.cleanup", changelist + "?name=shop.cleanup"),
         ("job list, queue = slow, page 20", changelist + "?queue=slow&p=20"),
-        ("job list, created today", changelist + "?created_at__gte="
-         + datetime.now(UTC).strftime("%Y-%m-%d+00:00:00%%2B00:00")),
+        (
+            "job list, created today",
+            changelist
+            + "?created_at__gte="
+            + datetime.now(UTC).strftime("%Y-%m-%d+00:00:00%%2B00:00"),
+        ),
         ("job list, status = cancelled (0.3%)", changelist + "?status__exact=cancelled"),
         ("job list, a name no job has", changelist + "?name=shop.unknown"),
-        ("job page (dead, 3 attempts)", reverse("admin:django_bgjobs_job_change",
-                                                args=[dead.pk])),
-        ("bulk retry: count", reverse("admin:django_bgjobs_job_bulk")
-         + f"?bulk=retry&retry-name=shop.send_email&retry-since={since}"),
+        ("job page (dead, 3 attempts)", reverse("admin:django_bgjobs_job_change", args=[dead.pk])),
+        (
+            "bulk retry: count",
+            reverse("admin:django_bgjobs_job_bulk")
+            + f"?bulk=retry&retry-name=shop.send_email&retry-since={since}",
+        ),
     ]
     say()
-    say(f"{'page':<34} {'p50 ms':>8} {'max ms':>8} {'statements':>10}   "
-        f"target <= {TARGET_MS:.0f} ms (dashboard, job list)")
+    say(
+        f"{'page':<34} {'p50 ms':>8} {'max ms':>8} {'statements':>10}   "
+        f"target <= {TARGET_MS:.0f} ms (dashboard, job list)"
+    )
     heaviest: dict[str, list[dict[str, str]]] = {}
     for label, url in pages:
         times, queries = render(client, url, options.renders)
@@ -258,38 +297,50 @@ def main() -> None:
         say(f"--- the heaviest statements of the {label} (EXPLAIN ANALYZE) ---")
         for query in queries:
             sql = query["sql"]
-            say(f"* {float(query['time']) * 1000:.1f} ms in the render: "
-                f"{sql[:150]}{'...' if len(sql) > 150 else ''}")
+            say(
+                f"* {float(query['time']) * 1000:.1f} ms in the render: "
+                f"{sql[:150]}{'...' if len(sql) > 150 else ''}"
+            )
             for line in explain(sql):
                 say("    " + line)
 
     say()
     say("--- what the dead-letter partial index (bgjobs_job_dead_idx) buys ---")
     statements = {
-        "dashboard: dead jobs by name": Job.objects.filter(status="dead").order_by()
-        .values_list("name").annotate(n=Count("*")),
+        "dashboard: dead jobs by name": Job.objects.filter(status="dead")
+        .order_by()
+        .values_list("name")
+        .annotate(n=Count("*")),
         "bulk retry: count of a name since": Job.objects.filter(
             status="dead", name="shop.send_email", finished_at__gte=datetime(2026, 1, 1, tzinfo=UTC)
-        ).order_by().values("pk"),
-        "job list: status = dead, count": Job.objects.filter(status="dead").order_by()
+        )
+        .order_by()
+        .values("pk"),
+        "job list: status = dead, count": Job.objects.filter(status="dead")
+        .order_by()
         .values("pk")[:10_001],
     }
     compiled = [qs.query.sql_with_params() for qs in statements.values()]
-    with_index = dict(zip(statements, (timed(sql, params) for sql, params in compiled),
-                          strict=True))
+    with_index = dict(
+        zip(statements, (timed(sql, params) for sql, params in compiled), strict=True)
+    )
     without = dict(zip(statements, without_dead_index(compiled), strict=True))
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_size_pretty(pg_relation_size('bgjobs_job_dead_idx'))")
         size = cursor.fetchone()[0]
     for label in statements:
         say(f"{label:<36} with it {with_index[label]:7.1f} ms, without {without[label]:7.1f} ms")
-    say(f"its size: {size} ({Job.objects.filter(status='dead').count():,} dead jobs); a job pays "
-        "for it only when it dies (the predicate is false on enqueue, claim and success)")
+    say(
+        f"its size: {size} ({Job.objects.filter(status='dead').count():,} dead jobs); a job pays "
+        "for it only when it dies (the predicate is false on enqueue, claim and success)"
+    )
     say()
     say("--- not added: a BRIN index on the attempts' finished_at ---")
     pk_walk, brin = brin_comparison()
-    say(f"the day's attempts counted by minute: as the dashboard does (primary key walk) "
-        f"{pk_walk:.1f} ms; with a BRIN index {brin:.1f} ms")
+    say(
+        f"the day's attempts counted by minute: as the dashboard does (primary key walk) "
+        f"{pk_walk:.1f} ms; with a BRIN index {brin:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -51,9 +51,11 @@ if str(REPO) not in sys.path:
 os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
 # bench/settings.py reads these; the worker subprocesses inherit them.
 os.environ["DATABASE_URL"] = os.environ.get(
-    "BENCH_DELIVERY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bgjobs_bench_delivery")
+    "BENCH_DELIVERY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bgjobs_bench_delivery"
+)
 os.environ["CELERY_BROKER_URL"] = os.environ.get(
-    "BENCH_DELIVERY_BROKER_URL", "redis://127.0.0.1:6379/10")
+    "BENCH_DELIVERY_BROKER_URL", "redis://127.0.0.1:6379/10"
+)
 os.environ.pop("BENCH_REDIS_URL", None)
 
 BODY = {"type": "invoice.paid", "data": {"object": {"id": "in_1", "amount_paid": 4200}}}
@@ -108,8 +110,9 @@ def serve() -> None:
 
 class Target:
     def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, __file__, "--serve"],
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True
+        )
         self.base = f"http://127.0.0.1:{int(self.proc.stdout.readline())}"
         self.url = f"{self.base}/hook"
 
@@ -144,8 +147,9 @@ def reset() -> None:
     from django_bgjobs.models import Job, JobRun
 
     redis_client().flushdb()
-    tables = ", ".join(m._meta.db_table for m in (DeliveryAttempt, Message, DeliveryQueue,
-                                                   JobRun, Job))
+    tables = ", ".join(
+        m._meta.db_table for m in (DeliveryAttempt, Message, DeliveryQueue, JobRun, Job)
+    )
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {tables} CASCADE")
 
@@ -207,9 +211,13 @@ def recording():
         try:
             return prepared(conn, sql, params)
         finally:
-            record("claim (prepared UPDATE job, asynchronous commit)"
-                   if "synchronous_commit" in sql else "finish (prepared UPDATE job + INSERT "
-                   "jobrun)", sql, t0)
+            record(
+                "claim (prepared UPDATE job, asynchronous commit)"
+                if "synchronous_commit" in sql
+                else "finish (prepared UPDATE job + INSERT jobrun)",
+                sql,
+                t0,
+            )
 
     def timed_commit() -> None:
         t0 = time.perf_counter_ns()
@@ -235,26 +243,41 @@ def measure_publish(target: Target, calls: int, warmup: int) -> None:
     from django_bgjobs.delivery.publish import publish
     from django_bgjobs.testing import capture_jobs
 
-    got = alternate({"bare": noop.delay, "enqueue": noop_job.enqueue,
-                     "publish": lambda: publish(target.url, json=BODY)}, calls, warmup)
-    say(f"\n1. Publish latency per call, autocommit, no worker ({calls} calls each after "
-        f"{warmup} warm-up, alternating blocks of 100)")
+    got = alternate(
+        {
+            "bare": noop.delay,
+            "enqueue": noop_job.enqueue,
+            "publish": lambda: publish(target.url, json=BODY),
+        },
+        calls,
+        warmup,
+    )
+    say(
+        f"\n1. Publish latency per call, autocommit, no worker ({calls} calls each after "
+        f"{warmup} warm-up, alternating blocks of 100)"
+    )
     say(f"  {'what':<64} {'p50 ms':>8} {'p99 ms':>8}")
     say(row("bare Celery noop.delay()", got["bare"]))
     say(row("bgjobs noop_job.enqueue() (INSERT job, commit, publish)", got["enqueue"]))
     say(row("publish(url, json=...) (INSERT job + message, commit, publish)", got["publish"]))
     p50 = {k: pct(v, 0.5) for k, v in got.items()}
-    say(f"  publish p50 = {p50['publish'] / p50['enqueue']:.2f}x enqueue(), "
-        f"{p50['publish'] / p50['bare']:.2f}x bare .delay()")
+    say(
+        f"  publish p50 = {p50['publish'] / p50['enqueue']:.2f}x enqueue(), "
+        f"{p50['publish'] / p50['bare']:.2f}x bare .delay()"
+    )
     runs = []
     with capture_jobs():
         for _ in range(50):
             with recording() as seen:
                 publish(target.url, json=BODY)
             runs.append(seen)
-    say("  one publish()'s statements, p50 ms each: " + ", ".join(
-        f"{label} {pct([run[i][1] for run in runs], 0.5):.3f}"
-        for i, (label, _) in enumerate(runs[0])))
+    say(
+        "  one publish()'s statements, p50 ms each: "
+        + ", ".join(
+            f"{label} {pct([run[i][1] for run in runs], 0.5):.3f}"
+            for i, (label, _) in enumerate(runs[0])
+        )
+    )
 
 
 # --- 2. delivery drain and what one delivery costs ---------------------------------------------
@@ -279,8 +302,12 @@ def drain(kind: str, target: Target, n: int, logdir: Path) -> dict:
             while not recorded() and time.time() - t0 < 60:
                 time.sleep(0.1)
             found["recorded_after"] = time.time() - found["last"]
-            found["attempts"] = dict(DeliveryAttempt.objects.order_by().values("outcome")
-                                     .annotate(n=Count("pk")).values_list("outcome", "n"))
+            found["attempts"] = dict(
+                DeliveryAttempt.objects.order_by()
+                .values("outcome")
+                .annotate(n=Count("pk"))
+                .values_list("outcome", "n")
+            )
         time.sleep(0.5)
         found["extra"] = target.stats()["count"] - n  # duplicate deliveries, if any
     found["seconds"] = found["last"] - found["first"]
@@ -301,27 +328,40 @@ def measure_drain(target: Target, n: int, logdir: Path) -> dict:
     reset()
     target.stats(reset=True)
     for start in range(0, n, 500):
-        send_many([Publish(target.url, body=body.encode(),
-                           headers={"Content-Type": "application/json"})
-                   for _ in range(min(500, n - start))])
+        send_many(
+            [
+                Publish(
+                    target.url, body=body.encode(), headers={"Content-Type": "application/json"}
+                )
+                for _ in range(min(500, n - start))
+            ]
+        )
     results["bgjobs"] = drain("bgjobs", target, n, logdir)
 
     bare, bg = results["bare"], results["bgjobs"]
     rate = {k: n / v["seconds"] for k, v in results.items()}
-    say(f"\n2. Delivery drain: {n} messages, one worker, 2 prefork processes, timed from the "
-        "first to the last request at the server")
+    say(
+        f"\n2. Delivery drain: {n} messages, one worker, 2 prefork processes, timed from the "
+        "first to the last request at the server"
+    )
     say(f"  {'what':<44} {'bare Celery':>12} {'bgjobs':>12} {'bgjobs/bare':>12}")
-    say(f"  {'deliveries/s':<44} {rate['bare']:>12.1f} {rate['bgjobs']:>12.1f} "
-        f"{rate['bgjobs'] / rate['bare']:>11.2f}x")
+    say(
+        f"  {'deliveries/s':<44} {rate['bare']:>12.1f} {rate['bgjobs']:>12.1f} "
+        f"{rate['bgjobs'] / rate['bare']:>11.2f}x"
+    )
     say(f"  {'first..last request, s':<44} {bare['seconds']:>12.2f} {bg['seconds']:>12.2f}")
     per = {k: 2 * 1000 / r for k, r in rate.items()}  # ms of one of the 2 processes each
-    say(f"  {'process time per delivery (2 / rate), ms':<44} {per['bare']:>12.2f} "
-        f"{per['bgjobs']:>12.2f}")
+    say(
+        f"  {'process time per delivery (2 / rate), ms':<44} {per['bare']:>12.2f} "
+        f"{per['bgjobs']:>12.2f}"
+    )
     say(f"  overhead per delivery: {per['bgjobs'] - per['bare']:.2f} ms of a worker process")
-    say(f"  requests signed: bare {bare['signed']}/{bare['count']}, bgjobs "
+    say(
+        f"  requests signed: bare {bare['signed']}/{bare['count']}, bgjobs "
         f"{bg['signed']}/{bg['count']}; extra requests after N: bare {bare['extra']}, bgjobs "
         f"{bg['extra']}; bgjobs attempts recorded {bg['attempts']}, all jobs succeeded "
-        f"{bg['recorded_after']:.2f}s after the last request")
+        f"{bg['recorded_after']:.2f}s after the last request"
+    )
 
     return rate
 
@@ -348,27 +388,40 @@ def measure_one(target: Target, samples: int = 200) -> list:
     http_client()
     key = signing_keys().current
     context = ssl.create_default_context(cafile=certifi.where())  # what httpx makes per Client
-    attempt = http.Attempt(url=target.url, body=body.encode(), message_id="msg_inprocess",
-                           headers={"Content-Type": "application/json"})
+    attempt = http.Attempt(
+        url=target.url,
+        body=body.encode(),
+        message_id="msg_inprocess",
+        headers={"Content-Type": "application/json"},
+    )
     with capture_jobs():
         for _ in range(samples + 30):
             publish(target.url, json=BODY)
         jobs = iter(Message.objects.values_list("job_id", flat=True).order_by("created_at"))
-        got = alternate({
-            "bare": lambda: post_signed(target.url, body, "msg_inprocess"),
-            "httpx.post": lambda: httpx.post(target.url, content=body.encode(), trust_env=False),
-            "client": lambda: httpx.Client(trust_env=False).close(),
-            "deliver": lambda: http.deliver(attempt, signing_key=key),
-            "deliver_ctx": lambda: http.deliver(attempt, signing_key=key, verify=context),
-            "job": lambda: execute(str(next(jobs)), 1),
-        }, samples, warmup=10, block=20)
+        got = alternate(
+            {
+                "bare": lambda: post_signed(target.url, body, "msg_inprocess"),
+                "httpx.post": lambda: httpx.post(
+                    target.url, content=body.encode(), trust_env=False
+                ),
+                "client": lambda: httpx.Client(trust_env=False).close(),
+                "deliver": lambda: http.deliver(attempt, signing_key=key),
+                "deliver_ctx": lambda: http.deliver(attempt, signing_key=key, verify=context),
+                "job": lambda: execute(str(next(jobs)), 1),
+            },
+            samples,
+            warmup=10,
+            block=20,
+        )
         runs = []
         for _ in range(20):
             with recording() as seen:
                 execute(str(next(jobs)), 1)
             runs.append(seen)
-    say(f"\n  In this process, one at a time ({samples} each, p50/p99 ms; the server in its own "
-        "process):")
+    say(
+        f"\n  In this process, one at a time ({samples} each, p50/p99 ms; the server in its own "
+        "process):"
+    )
     say(row("bare task body (reused httpx.Client, sign, POST)", got["bare"]))
     say(row("httpx.post() (a new Client per call)", got["httpx.post"]))
     say(row("httpx.Client() made and closed, nothing sent", got["client"]))
@@ -376,24 +429,29 @@ def measure_one(target: Target, samples: int = 200) -> list:
     say(row("  the same, given one SSLContext made once (verify=context)", got["deliver_ctx"]))
     say(row("bgjobs delivery job, execute() (all of it, with the DB)", got["job"]))
     shapes = {tuple(label for label, _ in run) for run in runs}
-    say(f"  one delivery job's statements ({len(runs)} jobs, {len(shapes)} distinct "
-        f"sequence(s)), p50 ms each:")
+    say(
+        f"  one delivery job's statements ({len(runs)} jobs, {len(shapes)} distinct "
+        f"sequence(s)), p50 ms each:"
+    )
     for i, label in enumerate(label for label, _ in runs[0]):
         say(f"    {label:<62} {pct([run[i][1] for run in runs], 0.5):>8.3f}")
     say(f"    {'all of them':<62} {pct([sum(ms for _, ms in run) for run in runs], 0.5):>8.3f}")
     pct50 = {k: pct(v, 0.5) for k, v in got.items()}
-    say(f"  p50: the job around http.deliver() (statements, ORM, signals) = "
+    say(
+        f"  p50: the job around http.deliver() (statements, ORM, signals) = "
         f"{pct50['job'] - pct50['deliver']:.2f} ms; "
         f"http.deliver() - bare body = {pct50['deliver'] - pct50['bare']:.2f} ms, of which "
-        f"a new httpx.Client = {pct50['client']:.2f} ms")
+        f"a new httpx.Client = {pct50['client']:.2f} ms"
+    )
     return runs
 
 
 # --- 3. queue admission ------------------------------------------------------------------------
 
 
-def measure_gated(target: Target, m: int, logdir: Path, ungated_rate: float,
-                  ungated_runs: list) -> None:
+def measure_gated(
+    target: Target, m: int, logdir: Path, ungated_rate: float, ungated_runs: list
+) -> None:
     from django.utils import timezone
 
     from bench.run import pct
@@ -414,9 +472,11 @@ def measure_gated(target: Target, m: int, logdir: Path, ungated_rate: float,
     say(f"\n3. Queue admission: {m} messages to a queue with parallelism 2, same worker")
     say(f"  {'what':<64} {'p50 ms':>8} {'p99 ms':>8}")
     say(row("publish(url, json=..., queue=...) (admission on commit)", latency))
-    say(f"  drain: {rate:.1f} deliveries/s ({found['seconds']:.2f}s first..last request), "
+    say(
+        f"  drain: {rate:.1f} deliveries/s ({found['seconds']:.2f}s first..last request), "
         f"{rate / ungated_rate:.2f}x the ungated drain above; attempts {found['attempts']}, "
-        f"extra requests {found['extra']}")
+        f"extra requests {found['extra']}"
+    )
 
     # In this process: a gated delivery job, whose end admits the queue's next message.
     reset()
@@ -425,17 +485,24 @@ def measure_gated(target: Target, m: int, logdir: Path, ungated_rate: float,
         for _ in range(22):
             publish(target.url, json=BODY, queue=GATED_QUEUE)  # parallelism 1: one admitted
         for _ in range(20):
-            job_id = Message.objects.filter(admitted_at__isnull=False, settled_at__isnull=True) \
-                .values_list("job_id", flat=True).get()
+            job_id = (
+                Message.objects.filter(admitted_at__isnull=False, settled_at__isnull=True)
+                .values_list("job_id", flat=True)
+                .get()
+            )
             with recording() as seen:
                 execute(str(job_id), 1)
             runs.append(seen)
-    total = {name: pct([sum(ms for _, ms in run) for run in got], 0.5)
-             for name, got in (("gated", runs), ("ungated", ungated_runs))}
+    total = {
+        name: pct([sum(ms for _, ms in run) for run in got], 0.5)
+        for name, got in (("gated", runs), ("ungated", ungated_runs))
+    }
     labels = [label for label, _ in runs[0]]
-    say(f"  one gated delivery job: {len(labels)} statements/commits, p50 {total['gated']:.2f} "
+    say(
+        f"  one gated delivery job: {len(labels)} statements/commits, p50 {total['gated']:.2f} "
         f"ms in them (ungated: {len(ungated_runs[0])}, {total['ungated']:.2f} ms); the "
-        "admission of the next message adds, p50 ms each:")
+        "admission of the next message adds, p50 ms each:"
+    )
     for i in range(len(ungated_runs[0]), len(labels)):
         say(f"    {labels[i]:<62} {pct([run[i][1] for run in runs], 0.5):>8.3f}")
 
@@ -449,8 +516,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000, help="publish calls per side")
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--messages", type=int, default=2000, help="messages drained per side")
-    parser.add_argument("--gated", type=int, default=500, help="messages through the queue "
-                        "(0: skip measurement 3)")
+    parser.add_argument(
+        "--gated", type=int, default=500, help="messages through the queue (0: skip measurement 3)"
+    )
     args = parser.parse_args()
     if args.serve:
         serve()
@@ -473,8 +541,10 @@ def main() -> None:
     env = environment()
     load = os.getloadavg()
     say("bench/delivery.py: " + ", ".join(f"{k} {v}" for k, v in env[:9]))
-    say(f"database {settings.DATABASES['default']['NAME']}, broker {settings.CELERY_BROKER_URL}, "
-        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
+    say(
+        f"database {settings.DATABASES['default']['NAME']}, broker {settings.CELERY_BROKER_URL}, "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores"
+    )
     target = Target()
     logdir = Path(tempfile.mkdtemp(prefix="bgjobs-bench-delivery-"))
     started = time.monotonic()
@@ -492,8 +562,10 @@ def main() -> None:
             path.unlink()
         logdir.rmdir()
     load = os.getloadavg()
-    say(f"\nload average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
-        f"{time.monotonic() - started:.0f}s")
+    say(
+        f"\nload average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
+        f"{time.monotonic() - started:.0f}s"
+    )
 
 
 if __name__ == "__main__":

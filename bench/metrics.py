@@ -24,7 +24,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 os.environ["DATABASE_URL"] = os.environ.get(
-    "BENCH_METRICS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bgjobs_metrics")
+    "BENCH_METRICS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bgjobs_metrics"
+)
 
 LOAD = """
 SET synchronous_commit = off;
@@ -102,8 +103,10 @@ def main() -> None:
             cursor.execute(sql)
             cursor.execute(f"VACUUM ANALYZE {Job._meta.db_table}")
             cursor.execute(f"VACUUM ANALYZE {JobRun._meta.db_table}")
-        print(f"loaded {args.jobs:,} jobs, {JobRun.objects.count():,} attempts "
-              f"in {time.perf_counter() - started:.0f} s")
+        print(
+            f"loaded {args.jobs:,} jobs, {JobRun.objects.count():,} attempts "
+            f"in {time.perf_counter() - started:.0f} s"
+        )
 
     statements: list[tuple[str, Any]] = []
 

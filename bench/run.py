@@ -91,8 +91,10 @@ def ensure_database() -> None:
 
     cfg = dj_database_url.parse(bench_settings.DATABASE_URL)
     params = {
-        "host": cfg.get("HOST") or None, "port": cfg.get("PORT") or None,
-        "user": cfg.get("USER") or None, "password": cfg.get("PASSWORD") or None,
+        "host": cfg.get("HOST") or None,
+        "port": cfg.get("PORT") or None,
+        "user": cfg.get("USER") or None,
+        "password": cfg.get("PASSWORD") or None,
     }
     params = {k: v for k, v in params.items() if v}
     with psycopg.connect(dbname="postgres", autocommit=True, **params) as conn:
@@ -126,8 +128,13 @@ def wait_for_empty_queue(figures: Figures, side: str, queue: str, worker: Worker
     """Before measuring latency, let the worker consume whatever is still in the broker."""
     left = broker_backlog(queue)
     t0 = time.monotonic()
-    wait_for(lambda: broker_backlog(queue) == 0, f"{side}: empty broker queue", worker,
-             timeout=300, poll=0.1)
+    wait_for(
+        lambda: broker_backlog(queue) == 0,
+        f"{side}: empty broker queue",
+        worker,
+        timeout=300,
+        poll=0.1,
+    )
     figures.leftover[side] = (left, time.monotonic() - t0)
 
 
@@ -170,10 +177,18 @@ def environment() -> list[tuple[str, str]]:
     from django.conf import settings
 
     try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "django_bgjobs"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "django_bgjobs"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         revision = f"{head}{' + uncommitted changes in django_bgjobs/' if dirty else ''}"
     except (OSError, subprocess.CalledProcessError):
         revision = "?"
@@ -233,21 +248,51 @@ class Worker:
             from bench.tasks import BARE_QUEUE
 
             env["BENCH_DISPATCHER"] = "off"  # nothing of bgjobs runs in the bare worker
-            cmd = [sys.executable, "-m", "celery", "-A", "bench.celery_app", "worker",
-                   "--concurrency", str(concurrency), "--pool", "prefork",
-                   "--queues", BARE_QUEUE, "--loglevel", "warning",
-                   "--hostname", f"bench-bare-{os.getpid()}@%h"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "bench.celery_app",
+                "worker",
+                "--concurrency",
+                str(concurrency),
+                "--pool",
+                "prefork",
+                "--queues",
+                BARE_QUEUE,
+                "--loglevel",
+                "warning",
+                "--hostname",
+                f"bench-bare-{os.getpid()}@%h",
+            ]
         else:
             env["BENCH_DISPATCHER"] = "worker"
-            cmd = [sys.executable, "-m", "django", "bgjobs", "worker",
-                   "--concurrency", str(concurrency), "--pool", "prefork",
-                   "--loglevel", "warning", "--hostname", f"bench-bgjobs-{os.getpid()}@%h"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "django",
+                "bgjobs",
+                "worker",
+                "--concurrency",
+                str(concurrency),
+                "--pool",
+                "prefork",
+                "--loglevel",
+                "warning",
+                "--hostname",
+                f"bench-bgjobs-{os.getpid()}@%h",
+            ]
         self.cmd = cmd
         self.log_path = logdir / f"worker-{kind}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.spawned_at = time.time()
         self.proc = subprocess.Popen(
-            cmd, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            cmd,
+            cwd=REPO,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -434,8 +479,9 @@ def measure_insert_floor(samples: int = 500) -> list[float]:
 # --- 2 + 3. drain throughput and enqueue->start latency ----------------------------------------
 
 
-def bench_bare(figures: Figures, n: int, latency_jobs: int, spacing: float, concurrency: int,
-               logdir: Path) -> None:
+def bench_bare(
+    figures: Figures, n: int, latency_jobs: int, spacing: float, concurrency: int, logdir: Path
+) -> None:
     from bench import tasks
 
     r = redis_client()
@@ -448,8 +494,7 @@ def bench_bare(figures: Figures, n: int, latency_jobs: int, spacing: float, conc
 
     before = settle_stats()
     with running("bare", concurrency, logdir) as worker:
-        wait_for(lambda: r.get(tasks.LAST_KEY) is not None, f"{n} bare tasks", worker,
-                 timeout=300)
+        wait_for(lambda: r.get(tasks.LAST_KEY) is not None, f"{n} bare tasks", worker, timeout=300)
         done_wall = time.time()
         first = float(r.get(tasks.FIRST_KEY))
         last = float(r.get(tasks.LAST_KEY))
@@ -462,8 +507,13 @@ def bench_bare(figures: Figures, n: int, latency_jobs: int, spacing: float, conc
         for _ in range(latency_jobs):
             tasks.stamped.delay(time.time())
             time.sleep(spacing)
-        wait_for(lambda: r.llen(tasks.LATENCY_KEY) >= latency_jobs, "bare latency tasks",
-                 worker, timeout=120, poll=0.05)
+        wait_for(
+            lambda: r.llen(tasks.LATENCY_KEY) >= latency_jobs,
+            "bare latency tasks",
+            worker,
+            timeout=120,
+            poll=0.05,
+        )
         figures.start_latency_ms["bare"] = [
             float(v) * 1000 for v in r.lrange(tasks.LATENCY_KEY, 0, -1)
         ]
@@ -471,8 +521,9 @@ def bench_bare(figures: Figures, n: int, latency_jobs: int, spacing: float, conc
     figures.pg_work["bare"] = (after[0] - before[0], after[1] - before[1])
 
 
-def bench_bgjobs(figures: Figures, n: int, latency_jobs: int, spacing: float, concurrency: int,
-                 logdir: Path) -> None:
+def bench_bgjobs(
+    figures: Figures, n: int, latency_jobs: int, spacing: float, concurrency: int, logdir: Path
+) -> None:
     from django.db.models import Count, Max, Min
 
     from bench.jobs import noop_job
@@ -499,8 +550,7 @@ def bench_bgjobs(figures: Figures, n: int, latency_jobs: int, spacing: float, co
         figures.drain_seconds["bgjobs"] = (span["last"] - span["first"]).total_seconds()
         figures.drain_wall["bgjobs"] = done_wall - worker.spawned_at
         statuses = {
-            row["status"]: row["n"]
-            for row in Job.objects.values("status").annotate(n=Count("pk"))
+            row["status"]: row["n"] for row in Job.objects.values("status").annotate(n=Count("pk"))
         }
         runs = {
             row["status"]: row["n"]
@@ -537,8 +587,9 @@ def bench_bgjobs(figures: Figures, n: int, latency_jobs: int, spacing: float, co
 # --- report ------------------------------------------------------------------------------------
 
 
-def report(figures: Figures, env: list[tuple[str, str]], db: dict, args: argparse.Namespace,
-           elapsed: float) -> None:
+def report(
+    figures: Figures, env: list[tuple[str, str]], db: dict, args: argparse.Namespace, elapsed: float
+) -> None:
     say()
     say("Environment")
     for key, value in env:
@@ -554,21 +605,34 @@ def report(figures: Figures, env: list[tuple[str, str]], db: dict, args: argpars
     row("   enqueue latency p99", pct(eb, 0.99), pct(eg, 0.99), "ms")
     row("   enqueue latency mean", sum(eb) / len(eb), sum(eg) / len(eg), "ms")
     db_, dg = figures.drain_seconds["bare"], figures.drain_seconds["bgjobs"]
-    row(f"2. drain throughput ({args.jobs} jobs)", args.jobs / db_, args.jobs / dg, "jobs/s",
-        "bgjobs >= 0.5x bare")
+    row(
+        f"2. drain throughput ({args.jobs} jobs)",
+        args.jobs / db_,
+        args.jobs / dg,
+        "jobs/s",
+        "bgjobs >= 0.5x bare",
+    )
     row("   drain time (first start..last end)", db_, dg, "s")
-    row("   incl. worker start-up (spawn..done)", figures.drain_wall["bare"],
-        figures.drain_wall["bgjobs"], "s")
+    row(
+        "   incl. worker start-up (spawn..done)",
+        figures.drain_wall["bare"],
+        figures.drain_wall["bgjobs"],
+        "s",
+    )
     sb, sg = figures.start_latency_ms["bare"], figures.start_latency_ms["bgjobs"]
     row("3. enqueue->start latency p50", pct(sb, 0.5), pct(sg, 0.5), "ms", "(reported)")
     row("   enqueue->start latency p99", pct(sb, 0.99), pct(sg, 0.99), "ms")
 
     say()
-    say(f"Results (one worker, --concurrency {args.concurrency} prefork; enqueue: "
+    say(
+        f"Results (one worker, --concurrency {args.concurrency} prefork; enqueue: "
         f"{args.calls} calls each after {args.warmup} warm-up; latency: {args.latency_jobs} "
-        f"jobs {args.spacing_ms:g} ms apart)")
-    header = f"  {'measurement':<40} {'bare Celery':>12} {'bgjobs':>12} {'unit':<7} " \
-             f"{'bgjobs/bare':>11}  target"
+        f"jobs {args.spacing_ms:g} ms apart)"
+    )
+    header = (
+        f"  {'measurement':<40} {'bare Celery':>12} {'bgjobs':>12} {'unit':<7} "
+        f"{'bgjobs/bare':>11}  target"
+    )
     say(header)
     say("  " + "-" * (len(header) + 12))
     for label, bare, bg, unit, target in rows:
@@ -579,54 +643,74 @@ def report(figures: Figures, env: list[tuple[str, str]], db: dict, args: argpars
     say("Against the targets")
     enqueue_ratio = pct(eg, 0.5) / pct(eb, 0.5)
     drain_ratio = (args.jobs / dg) / (args.jobs / db_)
-    say(f"  enqueue p50: bgjobs = {enqueue_ratio:.2f}x bare Celery (target <= 2.00x): "
-        f"{'met' if enqueue_ratio <= 2 else 'MISSED'}")
-    say(f"  drain throughput: bgjobs = {drain_ratio:.2f}x bare Celery (target >= 0.50x): "
-        f"{'met' if drain_ratio >= 0.5 else 'MISSED'}")
-    say(f"  enqueue->start p50: bgjobs {pct(sg, 0.5):.2f} ms vs bare {pct(sb, 0.5):.2f} ms "
-        f"({pct(sg, 0.5) / pct(sb, 0.5):.2f}x)")
+    say(
+        f"  enqueue p50: bgjobs = {enqueue_ratio:.2f}x bare Celery (target <= 2.00x): "
+        f"{'met' if enqueue_ratio <= 2 else 'MISSED'}"
+    )
+    say(
+        f"  drain throughput: bgjobs = {drain_ratio:.2f}x bare Celery (target >= 0.50x): "
+        f"{'met' if drain_ratio >= 0.5 else 'MISSED'}"
+    )
+    say(
+        f"  enqueue->start p50: bgjobs {pct(sg, 0.5):.2f} ms vs bare {pct(sb, 0.5):.2f} ms "
+        f"({pct(sg, 0.5) / pct(sb, 0.5):.2f}x)"
+    )
 
     floor = figures.insert_floor_ms
-    say(f"  floor for a durable enqueue: bare .delay() p50 {pct(eb, 0.5):.3f} ms + one raw "
+    say(
+        f"  floor for a durable enqueue: bare .delay() p50 {pct(eb, 0.5):.3f} ms + one raw "
         f"INSERT+COMMIT p50 {pct(floor, 0.5):.3f} ms (p99 {pct(floor, 0.99):.3f}) = "
-        f"{(pct(eb, 0.5) + pct(floor, 0.5)) / pct(eb, 0.5):.2f}x bare, before any ORM work")
+        f"{(pct(eb, 0.5) + pct(floor, 0.5)) / pct(eb, 0.5):.2f}x bare, before any ORM work"
+    )
 
     samples = db["samples"]
     say()
     say(f"Database work per job (in-process, {samples} samples, publishing captured)")
     for label, key in (("enqueue()", "enqueue"), ("execute (task body)", "execute")):
         c: DbCounter = db[key]
-        say(f"  {label:<22} {c.queries / samples:5.2f} queries, {c.transactions / samples:5.2f} "
+        say(
+            f"  {label:<22} {c.queries / samples:5.2f} queries, {c.transactions / samples:5.2f} "
             f"transactions ({c.commits / samples:.2f} atomic commits + "
             f"{c.autocommit_statements / samples:.2f} autocommit statements), "
-            f"{c.connects / samples:.2f} new connections")
+            f"{c.connects / samples:.2f} new connections"
+        )
     per = db["execute"].statements[: len(db["execute"].statements) // samples]
     say(f"  execute statements: {', '.join(per)}")
 
     say()
     jobs_total = args.jobs + args.latency_jobs
-    say(f"PostgreSQL work while each worker ran ({jobs_total} jobs: drain + latency; from "
-        "pg_stat_database, includes this script's polling)")
+    say(
+        f"PostgreSQL work while each worker ran ({jobs_total} jobs: drain + latency; from "
+        "pg_stat_database, includes this script's polling)"
+    )
     for side in ("bare", "bgjobs"):
         sessions, commits = figures.pg_work[side]
-        say(f"  {side:<7} {sessions:>7} sessions opened ({sessions / jobs_total:.2f}/job), "
-            f"{commits:>7} transactions committed ({commits / jobs_total:.2f}/job)")
+        say(
+            f"  {side:<7} {sessions:>7} sessions opened ({sessions / jobs_total:.2f}/job), "
+            f"{commits:>7} transactions committed ({commits / jobs_total:.2f}/job)"
+        )
 
     for side in ("bare", "bgjobs"):
         left, seconds = figures.leftover[side]
-        say(f"  {side:<7} messages still in the broker when all {args.jobs} were done: {left} "
-            f"(consumed in {seconds:.1f}s before measurement 3)")
+        say(
+            f"  {side:<7} messages still in the broker when all {args.jobs} were done: {left} "
+            f"(consumed in {seconds:.1f}s before measurement 3)"
+        )
 
     say()
     say("Notes")
     for note in figures.notes:
         say(f"  - {note}")
-    say(f"  - pre-loading the drain queue (not timed): bare {figures.prepare_seconds['bare']:.2f}s "
+    say(
+        f"  - pre-loading the drain queue (not timed): bare {figures.prepare_seconds['bare']:.2f}s "
         f"({args.jobs} x .delay()), bgjobs {figures.prepare_seconds['bgjobs']:.2f}s "
-        f"(enqueue_many in batches of 500)")
-    say("  - load average (1, 5, 15 min): " + "; ".join(
-        f"{when} {a:.2f} {b:.2f} {c:.2f}" for when, (a, b, c) in figures.load
-    ) + f" on {os.cpu_count()} cores")
+        f"(enqueue_many in batches of 500)"
+    )
+    say(
+        "  - load average (1, 5, 15 min): "
+        + "; ".join(f"{when} {a:.2f} {b:.2f} {c:.2f}" for when, (a, b, c) in figures.load)
+        + f" on {os.cpu_count()} cores"
+    )
     say(f"  - bench finished in {elapsed:.1f}s")
 
 
@@ -640,9 +724,13 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5000, help="jobs drained per side")
     parser.add_argument("--concurrency", type=int, default=2, help="prefork processes")
     parser.add_argument("--latency-jobs", type=int, default=200)
-    parser.add_argument("--spacing-ms", type=float, default=20.0,
-                        help="pause between enqueues in the latency measurement (a modest rate: "
-                        "keep it below what the bgjobs worker drains, or it measures queueing)")
+    parser.add_argument(
+        "--spacing-ms",
+        type=float,
+        default=20.0,
+        help="pause between enqueues in the latency measurement (a modest rate: "
+        "keep it below what the bgjobs worker drains, or it measures queueing)",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the worker log files")
     args = parser.parse_args()
 
@@ -665,8 +753,10 @@ def main() -> None:
     figures.load.append(("start", os.getloadavg()))
     cores = os.cpu_count() or 1
     if figures.load[0][1][0] > cores * 0.5:
-        say(f"warning: load average {figures.load[0][1][0]:.2f} on {cores} cores: other work on "
-            "this machine will distort the figures")
+        say(
+            f"warning: load average {figures.load[0][1][0]:.2f} on {cores} cores: other work on "
+            "this machine will distort the figures"
+        )
     logdir = Path(tempfile.mkdtemp(prefix="bgjobs-bench-"))
     try:
         say(f"[1/4] enqueue latency: {args.calls} calls per side ...")
@@ -677,11 +767,13 @@ def main() -> None:
         figures.insert_floor_ms = measure_insert_floor()
         reset_state()
         say(f"[3/4] bare Celery: drain {args.jobs}, then enqueue->start latency ...")
-        bench_bare(figures, args.jobs, args.latency_jobs, args.spacing_ms / 1000,
-                   args.concurrency, logdir)
+        bench_bare(
+            figures, args.jobs, args.latency_jobs, args.spacing_ms / 1000, args.concurrency, logdir
+        )
         say(f"[4/4] django-bgjobs: drain {args.jobs}, then enqueue->start latency ...")
-        bench_bgjobs(figures, args.jobs, args.latency_jobs, args.spacing_ms / 1000,
-                     args.concurrency, logdir)
+        bench_bgjobs(
+            figures, args.jobs, args.latency_jobs, args.spacing_ms / 1000, args.concurrency, logdir
+        )
         reset_state()
     finally:
         if args.keep_logs:

@@ -25,9 +25,7 @@ INSTALLED_APPS = [
     "bench",
 ]
 
-DATABASE_URL = os.environ.get(
-    "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bgjobs_bench"
-)
+DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bgjobs_bench")
 # CONN_MAX_AGE: Django's default (0) unless BENCH_CONN_MAX_AGE says otherwise ("none" = forever).
 _max_age = os.environ.get("BENCH_CONN_MAX_AGE", "0").strip().lower()
 DATABASES = {

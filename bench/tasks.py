@@ -73,9 +73,14 @@ def post_signed(url: str, body: str, message_id: str) -> int:
     """POST ``body`` to ``url`` with an ``Upstash-Signature`` JWT made by the function bgjobs
     signs with (a new one per request); a 4xx/5xx raises. Nothing is recorded."""
     data = body.encode()
-    response = http_client().post(url, content=data, headers={
-        "Content-Type": "application/json", "Upstash-Message-Id": message_id,
-        "Upstash-Signature": qstash_signature(data, url, SIGNING_KEY, time.time()),
-    })
+    response = http_client().post(
+        url,
+        content=data,
+        headers={
+            "Content-Type": "application/json",
+            "Upstash-Message-Id": message_id,
+            "Upstash-Signature": qstash_signature(data, url, SIGNING_KEY, time.time()),
+        },
+    )
     response.raise_for_status()
     return response.status_code

@@ -46,13 +46,18 @@ def signed(scheme: str, body: bytes, n: int) -> dict[str, str]:
         return {"HTTP_STRIPE_SIGNATURE": f"t={stamp},v1={mac}"}
     if scheme == "standard":
         stamp = int(now)
-        return {"HTTP_WEBHOOK_ID": f"msg_{n}", "HTTP_WEBHOOK_TIMESTAMP": str(stamp),
-                "HTTP_WEBHOOK_SIGNATURE": standard_signature(body, f"msg_{n}", stamp, CLERK)}
+        return {
+            "HTTP_WEBHOOK_ID": f"msg_{n}",
+            "HTTP_WEBHOOK_TIMESTAMP": str(stamp),
+            "HTTP_WEBHOOK_SIGNATURE": standard_signature(body, f"msg_{n}", stamp, CLERK),
+        }
     if scheme == "github":
         mac = hmac.new(GITHUB.encode(), body, hashlib.sha256).hexdigest()
         return {"HTTP_X_HUB_SIGNATURE_256": f"sha256={mac}", "HTTP_X_GITHUB_DELIVERY": f"d-{n}"}
-    return {"HTTP_UPSTASH_SIGNATURE": qstash_signature(body, QSTASH_URL, QSTASH, now),
-            "HTTP_UPSTASH_MESSAGE_ID": f"msg_{n}"}
+    return {
+        "HTTP_UPSTASH_SIGNATURE": qstash_signature(body, QSTASH_URL, QSTASH, now),
+        "HTTP_UPSTASH_MESSAGE_ID": f"msg_{n}",
+    }
 
 
 def main() -> None:
@@ -71,8 +76,12 @@ def main() -> None:
         "stripe": {"scheme": "stripe", "secrets": [STRIPE], "job": "bench.jobs.handle_webhook"},
         "standard": {"scheme": "standard", "secrets": [CLERK], "job": "bench.jobs.handle_webhook"},
         "github": {"scheme": "github", "secrets": [GITHUB], "job": "bench.jobs.handle_webhook"},
-        "qstash": {"scheme": "qstash", "secrets": [QSTASH], "url": QSTASH_URL,
-                   "job": "bench.jobs.handle_webhook"},
+        "qstash": {
+            "scheme": "qstash",
+            "secrets": [QSTASH],
+            "url": QSTASH_URL,
+            "job": "bench.jobs.handle_webhook",
+        },
     }
     django.setup()
     import redis
@@ -89,8 +98,10 @@ def main() -> None:
     factory = RequestFactory()
     body = b'{"type": "invoice.paid", "data": {"object": {"id": "in_1", "amount_paid": 4200}}}'
     database = settings.DATABASES["default"]["NAME"]
-    print(f"# {args.requests} deliveries per scheme, {len(body)}-byte JSON body, {database} on "
-          f"PostgreSQL, broker {settings.CELERY_BROKER_URL}")
+    print(
+        f"# {args.requests} deliveries per scheme, {len(body)}-byte JSON body, {database} on "
+        f"PostgreSQL, broker {settings.CELERY_BROKER_URL}"
+    )
     for _ in range(200):
         noop.delay()
     bare = []
@@ -112,18 +123,23 @@ def main() -> None:
             started = time.perf_counter()
             assert found.verify(body, plain).ok
             verify.append((time.perf_counter() - started) * 1000)
-            request = factory.post(f"/webhooks/{scheme}/", body, content_type="application/json",
-                                   **headers)
+            request = factory.post(
+                f"/webhooks/{scheme}/", body, content_type="application/json", **headers
+            )
             started = time.perf_counter()
             response = receive(request, scheme)
             full.append((time.perf_counter() - started) * 1000)
             assert response.status_code == 202, response.content
         print(f"{scheme + ': verify only':<34} {pct(verify, 0.5):>8.3f} {pct(verify, 0.99):>8.3f}")
-        print(f"{scheme + ': verify + store + enqueue':<34} {pct(full, 0.5):>8.3f} "
-              f"{pct(full, 0.99):>8.3f}   (target p50 <= 5 ms: "
-              f"{'met' if pct(full, 0.5) <= 5 else 'MISSED'})")
-    print(f"# {InboundWebhook.objects.count()} receipts, "
-          f"{Job.objects.filter(name='bench.jobs.handle_webhook').count()} handler jobs")
+        print(
+            f"{scheme + ': verify + store + enqueue':<34} {pct(full, 0.5):>8.3f} "
+            f"{pct(full, 0.99):>8.3f}   (target p50 <= 5 ms: "
+            f"{'met' if pct(full, 0.5) <= 5 else 'MISSED'})"
+        )
+    print(
+        f"# {InboundWebhook.objects.count()} receipts, "
+        f"{Job.objects.filter(name='bench.jobs.handle_webhook').count()} handler jobs"
+    )
     InboundWebhook.objects.all().delete()
     Job.objects.filter(name="bench.jobs.handle_webhook").delete()
 

@@ -45,13 +45,20 @@ def _q(connection: BaseDatabaseWrapper, name: str) -> str:
 
 def _prep(connection: BaseDatabaseWrapper, model: type[Any], values: dict[str, Any]) -> list[Any]:
     meta = model._meta
-    return [meta.get_field(name).get_db_prep_save(value, connection)
-            for name, value in values.items()]
+    return [
+        meta.get_field(name).get_db_prep_save(value, connection) for name, value in values.items()
+    ]
 
 
 # Columns that are always NULL when a job is created: left to the column default.
-_UNSET_AT_INSERT = {"started_at", "finished_at", "lease_expires_at", "result", "progress_done",
-                    "progress_total"}
+_UNSET_AT_INSERT = {
+    "started_at",
+    "finished_at",
+    "lease_expires_at",
+    "result",
+    "progress_done",
+    "progress_total",
+}
 
 
 @cache
@@ -69,12 +76,16 @@ def insert_jobs(jobs: Sequence[Job], using: str) -> None:
     connection = connections[using]
     with connection.cursor() as cursor:
         for start in range(0, len(jobs), INSERT_BATCH):
-            batch = jobs[start:start + INSERT_BATCH]
+            batch = jobs[start : start + INSERT_BATCH]
             sql, fields = _insert_sql(connection.vendor, using, len(batch))
-            cursor.execute(sql, [
-                f.get_db_prep_save(getattr(job, f.attname), connection)
-                for job in batch for f in fields
-            ])
+            cursor.execute(
+                sql,
+                [
+                    f.get_db_prep_save(getattr(job, f.attname), connection)
+                    for job in batch
+                    for f in fields
+                ],
+            )
     for job in jobs:
         job._state.adding = False
         job._state.db = using
@@ -85,8 +96,10 @@ def _job_converters(vendor: str, alias: str) -> list[tuple[str, list[Converter]]
     connection = connections[alias]
     table = Job._meta.db_table
     return [
-        (f.attname,
-         connection.ops.get_db_converters(f.get_col(table)) + f.get_db_converters(connection))
+        (
+            f.attname,
+            connection.ops.get_db_converters(f.get_col(table)) + f.get_db_converters(connection),
+        )
         for f in Job._meta.concrete_fields
     ]
 
@@ -117,12 +130,20 @@ def claim(
     using = router.db_for_write(Job)
     connection = connections[using]
     job_t = _q(connection, Job._meta.db_table)
-    params = _prep(connection, Job, {
-        "status": JobStatus.RUNNING, "attempts": attempt, "started_at": now,
-        "lease_expires_at": lease_until, "worker": worker, "progress_done": None,
-        "progress_total": None, "progress_message": "",
-    }) + _prep(connection, Job, {"id": job_id, "status": JobStatus.QUEUED,
-                                 "attempts": attempt - 1})
+    params = _prep(
+        connection,
+        Job,
+        {
+            "status": JobStatus.RUNNING,
+            "attempts": attempt,
+            "started_at": now,
+            "lease_expires_at": lease_until,
+            "worker": worker,
+            "progress_done": None,
+            "progress_total": None,
+            "progress_message": "",
+        },
+    ) + _prep(connection, Job, {"id": job_id, "status": JobStatus.QUEUED, "attempts": attempt - 1})
     update = (
         f"UPDATE {job_t} SET status = %s, attempts = %s, started_at = %s, lease_expires_at = %s, "
         f"worker = %s, progress_done = %s, progress_total = %s, progress_message = %s "
@@ -148,14 +169,18 @@ def claim(
     if row is None:
         return None
     job = _job_from_row(row, using)
-    run = JobRun(job=job, attempt=attempt, status=RunStatus.RUNNING, worker=worker,
-                 started_at=now)
+    run = JobRun(job=job, attempt=attempt, status=RunStatus.RUNNING, worker=worker, started_at=now)
     return job, run
 
 
 def finish(
-    job: Job, run: JobRun, job_values: dict[str, Any], run_status: str, now: datetime,
-    error: str = "", traceback: str = "",
+    job: Job,
+    run: JobRun,
+    job_values: dict[str, Any],
+    run_status: str,
+    now: datetime,
+    error: str = "",
+    traceback: str = "",
 ) -> bool:
     """Write a running attempt's outcome, fenced by (running, attempt): the job row and the
     JobRun, or, when the fence says another attempt took over, the JobRun alone as superseded
@@ -166,14 +191,24 @@ def finish(
     job_t, run_t = _q(connection, Job._meta.db_table), _q(connection, JobRun._meta.db_table)
     set_sql = ", ".join(f"{_q(connection, n)} = %s" for n in job_values)  # attname == column
     update_job = f"UPDATE {job_t} SET {set_sql} WHERE id = %s AND status = %s AND attempts = %s"
-    job_params = _prep(connection, Job, job_values) + _prep(connection, Job, {
-        "id": job.pk, "status": JobStatus.RUNNING, "attempts": run.attempt})
+    job_params = _prep(connection, Job, job_values) + _prep(
+        connection, Job, {"id": job.pk, "status": JobStatus.RUNNING, "attempts": run.attempt}
+    )
     duration = max(int((now - run.started_at).total_seconds() * 1000), 0)
     superseded = RunStatus.SUPERSEDED.value
-    run_params = _prep(connection, JobRun, {
-        "attempt": run.attempt, "worker": run.worker, "started_at": run.started_at,
-        "finished_at": now, "duration_ms": duration, "error": error, "traceback": traceback,
-    })
+    run_params = _prep(
+        connection,
+        JobRun,
+        {
+            "attempt": run.attempt,
+            "worker": run.worker,
+            "started_at": run.started_at,
+            "finished_at": now,
+            "duration_ms": duration,
+            "error": error,
+            "traceback": traceback,
+        },
+    )
     job_id = _prep(connection, Job, {"id": job.pk})
     insert_run = (
         f"INSERT INTO {run_t} (job_id, attempt, worker, started_at, finished_at, duration_ms, "
@@ -190,8 +225,8 @@ def finish(
     if connection.vendor == "postgresql":
         row = _execute_prepared(
             connection,
-            f"WITH j AS ({update_job} RETURNING 1), r AS (" + insert_run.format(
-                status="CASE WHEN EXISTS (SELECT 1 FROM j) THEN %s ELSE %s END")
+            f"WITH j AS ({update_job} RETURNING 1), r AS ("
+            + insert_run.format(status="CASE WHEN EXISTS (SELECT 1 FROM j) THEN %s ELSE %s END")
             + ") SELECT EXISTS (SELECT 1 FROM j)",
             [*job_params, *job_id, *run_params, run_status, superseded],
         )
@@ -200,8 +235,10 @@ def finish(
         with transaction.atomic(using=using), connection.cursor() as cursor:
             cursor.execute(update_job, job_params)
             won = cursor.rowcount == 1
-            cursor.execute(insert_run.format(status="%s"), [
-                *job_id, *run_params, run_status if won else superseded])
+            cursor.execute(
+                insert_run.format(status="%s"),
+                [*job_id, *run_params, run_status if won else superseded],
+            )
     run.status = run_status if won else superseded
     run.finished_at, run.duration_ms, run.error, run.traceback = now, duration, error, traceback
     run._state.adding, run._state.db = False, using

@@ -86,7 +86,9 @@ def status_badge(status: str, label: str, colours: dict[str, str] = STATUS_COLOU
     return format_html(
         '<span class="bgjobs-status bgjobs-status-{}" style="color:#fff;background:{};'
         'padding:1px 6px;border-radius:8px;white-space:nowrap">{}</span>',
-        status, colours.get(status, "#5c636a"), label,
+        status,
+        colours.get(status, "#5c636a"),
+        label,
     )
 
 
@@ -103,16 +105,21 @@ def slot_time(value: datetime) -> str:
 
 
 def job_link(job: Job, text: str) -> str:
-    return format_html('<a href="{}">{}</a>',
-                       reverse("admin:django_bgjobs_job_change", args=[job.pk]), text)
+    return format_html(
+        '<a href="{}">{}</a>', reverse("admin:django_bgjobs_job_change", args=[job.pk]), text
+    )
 
 
 def job_badge_link(job: Job) -> str:
     return job_link(job, status_badge(job.status, job.get_status_display()))
 
 
-def apply_each(model_admin: admin.ModelAdmin[M], request: HttpRequest, objects: Iterable[M],
-               change: Callable[[M], str | None]) -> tuple[int, int]:
+def apply_each(
+    model_admin: admin.ModelAdmin[M],
+    request: HttpRequest,
+    objects: Iterable[M],
+    change: Callable[[M], str | None],
+) -> tuple[int, int]:
     """Run an action on each selected object; ``change`` returns what to write in the admin's
     history (LogEntry), or None when it left the object alone. Returns (done, skipped)."""
     done = skipped = 0
@@ -178,15 +185,15 @@ class CappedPaginator(Paginator):  # type: ignore[type-arg]
     @cached_property
     def count(self) -> int:
         rows: QuerySet[Any] = self.object_list  # type: ignore[assignment]
-        return rows.order_by().values("pk")[:COUNT_CAP + 1].count()
+        return rows.order_by().values("pk")[: COUNT_CAP + 1].count()
 
 
 class JobChangeList(ChangeList):
-    def get_queryset(self, request: HttpRequest,
-                     exclude_parameters: list[str | None] | None = None) -> QuerySet[Any]:
+    def get_queryset(
+        self, request: HttpRequest, exclude_parameters: list[str | None] | None = None
+    ) -> QuerySet[Any]:
         # The list shows neither the payload nor the result: not read (they can be large).
-        return super().get_queryset(request, exclude_parameters).defer("args", "kwargs",
-                                                                       "result")
+        return super().get_queryset(request, exclude_parameters).defer("args", "kwargs", "result")
 
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
@@ -198,8 +205,17 @@ class JobChangeList(ChangeList):
 
 @admin.register(Job)
 class JobAdmin(_AdminBase):
-    list_display = ("short_id", "name", "status_display", "queue", "attempts_display",
-                    "error_excerpt", "created_at", "when_display", "schedule_display")
+    list_display = (
+        "short_id",
+        "name",
+        "status_display",
+        "queue",
+        "attempts_display",
+        "error_excerpt",
+        "created_at",
+        "when_display",
+        "schedule_display",
+    )
     list_filter = ("status", QueueFilter, JobNameFilter, "created_at")
     search_fields = ("=id", "name", "=idempotency_key")
     list_per_page = 50
@@ -213,15 +229,51 @@ class JobAdmin(_AdminBase):
     # The attempts are drawn as a timeline by the template (admin_views.timeline).
     change_form_template = "django_bgjobs/admin/job_change_form.html"
     fieldsets = (
-        (None, {"fields": ("id", "name", "status_display", "queue", "priority",
-                           "idempotency_key", "schedule_display", "webhook_display",
-                           "message_display")}),
-        (_("Payload and result"), {"fields": ("arguments", "keyword_arguments", "result_display",
-                                              "error")}),
-        (_("Attempts"), {"fields": ("attempts", "max_attempts", "worker", "progress_display",
-                                    "cancel_requested")}),
-        (_("Timing"), {"fields": ("created", "next_run", "published", "started", "finished",
-                                  "lease_expires")}),
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "name",
+                    "status_display",
+                    "queue",
+                    "priority",
+                    "idempotency_key",
+                    "schedule_display",
+                    "webhook_display",
+                    "message_display",
+                )
+            },
+        ),
+        (
+            _("Payload and result"),
+            {"fields": ("arguments", "keyword_arguments", "result_display", "error")},
+        ),
+        (
+            _("Attempts"),
+            {
+                "fields": (
+                    "attempts",
+                    "max_attempts",
+                    "worker",
+                    "progress_display",
+                    "cancel_requested",
+                )
+            },
+        ),
+        (
+            _("Timing"),
+            {
+                "fields": (
+                    "created",
+                    "next_run",
+                    "published",
+                    "started",
+                    "finished",
+                    "lease_expires",
+                )
+            },
+        ),
     )
 
     created = _time_column("created_at", _("created"))
@@ -254,27 +306,42 @@ class JobAdmin(_AdminBase):
             return staff_only
 
         return [
-            path("dashboard/", view(admin_views.dashboard_view),
-                 name="django_bgjobs_job_dashboard"),
+            path(
+                "dashboard/", view(admin_views.dashboard_view), name="django_bgjobs_job_dashboard"
+            ),
             path("bulk/", view(admin_views.bulk_view), name="django_bgjobs_job_bulk"),
-            *(path(f"<path:object_id>/{action}/",
-                   view(partial(admin_views.job_action_view, action=action)),
-                   name=f"django_bgjobs_job_{action}")
-              for action in ("retry", "cancel", "replay")),
+            *(
+                path(
+                    f"<path:object_id>/{action}/",
+                    view(partial(admin_views.job_action_view, action=action)),
+                    name=f"django_bgjobs_job_{action}",
+                )
+                for action in ("retry", "cancel", "replay")
+            ),
             *super().get_urls(),
         ]
 
-    def changelist_view(self, request: HttpRequest,
-                        extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        return super().changelist_view(request, {
-            **(extra_context or {}),
-            "dashboard_url": reverse("admin:django_bgjobs_job_dashboard"),
-            "bulk_url": reverse("admin:django_bgjobs_job_bulk"),
-        })
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return super().changelist_view(
+            request,
+            {
+                **(extra_context or {}),
+                "dashboard_url": reverse("admin:django_bgjobs_job_dashboard"),
+                "bulk_url": reverse("admin:django_bgjobs_job_bulk"),
+            },
+        )
 
-    def render_change_form(self, request: HttpRequest, context: dict[str, Any],
-                           add: bool = False, change: bool = False, form_url: str = "",
-                           obj: Job | None = None) -> HttpResponse:
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Job | None = None,
+    ) -> HttpResponse:
         from django_bgjobs.admin_views import job_page_context
 
         if obj is not None:
@@ -344,7 +411,8 @@ class JobAdmin(_AdminBase):
         return format_html(
             '<a href="{}">{}</a> <span class="quiet" style="white-space:nowrap">{}</span>',
             reverse("admin:django_bgjobs_jobschedule_change", args=[slot.schedule_id]),
-            slot.schedule.key, slot_time(slot.slot_at),
+            slot.schedule.key,
+            slot_time(slot.slot_at),
         )
 
     @admin.display(description=_("webhook receipt"))
@@ -357,8 +425,9 @@ class JobAdmin(_AdminBase):
         link = format_html('<a href="{}">{}</a>', receipt_url(receipt), receipt)
         if current or receipt.job_id is None:
             return link
-        return format_html("{} (replayed since: its job is now {})", link,
-                           "…" + str(receipt.job_id)[-12:])
+        return format_html(
+            "{} (replayed since: its job is now {})", link, "…" + str(receipt.job_id)[-12:]
+        )
 
     @admin.display(description=_("message"))
     def message_display(self, job: Job) -> str:
@@ -366,9 +435,12 @@ class JobAdmin(_AdminBase):
         message = Message.objects.filter(job_id=job.pk).only("id", "url").first()
         if message is None:
             return "-"
-        return format_html('<a href="{}">{}</a> → {}',
-                           reverse("admin:django_bgjobs_message_change", args=[message.pk]),
-                           message.pk, message.url)
+        return format_html(
+            '<a href="{}">{}</a> → {}',
+            reverse("admin:django_bgjobs_message_change", args=[message.pk]),
+            message.pk,
+            message.url,
+        )
 
     @admin.display(description=_("status"), ordering="status")
     def status_display(self, job: Job) -> str:
@@ -392,22 +464,27 @@ class JobAdmin(_AdminBase):
         return progress_bar(job) or "-"
 
     def _transition_each(
-        self, request: HttpRequest, queryset: QuerySet[Job],
-        transition: Callable[[Job], bool], logged_as: str,
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Job],
+        transition: Callable[[Job], bool],
+        logged_as: str,
     ) -> tuple[int, int]:
         """Apply a transition to each selected job, logging each change; (done, skipped)."""
-        return apply_each(self, request, queryset,
-                          lambda job: logged_as if transition(job) else None)
+        return apply_each(
+            self, request, queryset, lambda job: logged_as if transition(job) else None
+        )
 
-    @admin.action(description=_("Retry selected dead or cancelled jobs"),
-                  permissions=["retry"])
+    @admin.action(description=_("Retry selected dead or cancelled jobs"), permissions=["retry"])
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         done, skipped = self._transition_each(
-            request, queryset, states.retry, "Retried: queued again with a fresh budget.")
+            request, queryset, states.retry, "Retried: queued again with a fresh budget."
+        )
         self.message_user(request, f"{done} job(s) queued again.", messages.SUCCESS)
         if skipped:
             self.message_user(
-                request, f"{skipped} job(s) skipped: only dead or cancelled jobs can be retried.",
+                request,
+                f"{skipped} job(s) skipped: only dead or cancelled jobs can be retried.",
                 messages.WARNING,
             )
 
@@ -415,12 +492,12 @@ class JobAdmin(_AdminBase):
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         done, skipped = self._transition_each(request, queryset, states.cancel, "Cancelled.")
         self.message_user(
-            request, f"{done} job(s) cancelled (running ones stop at their next check).",
+            request,
+            f"{done} job(s) cancelled (running ones stop at their next check).",
             messages.SUCCESS,
         )
         if skipped:
             self.message_user(request, f"{skipped} job(s) had already finished.", messages.WARNING)
-
 
 
 @admin.register(JobDashboard)
@@ -434,8 +511,13 @@ class JobDashboardAdmin(_DashboardAdminBase):
                 raise PermissionDenied
             return HttpResponseRedirect(reverse("admin:django_bgjobs_job_dashboard"))
 
-        return [path("", self.admin_site.admin_view(to_dashboard),
-                     name="django_bgjobs_jobdashboard_changelist")]
+        return [
+            path(
+                "",
+                self.admin_site.admin_view(to_dashboard),
+                name="django_bgjobs_jobdashboard_changelist",
+            )
+        ]
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.has_perm("django_bgjobs.view_job")
@@ -449,6 +531,7 @@ class JobDashboardAdmin(_DashboardAdminBase):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+
 # --- schedules ---
 
 SCHEDULE_STATE_COLOURS: dict[str, str] = {
@@ -458,7 +541,9 @@ SCHEDULE_STATE_COLOURS: dict[str, str] = {
     "no-beat-task": "#a04a00",
 }
 SCHEDULE_STATE_LABELS: dict[str, str] = {
-    "enabled": "enabled", "paused": "paused", "removed": "removed from code",
+    "enabled": "enabled",
+    "paused": "paused",
+    "removed": "removed from code",
     "no-beat-task": "no beat task (not synced)",
 }
 RECENT_SLOTS = 20
@@ -487,9 +572,11 @@ def load_overviews(rows: Iterable[JobSchedule], now: datetime | None = None) -> 
     code = declared()
     for row in rows:
         row._bgjobs_overview = ScheduleOverview(  # type: ignore[attr-defined]
-            now=now, declared=code.get(row.key),
+            now=now,
+            declared=code.get(row.key),
             last=slots.get(getattr(row, "last_slot", None)),
-            ahead=slots.get(getattr(row, "ahead_slot", None)))
+            ahead=slots.get(getattr(row, "ahead_slot", None)),
+        )
 
 
 def describe_row(row: JobSchedule) -> str:
@@ -541,18 +628,47 @@ class ScheduleChangeList(ChangeList):
 class JobScheduleAdmin(_ScheduleAdminBase):
     """The code owns each schedule's definition (read-only here); the admin owns pausing it."""
 
-    list_display = ("key", "job_name", "when_display", "state_display", "next_run_display",
-                    "last_run_display", "drift_display")
+    list_display = (
+        "key",
+        "job_name",
+        "when_display",
+        "state_display",
+        "next_run_display",
+        "last_run_display",
+        "drift_display",
+    )
     list_filter = (ScheduleStateFilter,)
     search_fields = ("key", "job_name")
     actions = ("run_now", "pause", "resume")
     change_form_template = "django_bgjobs/admin/schedule_change_form.html"
     fieldsets = (
-        (None, {"fields": ("key", "job_name", "when_display", "state_display",
-                           "next_run_display", "last_run_display", "drift_display")}),
-        (_("Definition, as last synced from code"), {"fields": (
-            "arguments", "keyword_arguments", "catch_up", "overlap", "beat_task_display",
-            "synced_at")}),
+        (
+            None,
+            {
+                "fields": (
+                    "key",
+                    "job_name",
+                    "when_display",
+                    "state_display",
+                    "next_run_display",
+                    "last_run_display",
+                    "drift_display",
+                )
+            },
+        ),
+        (
+            _("Definition, as last synced from code"),
+            {
+                "fields": (
+                    "arguments",
+                    "keyword_arguments",
+                    "catch_up",
+                    "overlap",
+                    "beat_task_display",
+                    "synced_at",
+                )
+            },
+        ),
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[JobSchedule]:
@@ -560,20 +676,29 @@ class JobScheduleAdmin(_ScheduleAdminBase):
         slots = ScheduleSlot.objects.filter(schedule=OuterRef("pk"))
         # Each subquery is a short walk of the (schedule, slot_at) unique index, however many
         # slots a schedule has accumulated.
-        return super().get_queryset(request).select_related(
-            "periodic_task__crontab", "periodic_task__interval",  # for drift_of
-        ).annotate(
-            last_slot=Subquery(slots.filter(slot_at__lte=now).order_by("-slot_at")
-                               .values("pk")[:1]),
-            ahead_slot=Subquery(slots.filter(slot_at__gt=now).order_by("slot_at")
-                                .values("pk")[:1]),
+        return (
+            super()
+            .get_queryset(request)
+            .select_related(
+                "periodic_task__crontab",
+                "periodic_task__interval",  # for drift_of
+            )
+            .annotate(
+                last_slot=Subquery(
+                    slots.filter(slot_at__lte=now).order_by("-slot_at").values("pk")[:1]
+                ),
+                ahead_slot=Subquery(
+                    slots.filter(slot_at__gt=now).order_by("slot_at").values("pk")[:1]
+                ),
+            )
         )
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return ScheduleChangeList
 
-    def get_object(self, request: HttpRequest, object_id: str,
-                   from_field: str | None = None) -> JobSchedule | None:
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> JobSchedule | None:
         row = super().get_object(request, object_id, from_field)
         if row is not None:
             load_overviews([row])
@@ -594,15 +719,38 @@ class JobScheduleAdmin(_ScheduleAdminBase):
     def has_run_schedule_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("django_bgjobs.run_schedule")
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
-                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        recent = (ScheduleSlot.objects.filter(schedule_id=int(object_id)).select_related("job")
-                  .order_by("-slot_at")[:RECENT_SLOTS]) if object_id.isdigit() else []
-        return super().change_view(request, object_id, form_url, {
-            **(extra_context or {}),
-            "recent_slots": [{"slot": slot_time(s.slot_at), "handled": precise_time(s.created_at),
-                              "outcome": self._slot_outcome(s)} for s in recent],
-        })
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        recent = (
+            (
+                ScheduleSlot.objects.filter(schedule_id=int(object_id))
+                .select_related("job")
+                .order_by("-slot_at")[:RECENT_SLOTS]
+            )
+            if object_id.isdigit()
+            else []
+        )
+        return super().change_view(
+            request,
+            object_id,
+            form_url,
+            {
+                **(extra_context or {}),
+                "recent_slots": [
+                    {
+                        "slot": slot_time(s.slot_at),
+                        "handled": precise_time(s.created_at),
+                        "outcome": self._slot_outcome(s),
+                    }
+                    for s in recent
+                ],
+            },
+        )
 
     # --- columns ---
 
@@ -642,11 +790,14 @@ class JobScheduleAdmin(_ScheduleAdminBase):
         if ahead is not None:
             # Beat already claimed the next slot (its job due at its exact time): that job is
             # the next run, or, when it was cancelled, the slot is taken and will not run.
-            claimed = (job_link(ahead.job, "claimed")
-                       if ahead.job is not None and ahead.job.status == JobStatus.SCHEDULED
-                       else self._slot_outcome(ahead))
-            return format_html("{} ({}) {}", slot_time(ahead.slot_at),
-                               _in(ahead.slot_at, overview.now), claimed)
+            claimed = (
+                job_link(ahead.job, "claimed")
+                if ahead.job is not None and ahead.job.status == JobStatus.SCHEDULED
+                else self._slot_outcome(ahead)
+            )
+            return format_html(
+                "{} ({}) {}", slot_time(ahead.slot_at), _in(ahead.slot_at, overview.now), claimed
+            )
         upcoming = overview.declared[1].next_slot(overview.now)
         return format_html("{} ({})", slot_time(upcoming), _in(upcoming, overview.now))
 
@@ -656,8 +807,12 @@ class JobScheduleAdmin(_ScheduleAdminBase):
         slot = overview.last
         if slot is None:
             return "never"
-        return format_html("{} ({}) {}", slot_time(slot.slot_at), _ago(slot.slot_at, overview.now),
-                           self._slot_outcome(slot))
+        return format_html(
+            "{} ({}) {}",
+            slot_time(slot.slot_at),
+            _ago(slot.slot_at, overview.now),
+            self._slot_outcome(slot),
+        )
 
     @admin.display(description=_("drift from code"))
     def drift_display(self, row: JobSchedule) -> str:
@@ -668,7 +823,8 @@ class JobScheduleAdmin(_ScheduleAdminBase):
             return "none"
         return format_html(
             '<ul class="bgjobs-drift" style="margin:0;padding-left:1em;color:#a04a00">{}</ul>',
-            format_html_join("", "<li>{}</li>", ((d,) for d in differences)))
+            format_html_join("", "<li>{}</li>", ((d,) for d in differences)),
+        )
 
     @admin.display(description=_("args"))
     def arguments(self, row: JobSchedule) -> str:
@@ -703,18 +859,26 @@ class JobScheduleAdmin(_ScheduleAdminBase):
                 return None
             spec, schedule = found  # the code's arguments: it owns the definition
             job = JobFunction(spec).enqueue(*schedule.args, **schedule.kwargs)
-            self.message_user(request, format_html(
-                "Run now: {} enqueued for {}.", job_link(job, f"job …{str(job.pk)[-12:]}"),
-                row.key), messages.SUCCESS)
+            self.message_user(
+                request,
+                format_html(
+                    "Run now: {} enqueued for {}.",
+                    job_link(job, f"job …{str(job.pk)[-12:]}"),
+                    row.key,
+                ),
+                messages.SUCCESS,
+            )
             return f"Run now: enqueued job {job.pk}."
 
         done, skipped = apply_each(self, request, queryset, run)
         if skipped:
-            self.message_user(request, f"{skipped} schedule(s) skipped: no longer declared in "
-                                       "code.", messages.WARNING)
+            self.message_user(
+                request,
+                f"{skipped} schedule(s) skipped: no longer declared in code.",
+                messages.WARNING,
+            )
 
-    @admin.action(description=_("Pause (cancels jobs claimed ahead)"),
-                  permissions=["run_schedule"])
+    @admin.action(description=_("Pause (cancels jobs claimed ahead)"), permissions=["run_schedule"])
     def pause(self, request: HttpRequest, queryset: QuerySet[JobSchedule]) -> None:
         from django_bgjobs.beat import cancel_future_slots
 
@@ -729,11 +893,17 @@ class JobScheduleAdmin(_ScheduleAdminBase):
             return f"Paused; {cancelled} job(s) claimed ahead cancelled."
 
         done, skipped = apply_each(self, request, queryset, pause_one)
-        self.message_user(request, f"{done} schedule(s) paused; they stay paused across "
-                                   "deploys until resumed.", messages.SUCCESS)
+        self.message_user(
+            request,
+            f"{done} schedule(s) paused; they stay paused across deploys until resumed.",
+            messages.SUCCESS,
+        )
         if skipped:
-            self.message_user(request, f"{skipped} schedule(s) were already paused or removed "
-                                       "from code.", messages.WARNING)
+            self.message_user(
+                request,
+                f"{skipped} schedule(s) were already paused or removed from code.",
+                messages.WARNING,
+            )
 
     @admin.action(description=_("Resume"), permissions=["run_schedule"])
     def resume(self, request: HttpRequest, queryset: QuerySet[JobSchedule]) -> None:
@@ -749,9 +919,13 @@ class JobScheduleAdmin(_ScheduleAdminBase):
         done, skipped = apply_each(self, request, queryset, resume_one)
         self.message_user(request, f"{done} schedule(s) resumed.", messages.SUCCESS)
         if skipped:
-            self.message_user(request, f"{skipped} schedule(s) skipped: already enabled, or "
-                                       "removed from code (or never synced: run `manage.py "
-                                       "bgjobs sync-schedules`).", messages.WARNING)
+            self.message_user(
+                request,
+                f"{skipped} schedule(s) skipped: already enabled, or "
+                "removed from code (or never synced: run `manage.py "
+                "bgjobs sync-schedules`).",
+                messages.WARNING,
+            )
 
 
 def _in(moment: datetime, now: datetime) -> str:
@@ -824,8 +998,12 @@ def body_view(receipt: InboundWebhook) -> BodyView:
         else:
             return BodyView("json", pretty[:BODY_SHOWN], len(raw), cut=len(pretty) > BODY_SHOWN)
     # A cut may split a UTF-8 sequence: the last character is then a replacement one.
-    return BodyView("text", raw[:BODY_SHOWN].decode("utf-8", errors="replace"), len(raw),
-                    cut=len(raw) > BODY_SHOWN)
+    return BodyView(
+        "text",
+        raw[:BODY_SHOWN].decode("utf-8", errors="replace"),
+        len(raw),
+        cut=len(raw) > BODY_SHOWN,
+    )
 
 
 class EndpointFilter(admin.SimpleListFilter):
@@ -853,8 +1031,9 @@ class SchemeFilter(admin.SimpleListFilter):
 
 
 class ReceiptChangeList(ChangeList):
-    def get_queryset(self, request: HttpRequest,
-                     exclude_parameters: list[str | None] | None = None) -> QuerySet[Any]:
+    def get_queryset(
+        self, request: HttpRequest, exclude_parameters: list[str | None] | None = None
+    ) -> QuerySet[Any]:
         # The list shows the body's size (computed by the database), never the body: up to
         # WEBHOOK_MAX_BODY bytes a row. Actions get this queryset too; replay needs no body.
         return super().get_queryset(request, exclude_parameters).defer("body")
@@ -864,8 +1043,15 @@ class ReceiptChangeList(ChangeList):
 class InboundWebhookAdmin(_ReceiptAdminBase):
     """What arrived, as it was kept: nothing here can be edited; a verified one can be replayed."""
 
-    list_display = ("received", "endpoint", "scheme", "message_id_display", "outcome_display",
-                    "size_display", "job_display")
+    list_display = (
+        "received",
+        "endpoint",
+        "scheme",
+        "message_id_display",
+        "outcome_display",
+        "size_display",
+        "job_display",
+    )
     list_filter = (EndpointFilter, SchemeFilter, "verified", "received_at")
     search_fields = ("=message_id", "=endpoint")
     list_per_page = 50
@@ -873,16 +1059,29 @@ class InboundWebhookAdmin(_ReceiptAdminBase):
     actions = ("replay_receipts",)
     change_form_template = "django_bgjobs/admin/inboundwebhook_change_form.html"
     fieldsets = (
-        (None, {"fields": ("received", "endpoint", "scheme", "message_id_display",
-                           "outcome_display", "size_display", "job_display")}),
+        (
+            None,
+            {
+                "fields": (
+                    "received",
+                    "endpoint",
+                    "scheme",
+                    "message_id_display",
+                    "outcome_display",
+                    "size_display",
+                    "job_display",
+                )
+            },
+        ),
     )
 
     received = _time_column("received_at", _("received"))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[InboundWebhook]:
         # The job column: a LEFT JOIN, not a query per row.
-        return super().get_queryset(request).select_related("job").annotate(
-            body_size=Length("body"))
+        return (
+            super().get_queryset(request).select_related("job").annotate(body_size=Length("body"))
+        )
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return ReceiptChangeList
@@ -902,14 +1101,22 @@ class InboundWebhookAdmin(_ReceiptAdminBase):
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("django_bgjobs.replay_inboundwebhook")
 
-    def render_change_form(self, request: HttpRequest, context: dict[str, Any],
-                           add: bool = False, change: bool = False, form_url: str = "",
-                           obj: InboundWebhook | None = None) -> HttpResponse:
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: InboundWebhook | None = None,
+    ) -> HttpResponse:
         if obj is not None:
             context.update(
-                body=body_view(obj), kept_headers=sorted(obj.headers.items()),
+                body=body_view(obj),
+                kept_headers=sorted(obj.headers.items()),
                 can_replay=obj.verified and self.has_replay_permission(request),
-                changelist_url=reverse("admin:django_bgjobs_inboundwebhook_changelist"))
+                changelist_url=reverse("admin:django_bgjobs_inboundwebhook_changelist"),
+            )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     # --- columns ---
@@ -940,8 +1147,9 @@ class InboundWebhookAdmin(_ReceiptAdminBase):
     # --- actions ---
 
     @admin.action(description=_("Replay selected verified receipts"), permissions=["replay"])
-    def replay_receipts(self, request: HttpRequest,
-                        queryset: QuerySet[InboundWebhook]) -> HttpResponse | None:
+    def replay_receipts(
+        self, request: HttpRequest, queryset: QuerySet[InboundWebhook]
+    ) -> HttpResponse | None:
         from django_bgjobs.webhooks.receipts import replay
 
         replayed: list[Job] = []
@@ -959,24 +1167,37 @@ class InboundWebhookAdmin(_ReceiptAdminBase):
                 return None
             replayed.append(job)
             return f"Replayed: enqueued job {job.pk}" + (
-                f" (its job was {previous})." if previous else ".")
+                f" (its job was {previous})." if previous else "."
+            )
 
         apply_each(self, request, queryset.order_by("pk"), replay_one)
         if replayed:
-            self.message_user(request, format_html(
-                "{} receipt(s) replayed: {}.", len(replayed), format_html_join(
-                    ", ", "{}", ((job_link(j, f"job …{str(j.pk)[-12:]}"),) for j in replayed))),
-                messages.SUCCESS)
+            self.message_user(
+                request,
+                format_html(
+                    "{} receipt(s) replayed: {}.",
+                    len(replayed),
+                    format_html_join(
+                        ", ", "{}", ((job_link(j, f"job …{str(j.pk)[-12:]}"),) for j in replayed)
+                    ),
+                ),
+                messages.SUCCESS,
+            )
         if unverified:
-            self.message_user(request, f"{len(unverified)} receipt(s) refused: only verified "
-                                       "deliveries can be replayed (a rejected one kept no body).",
-                              messages.WARNING)
+            self.message_user(
+                request,
+                f"{len(unverified)} receipt(s) refused: only verified "
+                "deliveries can be replayed (a rejected one kept no body).",
+                messages.WARNING,
+            )
         # From a receipt's page (its Replay button), back to that page.
         back = request.POST.get("_bgjobs_back")
         if back and back.isdigit():
-            return HttpResponseRedirect(reverse("admin:django_bgjobs_inboundwebhook_change",
-                                                args=[int(back)]))
+            return HttpResponseRedirect(
+                reverse("admin:django_bgjobs_inboundwebhook_change", args=[int(back)])
+            )
         return None
+
 
 # The delivery side's admin (messages, URL groups, queues, tokens, keys, message schedules).
 from django_bgjobs import delivery_admin  # noqa: E402, F401

@@ -83,19 +83,29 @@ def dashboard_view(model_admin: JobAdmin, request: HttpRequest) -> HttpResponse:
         "hour": hour,
         "day": day,
         "minute_chart": dashboard.bar_chart(
-            data.minutes, "Attempts ended per minute, last hour", timedelta(minutes=1),
-            tick_every=10, tick_format="%H:%M"),
+            data.minutes,
+            "Attempts ended per minute, last hour",
+            timedelta(minutes=1),
+            tick_every=10,
+            tick_format="%H:%M",
+        ),
         "hour_chart": dashboard.bar_chart(
-            data.hours, "Attempts ended per hour, last 24 hours", timedelta(hours=1),
-            tick_every=3, tick_format="%H:%M"),
+            data.hours,
+            "Attempts ended per hour, last 24 hours",
+            timedelta(hours=1),
+            tick_every=3,
+            tick_format="%H:%M",
+        ),
         "queues": [_queue_row(q) for q in data.queues],
         "names": [_name_row(n) for n in data.names],
         "failures": [_failure_row(f) for f in data.failures],
         "workers": [_worker_row(w, data.now) for w in data.workers],
-        "rates": {"hour_success": dashboard.rate(hour.success_rate),
-                  "hour_failure": dashboard.rate(hour.failure_rate),
-                  "day_success": dashboard.rate(day.success_rate),
-                  "day_failure": dashboard.rate(day.failure_rate)},
+        "rates": {
+            "hour_success": dashboard.rate(hour.success_rate),
+            "hour_failure": dashboard.rate(hour.failure_rate),
+            "day_success": dashboard.rate(day.success_rate),
+            "day_failure": dashboard.rate(day.failure_rate),
+        },
         "oldest_age": dashboard.duration(data.oldest_age),
         "dead_url": changelist_url(status__exact=JobStatus.DEAD),
         "running_url": changelist_url(status__exact=JobStatus.RUNNING),
@@ -112,8 +122,12 @@ def dashboard_view(model_admin: JobAdmin, request: HttpRequest) -> HttpResponse:
 
 def _queue_row(q: dashboard.QueueRow) -> dict[str, Any]:
     return {
-        "name": q.name, "queued": q.queued, "running": q.running, "waiting": q.waiting,
-        "known": q.known, "oldest": dashboard.duration(q.oldest_age),
+        "name": q.name,
+        "queued": q.queued,
+        "running": q.running,
+        "waiting": q.waiting,
+        "known": q.known,
+        "oldest": dashboard.duration(q.oldest_age),
         "oldest_seconds": "" if q.oldest_age is None else f"{q.oldest_age:.3f}",
         "url": changelist_url(queue=q.name, status__exact=JobStatus.QUEUED),
     }
@@ -126,25 +140,39 @@ def _ms(value: float) -> str:
 def _name_row(n: dashboard.NameRow) -> dict[str, Any]:
     o = n.outcomes
     return {
-        "name": n.name, "ended": o.ended, "succeeded": o.succeeded, "failed": o.failed,
+        "name": n.name,
+        "ended": o.ended,
+        "succeeded": o.succeeded,
+        "failed": o.failed,
         "failure_rate": dashboard.rate(o.failure_rate),
         "run": [_ms(v) for v in n.run_ms] if n.run_ms else None,
         "wait": [dashboard.duration(v) for v in n.wait_s] if n.wait_s else None,
-        "dead": n.dead, "url": changelist_url(name=n.name),
+        "dead": n.dead,
+        "url": changelist_url(name=n.name),
         "dead_url": changelist_url(name=n.name, status__exact=JobStatus.DEAD),
     }
 
 
 def _failure_row(f: dashboard.Failure) -> dict[str, Any]:
-    return {"name": f.job_name, "attempt": f.attempt, "status": f.status,
-            "when": _precise(f.finished_at), "error": f.error, "url": job_url(f.job_id),
-            "job": short(f.job_id)}
+    return {
+        "name": f.job_name,
+        "attempt": f.attempt,
+        "status": f.status,
+        "when": _precise(f.finished_at),
+        "error": f.error,
+        "url": job_url(f.job_id),
+        "job": short(f.job_id),
+    }
 
 
 def _worker_row(w: dashboard.WorkerRow, now: datetime) -> dict[str, Any]:
-    return {"worker": w.worker, "running": w.running, "ended": w.ended,
-            "stale": w.stale_leases,
-            "seen": _ago(now, w.last_seen)}
+    return {
+        "worker": w.worker,
+        "running": w.running,
+        "ended": w.ended,
+        "stale": w.stale_leases,
+        "seen": _ago(now, w.last_seen),
+    }
 
 
 def _ago(now: datetime, moment: datetime) -> str:
@@ -178,24 +206,43 @@ def buttons(model_admin: JobAdmin, request: HttpRequest, job: Job) -> list[Butto
     """The buttons the job page shows: those that apply to the job's state and that the user
     is allowed to press."""
     shown = []
-    if job.status in (JobStatus.DEAD, JobStatus.CANCELLED) and \
-            model_admin.has_retry_permission(request):
-        shown.append(Button("retry", "Retry now", "Queue it again now with a fresh budget of "
-                            "attempts; its attempts so far are kept.", "primary", job.pk))
+    if job.status in (JobStatus.DEAD, JobStatus.CANCELLED) and model_admin.has_retry_permission(
+        request
+    ):
+        shown.append(
+            Button(
+                "retry",
+                "Retry now",
+                "Queue it again now with a fresh budget of attempts; its attempts so far are kept.",
+                "primary",
+                job.pk,
+            )
+        )
     if job.status not in FINISHED and model_admin.has_cancel_permission(request):
-        hint = ("Ask it to stop: it stops at its next progress report or heartbeat."
-                if job.status == JobStatus.RUNNING else "Cancel it: it will not run.")
+        hint = (
+            "Ask it to stop: it stops at its next progress report or heartbeat."
+            if job.status == JobStatus.RUNNING
+            else "Cancel it: it will not run."
+        )
         if not (job.status == JobStatus.RUNNING and job.cancel_requested):
             shown.append(Button("cancel", "Cancel", hint, "danger", job.pk))
     if registry.get(job.name) is not None and model_admin.has_replay_permission(request):
-        shown.append(Button("replay", "Replay", "Enqueue a new job with the same name, "
-                            "arguments, queue and priority; this one is left as it is.",
-                            "default", job.pk))
+        shown.append(
+            Button(
+                "replay",
+                "Replay",
+                "Enqueue a new job with the same name, "
+                "arguments, queue and priority; this one is left as it is.",
+                "default",
+                job.pk,
+            )
+        )
     return shown
 
 
-def job_action_view(model_admin: JobAdmin, request: HttpRequest, object_id: str,
-                    action: str) -> HttpResponse:
+def job_action_view(
+    model_admin: JobAdmin, request: HttpRequest, object_id: str, action: str
+) -> HttpResponse:
     """POST .../job/<id>/<action>/ from the job page's buttons."""
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
@@ -206,33 +253,45 @@ def job_action_view(model_admin: JobAdmin, request: HttpRequest, object_id: str,
         raise Http404("No such job.")
     from django_bgjobs.admin import apply_each, job_link
 
-    allowed = {"retry": model_admin.has_retry_permission,
-               "cancel": model_admin.has_cancel_permission,
-               "replay": model_admin.has_replay_permission}[action]
+    allowed = {
+        "retry": model_admin.has_retry_permission,
+        "cancel": model_admin.has_cancel_permission,
+        "replay": model_admin.has_replay_permission,
+    }[action]
     if not allowed(request):
         raise PermissionDenied
     back = HttpResponseRedirect(job_url(job.pk))
     if action == "retry":
-        done, _skipped = apply_each(model_admin, request, [job],
-                                    lambda j: RETRIED if states.retry(j) else None)
+        done, _skipped = apply_each(
+            model_admin, request, [job], lambda j: RETRIED if states.retry(j) else None
+        )
         if done:
-            model_admin.message_user(request, "Job queued again with a fresh budget of "
-                                              "attempts.", messages.SUCCESS)
+            model_admin.message_user(
+                request, "Job queued again with a fresh budget of attempts.", messages.SUCCESS
+            )
         else:
-            model_admin.message_user(request, f"Not retried: the job is {job.status}; only dead "
-                                              "or cancelled jobs can be retried.", messages.WARNING)
+            model_admin.message_user(
+                request,
+                f"Not retried: the job is {job.status}; only dead "
+                "or cancelled jobs can be retried.",
+                messages.WARNING,
+            )
         return back
     if action == "cancel":
         was_running = job.status == JobStatus.RUNNING
-        done, _skipped = apply_each(model_admin, request, [job],
-                                    lambda j: CANCELLED if states.cancel(j) else None)
+        done, _skipped = apply_each(
+            model_admin, request, [job], lambda j: CANCELLED if states.cancel(j) else None
+        )
         if not done:
-            model_admin.message_user(request, "Not cancelled: the job had already finished.",
-                                     messages.WARNING)
+            model_admin.message_user(
+                request, "Not cancelled: the job had already finished.", messages.WARNING
+            )
         elif was_running:
-            model_admin.message_user(request, "Cancel requested: the running job stops at its "
-                                              "next progress report or heartbeat.",
-                                     messages.SUCCESS)
+            model_admin.message_user(
+                request,
+                "Cancel requested: the running job stops at its next progress report or heartbeat.",
+                messages.SUCCESS,
+            )
         else:
             model_admin.message_user(request, "Job cancelled.", messages.SUCCESS)
         return back
@@ -252,9 +311,14 @@ def job_action_view(model_admin: JobAdmin, request: HttpRequest, object_id: str,
         return back
     copy = replayed[0]
     model_admin.log_addition(request, copy, f"Replay of job {job.pk}.")
-    model_admin.message_user(request, format_html(
-        "Replayed: this is a new job with the arguments of {}.",
-        job_link(job, f"job {short(job.pk)}")), messages.SUCCESS)
+    model_admin.message_user(
+        request,
+        format_html(
+            "Replayed: this is a new job with the arguments of {}.",
+            job_link(job, f"job {short(job.pk)}"),
+        ),
+        messages.SUCCESS,
+    )
     return HttpResponseRedirect(job_url(copy.pk))
 
 
@@ -313,68 +377,128 @@ def timeline(job: Job, runs: Sequence[JobRun], now: datetime | None = None) -> l
     from django_bgjobs.admin import precise_time
 
     now = now or timezone.now()
-    events = [Event("enqueued", "Enqueued", at=precise_time(job.created_at), facts=[
-        ("queue", job.queue), ("priority", str(job.priority))])]
+    events = [
+        Event(
+            "enqueued",
+            "Enqueued",
+            at=precise_time(job.created_at),
+            facts=[("queue", job.queue), ("priority", str(job.priority))],
+        )
+    ]
     for run in runs:
-        facts = [("started", precise_time(run.started_at)),
-                 ("finished", precise_time(run.finished_at)),
-                 ("took", _ms(run.duration_ms) if run.duration_ms is not None else "-"),
-                 ("worker", run.worker or "-")]
-        if run.attempt == job.attempts and job.published_at and job.published_at <= \
-                run.started_at:
+        facts = [
+            ("started", precise_time(run.started_at)),
+            ("finished", precise_time(run.finished_at)),
+            ("took", _ms(run.duration_ms) if run.duration_ms is not None else "-"),
+            ("worker", run.worker or "-"),
+        ]
+        if run.attempt == job.attempts and job.published_at and job.published_at <= run.started_at:
             facts.insert(0, ("queued", precise_time(job.published_at)))
-            facts.insert(1, ("waited", dashboard.duration(
-                (run.started_at - job.published_at).total_seconds())))
-        events.append(Event("attempt", f"Attempt {run.attempt}", run.status,
-                            run.get_status_display(), precise_time(run.started_at), facts,
-                            run.error, run.traceback, anchor=f"attempt-{run.attempt}"))
+            facts.insert(
+                1,
+                ("waited", dashboard.duration((run.started_at - job.published_at).total_seconds())),
+            )
+        events.append(
+            Event(
+                "attempt",
+                f"Attempt {run.attempt}",
+                run.status,
+                run.get_status_display(),
+                precise_time(run.started_at),
+                facts,
+                run.error,
+                run.traceback,
+                anchor=f"attempt-{run.attempt}",
+            )
+        )
     if job.status == JobStatus.RUNNING:
         started = job.started_at
-        facts = [("started", precise_time(started)),
-                 ("running for", dashboard.duration((now - started).total_seconds())
-                  if started else "-"),
-                 ("worker", job.worker or "-"),
-                 ("lease until", precise_time(job.lease_expires_at))]
+        facts = [
+            ("started", precise_time(started)),
+            (
+                "running for",
+                dashboard.duration((now - started).total_seconds()) if started else "-",
+            ),
+            ("worker", job.worker or "-"),
+            ("lease until", precise_time(job.lease_expires_at)),
+        ]
         if job.published_at and started and job.published_at <= started:
             facts.insert(0, ("queued", precise_time(job.published_at)))
         warnings = []
         if job.lease_expires_at and job.lease_expires_at < now:
-            warnings.append("Lease expired: the worker stopped heartbeating; the dispatcher "
-                            "will record this attempt as lost.")
+            warnings.append(
+                "Lease expired: the worker stopped heartbeating; the dispatcher "
+                "will record this attempt as lost."
+            )
         if job.cancel_requested:
-            warnings.append("Cancel requested: it stops at its next progress report or "
-                            "heartbeat.")
-        events.append(Event("running", f"Attempt {job.attempts}", JobStatus.RUNNING,
-                            "Running", precise_time(started), facts,
-                            progress=progress_bar(job), warnings=warnings))
+            warnings.append("Cancel requested: it stops at its next progress report or heartbeat.")
+        events.append(
+            Event(
+                "running",
+                f"Attempt {job.attempts}",
+                JobStatus.RUNNING,
+                "Running",
+                precise_time(started),
+                facts,
+                progress=progress_bar(job),
+                warnings=warnings,
+            )
+        )
     elif job.status in WAITING:
         due = job.run_after
         when = "-"
         if due is not None:
             seconds = (due - now).total_seconds()
             when = f"in {dashboard.duration(seconds)}" if seconds > 0 else "now"
-        title = ("Retry" if job.status == JobStatus.RETRYING else "Scheduled") + \
-            f": attempt {job.attempts + 1}"
-        events.append(Event("waiting", title, job.status, job.get_status_display(),
-                            precise_time(due), [("due", f"{precise_time(due)} ({when})")]))
+        title = (
+            "Retry" if job.status == JobStatus.RETRYING else "Scheduled"
+        ) + f": attempt {job.attempts + 1}"
+        events.append(
+            Event(
+                "waiting",
+                title,
+                job.status,
+                job.get_status_display(),
+                precise_time(due),
+                [("due", f"{precise_time(due)} ({when})")],
+            )
+        )
     elif job.status == JobStatus.QUEUED:
         since = job.published_at or job.created_at
-        events.append(Event("queued", f"Queued: attempt {job.attempts + 1}", job.status,
-                            job.get_status_display(), precise_time(since), [
-                                ("waiting for a worker since", precise_time(since)),
-                                ("for", dashboard.duration((now - since).total_seconds()))]))
+        events.append(
+            Event(
+                "queued",
+                f"Queued: attempt {job.attempts + 1}",
+                job.status,
+                job.get_status_display(),
+                precise_time(since),
+                [
+                    ("waiting for a worker since", precise_time(since)),
+                    ("for", dashboard.duration((now - since).total_seconds())),
+                ],
+            )
+        )
     if job.status in FINISHED:
         facts = []
         if job.finished_at:
-            facts.append(("after", dashboard.duration(
-                (job.finished_at - job.created_at).total_seconds())))
+            facts.append(
+                ("after", dashboard.duration((job.finished_at - job.created_at).total_seconds()))
+            )
         # The error that killed it, unless its last attempt just above says the same.
         error = job.error if job.status == JobStatus.DEAD else ""
         if error and runs and runs[-1].error == error:
             error = ""
-        events.append(Event("finished", job.get_status_display(), job.status,
-                            job.get_status_display(), precise_time(job.finished_at), facts,
-                            error))
+        events.append(
+            Event(
+                "finished",
+                job.get_status_display(),
+                job.status,
+                job.get_status_display(),
+                precise_time(job.finished_at),
+                facts,
+                error,
+            )
+        )
     return events
 
 
@@ -388,11 +512,20 @@ def progress_bar(job: Job) -> SafeString | None:
             '<div class="bgjobs-progress" role="progressbar" aria-valuemin="0" '
             'aria-valuemax="100" aria-valuenow="{}" title="{}%"><div class="bgjobs-progress-fill"'
             ' style="width:{}%"></div></div> <span class="bgjobs-progress-text">{}% · {} of {}'
-            '{}</span>', percent, percent, percent, percent, job.progress_done,
-            job.progress_total, format_html(" · {}", job.progress_message)
-            if job.progress_message else "")
-    return format_html('<span class="bgjobs-progress-text">{} done{}</span>', job.progress_done,
-                       format_html(" · {}", job.progress_message) if job.progress_message else "")
+            "{}</span>",
+            percent,
+            percent,
+            percent,
+            percent,
+            job.progress_done,
+            job.progress_total,
+            format_html(" · {}", job.progress_message) if job.progress_message else "",
+        )
+    return format_html(
+        '<span class="bgjobs-progress-text">{} done{}</span>',
+        job.progress_done,
+        format_html(" · {}", job.progress_message) if job.progress_message else "",
+    )
 
 
 def pretty_json(value: object) -> SafeString:
@@ -426,9 +559,11 @@ class RetryDeadForm(forms.Form):
     name = forms.ChoiceField(label=_("Job name"))
     since = forms.DateTimeField(
         label=_("Died at or after"),
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"},
-                                   format="%Y-%m-%dT%H:%M:%S"),
-        help_text=_("In the site's time zone."))
+        widget=forms.DateTimeInput(
+            attrs={"type": "datetime-local", "step": "1"}, format="%Y-%m-%dT%H:%M:%S"
+        ),
+        help_text=_("In the site's time zone."),
+    )
 
     def __init__(self, *args: Any, dead: dict[str, int], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -438,8 +573,11 @@ class RetryDeadForm(forms.Form):
         field.choices = [(n, f"{n} ({dead.get(n, 0)} dead)") for n in names]
 
     def matching(self) -> QuerySet[Job]:
-        return Job.objects.filter(status=JobStatus.DEAD, name=self.cleaned_data["name"],
-                                  finished_at__gte=self.cleaned_data["since"])
+        return Job.objects.filter(
+            status=JobStatus.DEAD,
+            name=self.cleaned_data["name"],
+            finished_at__gte=self.cleaned_data["since"],
+        )
 
     def describe(self) -> str:
         since = timezone.localtime(self.cleaned_data["since"]).strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -464,8 +602,12 @@ class CancelQueuedForm(forms.Form):
 
 def _queued_by_queue() -> dict[str, int]:
     """Every configured queue with its queued jobs (the dispatcher's partial index)."""
-    found = dict(Job.objects.filter(status=JobStatus.QUEUED).order_by().values_list("queue")
-                 .annotate(n=Count("*")))
+    found = dict(
+        Job.objects.filter(status=JobStatus.QUEUED)
+        .order_by()
+        .values_list("queue")
+        .annotate(n=Count("*"))
+    )
     return {q: found.pop(q, 0) for q in bgjobs_settings.QUEUES} | found
 
 
@@ -474,37 +616,52 @@ def bulk_view(model_admin: JobAdmin, request: HttpRequest) -> HttpResponse:
     to confirm. POST: the change, in batches, each job logged."""
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
-    can = {"retry": model_admin.has_retry_permission(request),
-           "cancel": model_admin.has_cancel_permission(request)}
+    can = {
+        "retry": model_admin.has_retry_permission(request),
+        "cancel": model_admin.has_cancel_permission(request),
+    }
     data = request.POST if request.method == "POST" else request.GET
     chosen = data.get("bulk", "")
     if request.method == "POST" and not can.get(chosen, False):
         raise PermissionDenied
     dead = dashboard.dead_by_name(Job.objects.db)
     since_default = (timezone.localtime() - timedelta(days=1)).replace(microsecond=0)
-    retry_form = RetryDeadForm(data if chosen == "retry" else None, dead=dead,
-                               initial={"since": since_default}, prefix="retry")
-    cancel_form = CancelQueuedForm(data if chosen == "cancel" else None,
-                                   queues=_queued_by_queue(), prefix="cancel")
+    retry_form = RetryDeadForm(
+        data if chosen == "retry" else None,
+        dead=dead,
+        initial={"since": since_default},
+        prefix="retry",
+    )
+    cancel_form = CancelQueuedForm(
+        data if chosen == "cancel" else None, queues=_queued_by_queue(), prefix="cancel"
+    )
     form: RetryDeadForm | CancelQueuedForm | None = (
-        retry_form if chosen == "retry" else cancel_form if chosen == "cancel" else None)
+        retry_form if chosen == "retry" else cancel_form if chosen == "cancel" else None
+    )
     preview = None
     if form is not None and form.is_valid():
         if request.method == "POST":
             message = _run_bulk(model_admin, request, chosen, form)
             model_admin.message_user(request, message, messages.SUCCESS)
             return HttpResponseRedirect(request.path)
-        preview = {"count": form.matching().count(), "what": form.describe(),
-                   "bulk": chosen, "form": form,
-                   "list_url": _list_url_of(chosen, form)}
+        preview = {
+            "count": form.matching().count(),
+            "what": form.describe(),
+            "bulk": chosen,
+            "form": form,
+            "list_url": _list_url_of(chosen, form),
+        }
     context = {
         **model_admin.admin_site.each_context(request),
         "title": _("Bulk actions on jobs"),
         "opts": model_admin.opts,
         "app_label": model_admin.opts.app_label,
-        "retry_form": retry_form, "cancel_form": cancel_form,
-        "can_retry": can["retry"], "can_cancel": can["cancel"],
-        "preview": preview, "dashboard_url": reverse("admin:django_bgjobs_job_dashboard"),
+        "retry_form": retry_form,
+        "cancel_form": cancel_form,
+        "can_retry": can["retry"],
+        "can_cancel": can["cancel"],
+        "preview": preview,
+        "dashboard_url": reverse("admin:django_bgjobs_job_dashboard"),
         "changelist_url": changelist_url(),
     }
     return TemplateResponse(request, "django_bgjobs/admin/bulk.html", context)
@@ -516,8 +673,9 @@ def _list_url_of(chosen: str, form: RetryDeadForm | CancelQueuedForm) -> str:
     return changelist_url(status__exact=JobStatus.QUEUED, queue=form.cleaned_data["queue"])
 
 
-def _run_bulk(model_admin: JobAdmin, request: HttpRequest, chosen: str,
-              form: RetryDeadForm | CancelQueuedForm) -> str:
+def _run_bulk(
+    model_admin: JobAdmin, request: HttpRequest, chosen: str, form: RetryDeadForm | CancelQueuedForm
+) -> str:
     """Apply the bulk action to the jobs matching now (not when the count was shown), in
     batches of BULK_BATCH, each its own transaction; one LogEntry per job changed, written
     with its batch in one INSERT."""
@@ -533,15 +691,16 @@ def _run_bulk(model_admin: JobAdmin, request: HttpRequest, chosen: str,
         changed = change(batch)
         if changed:
             assert request.user.pk is not None  # admin_view: a logged-in staff user
-            LogEntry.objects.log_actions(user_id=request.user.pk, queryset=changed,
-                                         action_flag=CHANGE, change_message=logged)
+            LogEntry.objects.log_actions(
+                user_id=request.user.pk, queryset=changed, action_flag=CHANGE, change_message=logged
+            )
         done += len(changed)
     skipped = len(ids) - done
     return f"{done} job(s) {verb}: {what}." + (
-        f" {skipped} changed meanwhile and were left alone." if skipped else "")
+        f" {skipped} changed meanwhile and were left alone." if skipped else ""
+    )
 
 
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
-
+        yield items[start : start + size]

@@ -9,8 +9,7 @@ from django.utils.module_loading import autodiscover_modules
 logger = logging.getLogger("django_bgjobs.schedules")
 
 
-def sync_schedules_after_migrate(using: str = "default", verbosity: int = 1,
-                                 **kwargs: Any) -> None:
+def sync_schedules_after_migrate(using: str = "default", verbosity: int = 1, **kwargs: Any) -> None:
     """Deploying is migrating: reconcile the code's schedules into django-celery-beat."""
     from django.db import router
 
@@ -22,8 +21,11 @@ def sync_schedules_after_migrate(using: str = "default", verbosity: int = 1,
     try:
         report = sync()
     except DatabaseError as exc:  # e.g. `migrate django_bgjobs` before django_celery_beat's
-        logger.warning("schedules not synced after migrate (%s); run `manage.py bgjobs "
-                       "sync-schedules` once every app is migrated", exc)
+        logger.warning(
+            "schedules not synced after migrate (%s); run `manage.py bgjobs "
+            "sync-schedules` once every app is migrated",
+            exc,
+        )
         return
     for line in report.lines():
         if verbosity >= 1 and not line.startswith("unchanged"):
@@ -48,5 +50,6 @@ class BgJobsConfig(AppConfig):
         receivers.connect()
         # Jobs defined in <app>/jobs.py are known to every process without further imports.
         autodiscover_modules("jobs")
-        post_migrate.connect(sync_schedules_after_migrate, sender=self,
-                             dispatch_uid="django_bgjobs.sync_schedules")
+        post_migrate.connect(
+            sync_schedules_after_migrate, sender=self, dispatch_uid="django_bgjobs.sync_schedules"
+        )

@@ -45,8 +45,9 @@ def fire_schedule(key: str) -> str:
     fired = fire(key, timezone.now())
     if fired is None:
         return "unknown schedule"
-    return (f"enqueued {len(fired.enqueued)}, skipped {len(fired.skipped)}"
-            + (", slot already handled" if fired.already else ""))
+    return f"enqueued {len(fired.enqueued)}, skipped {len(fired.skipped)}" + (
+        ", slot already handled" if fired.already else ""
+    )
 
 
 def declared_schedule(row: JobSchedule) -> tuple[JobSpec, Schedule] | None:
@@ -60,8 +61,11 @@ def fire(key: str, now: datetime) -> Fired | None:
     row = JobSchedule.objects.filter(key=key, in_code=True).first()
     found = declared_schedule(row) if row is not None else None
     if row is None or found is None:
-        logger.warning("beat fired schedule %r, which no code declares (removed? run "
-                       "`manage.py bgjobs sync-schedules`); nothing enqueued", key)
+        logger.warning(
+            "beat fired schedule %r, which no code declares (removed? run "
+            "`manage.py bgjobs sync-schedules`); nothing enqueued",
+            key,
+        )
         return None
     spec, schedule = found
     fired = Fired()
@@ -79,16 +83,26 @@ def fire(key: str, now: datetime) -> Fired | None:
         # Claimed ahead, due at its exact time: punctual whatever beat's phase.
         _claim(row, spec, schedule, schedule.next_slot(now), now, fired)
     for slot in fired.enqueued:
-        logger.info("schedule %s: enqueued the job for %s", key, slot.isoformat(),
-                    extra={"schedule": key, "slot": slot.isoformat()})
+        logger.info(
+            "schedule %s: enqueued the job for %s",
+            key,
+            slot.isoformat(),
+            extra={"schedule": key, "slot": slot.isoformat()},
+        )
     for slot, reason in fired.skipped:
-        logger.info("schedule %s: skipped %s (%s)", key, slot.isoformat(), reason,
-                    extra={"schedule": key, "slot": slot.isoformat(), "reason": reason})
+        logger.info(
+            "schedule %s: skipped %s (%s)",
+            key,
+            slot.isoformat(),
+            reason,
+            extra={"schedule": key, "slot": slot.isoformat(), "reason": reason},
+        )
     return fired
 
 
-def _plan(schedule: Schedule, last: datetime | None, latest: datetime,
-          now: datetime) -> list[tuple[datetime, str]]:
+def _plan(
+    schedule: Schedule, last: datetime | None, latest: datetime, now: datetime
+) -> list[tuple[datetime, str]]:
     """The slots to handle now, each with "" (enqueue) or why it is skipped."""
     if schedule.catch_up == "all" and last is not None:
         return [(slot, "") for slot in schedule.slots_between(last, latest, MAX_CATCH_UP)]
@@ -99,19 +113,25 @@ def _plan(schedule: Schedule, last: datetime | None, latest: datetime,
 
 
 def _previous_unfinished(row: JobSchedule, before: datetime) -> Job | None:
-    previous = (ScheduleSlot.objects.filter(schedule=row, slot_at__lt=before, job__isnull=False)
-                .select_related("job").order_by("-slot_at").first())
+    previous = (
+        ScheduleSlot.objects.filter(schedule=row, slot_at__lt=before, job__isnull=False)
+        .select_related("job")
+        .order_by("-slot_at")
+        .first()
+    )
     if previous is None or previous.job is None or previous.job.status in FINISHED:
         return None
     return previous.job
 
 
-def _claim(row: JobSchedule, spec: JobSpec, schedule: Schedule, slot: datetime, now: datetime,
-           fired: Fired) -> None:
+def _claim(
+    row: JobSchedule, spec: JobSpec, schedule: Schedule, slot: datetime, now: datetime, fired: Fired
+) -> None:
     """Enqueue the job of ``slot`` unless the slot was claimed already."""
     if schedule.overlap == "skip" and (busy := _previous_unfinished(row, slot)):
-        _record_skip(row, slot, f"overlap='skip': the previous run ({busy.pk}) is {busy.status}",
-                     now, fired)
+        _record_skip(
+            row, slot, f"overlap='skip': the previous run ({busy.pk}) is {busy.status}", now, fired
+        )
         return
     job_function: JobFunction[..., object] = JobFunction(spec)
     if slot > now:
@@ -127,12 +147,14 @@ def _claim(row: JobSchedule, spec: JobSpec, schedule: Schedule, slot: datetime, 
     fired.enqueued.append(slot)
 
 
-def _record_skip(row: JobSchedule, slot: datetime, reason: str, now: datetime,
-                 fired: Fired) -> None:
+def _record_skip(
+    row: JobSchedule, slot: datetime, reason: str, now: datetime, fired: Fired
+) -> None:
     try:
         with transaction.atomic():
-            ScheduleSlot.objects.create(schedule=row, slot_at=slot, skipped=reason[:255],
-                                        created_at=now)
+            ScheduleSlot.objects.create(
+                schedule=row, slot_at=slot, skipped=reason[:255], created_at=now
+            )
     except IntegrityError:
         return
     fired.skipped.append((slot, reason))
@@ -146,7 +168,8 @@ def cancel_future_slots(row: JobSchedule) -> int:
     cancelled = 0
     with transaction.atomic():
         for slot in ScheduleSlot.objects.filter(
-                schedule=row, job__status=JobStatus.SCHEDULED).select_related("job"):
+            schedule=row, job__status=JobStatus.SCHEDULED
+        ).select_related("job"):
             if slot.job is not None and states.cancel(slot.job):
                 slot.delete()
                 cancelled += 1

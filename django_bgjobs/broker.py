@@ -63,8 +63,7 @@ def publish(refs: Sequence[MessageRef]) -> int:
         with app.producer_or_acquire() as producer:
             # Fail in milliseconds when the broker is down (kombu would retry for seconds
             # inside the web request); the job is safe in the database.
-            producer.connection.ensure_connection(max_retries=1, interval_start=0,
-                                                  interval_step=0)
+            producer.connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
             for job_id, attempt, queue, priority, name in refs:
                 # The arguments are an id and a number: skip Celery's safe-repr of them.
                 options: dict[str, Any] = {"argsrepr": "", "kwargsrepr": ""}
@@ -87,7 +86,9 @@ def publish(refs: Sequence[MessageRef]) -> int:
         logger.warning(
             "could not publish %d job(s) (%s: %s); the dispatcher will publish them when the "
             "broker is back",
-            len(unsent), type(exc).__name__, exc,
+            len(unsent),
+            type(exc).__name__,
+            exc,
             extra={"job_ids": [str(i) for i in unsent], "error": str(exc)},
         )
         _mark_unpublished(unsent)

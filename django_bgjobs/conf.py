@@ -38,8 +38,11 @@ DEFAULTS: dict[str, Any] = {
     "CELERY_APP": None,
     # Finished jobs (and their attempts) are deleted this long after they finished, by status;
     # None keeps them. The built-in prune job runs on PRUNE_SCHEDULE (cron, UTC; None: never).
-    "PRUNE": {"succeeded": timedelta(days=7), "cancelled": timedelta(days=7),
-              "dead": timedelta(days=30)},
+    "PRUNE": {
+        "succeeded": timedelta(days=7),
+        "cancelled": timedelta(days=7),
+        "dead": timedelta(days=30),
+    },
     "PRUNE_SCHEDULE": "17 * * * *",
     # Rows deleted per statement (each batch its own short transaction: no long table lock).
     "PRUNE_BATCH": 1000,
@@ -90,8 +93,13 @@ DEFAULTS: dict[str, Any] = {
 
 
 # Settings given as a timedelta or a number of seconds; read as a timedelta.
-_DURATIONS = ("IDEMPOTENCY_WINDOW", "METRICS_WINDOW", "METRICS_WORKERS_WINDOW",
-              "DELIVERY_KEY_OVERLAP", "DELIVERY_DEDUP_WINDOW")
+_DURATIONS = (
+    "IDEMPOTENCY_WINDOW",
+    "METRICS_WINDOW",
+    "METRICS_WORKERS_WINDOW",
+    "DELIVERY_KEY_OVERLAP",
+    "DELIVERY_DEDUP_WINDOW",
+)
 
 
 class BgJobsSettings:

@@ -67,9 +67,7 @@ class JobContext:
             self._last_progress = now
             from django_bgjobs import states  # models load after this module
 
-            held, cancel = states.report_progress(
-                self.job_id, self.attempt, done, total, message
-            )
+            held, cancel = states.report_progress(self.job_id, self.attempt, done, total, message)
             self._lost = self._lost or not held
             self._cancelled = self._cancelled or cancel
         self.check_cancelled()

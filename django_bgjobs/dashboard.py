@@ -190,8 +190,9 @@ def build(now: datetime | None = None, using: str | None = None) -> Dashboard:
     # Hours start on the hour of the current time zone (at :30 in some zones), counted back in
     # UTC so that a DST change makes no hour longer or shorter.
     hour_now = timezone.localtime(now).replace(minute=0, second=0, microsecond=0).astimezone(UTC)
-    minutes = [Bucket(minute_now - timedelta(minutes=HOUR_MINUTES - 1 - i))
-               for i in range(HOUR_MINUTES)]
+    minutes = [
+        Bucket(minute_now - timedelta(minutes=HOUR_MINUTES - 1 - i)) for i in range(HOUR_MINUTES)
+    ]
     hours = [Bucket(hour_now - timedelta(hours=DAY_HOURS - 1 - i)) for i in range(DAY_HOURS)]
 
     first_ids = _count_attempts(using, hours[0].start, minutes, hours)
@@ -221,8 +222,9 @@ def build(now: datetime | None = None, using: str | None = None) -> Dashboard:
     return dashboard
 
 
-def _count_attempts(using: str, since: datetime, minutes: list[Bucket],
-                    hours: list[Bucket]) -> dict[datetime, int]:
+def _count_attempts(
+    using: str, since: datetime, minutes: list[Bucket], hours: list[Bucket]
+) -> dict[datetime, int]:
     """Fill the buckets with the attempts that ended since ``since``, counted by minute and
     status in one grouped statement; returns the first JobRun id of each minute."""
     runs = JobRun.objects.using(using)
@@ -231,7 +233,9 @@ def _count_attempts(using: str, since: datetime, minutes: list[Bucket],
     rows = (
         runs.filter(pk__gt=Coalesce(Subquery(before), Value(0)), finished_at__gte=since)
         .annotate(minute=TruncMinute("finished_at", tzinfo=UTC))
-        .order_by().values_list("minute", "status").annotate(n=Count("*"), first=Min("pk"))
+        .order_by()
+        .values_list("minute", "status")
+        .annotate(n=Count("*"), first=Min("pk"))
     )
     by_minute = {b.start: b for b in minutes}
     first_ids: dict[datetime, int] = {}
@@ -260,9 +264,20 @@ def _by_name(using: str, since: datetime, first_id: int | None) -> dict[str, Nam
     rows: dict[str, NameRow] = {}
     runs_ms: dict[str, list[float]] = {}
     waits: dict[str, list[float]] = {}
-    window = (JobRun.objects.using(using).filter(pk__gte=first_id, finished_at__gte=since)
-              .order_by().values_list("job__name", "status", "duration_ms", "attempt",
-                                      "started_at", "job__attempts", "job__published_at"))
+    window = (
+        JobRun.objects.using(using)
+        .filter(pk__gte=first_id, finished_at__gte=since)
+        .order_by()
+        .values_list(
+            "job__name",
+            "status",
+            "duration_ms",
+            "attempt",
+            "started_at",
+            "job__attempts",
+            "job__published_at",
+        )
+    )
     for name, status, duration_ms, attempt, started_at, attempts, published_at in window:
         row = rows.setdefault(name, NameRow(name))
         row.outcomes.add(status, 1)
@@ -300,8 +315,12 @@ def _by_name_postgresql(using: str, since: datetime, first_id: int) -> dict[str,
     with connection.cursor() as cursor:
         cursor.execute(sql, [first_id, since])
         for name, succeeded, failed, total, run_ms, wait_s in cursor.fetchall():
-            rows[name] = NameRow(name, Outcomes(succeeded, failed, total - succeeded - failed),
-                                 _triple(run_ms), _triple(wait_s))
+            rows[name] = NameRow(
+                name,
+                Outcomes(succeeded, failed, total - succeeded - failed),
+                _triple(run_ms),
+                _triple(wait_s),
+            )
     return rows
 
 
@@ -332,12 +351,14 @@ def _queues(using: str, now: datetime) -> list[QueueRow]:
     indexes (a single ``status IN (...)`` would read the whole table)."""
     jobs = Job.objects.using(using).order_by()
     queued = {
-        queue: (n, since) for queue, n, since in jobs.filter(status=JobStatus.QUEUED)
-        .values_list("queue").annotate(n=Count("*"), since=Min(
-            Coalesce("published_at", "run_after", "created_at")))
+        queue: (n, since)
+        for queue, n, since in jobs.filter(status=JobStatus.QUEUED)
+        .values_list("queue")
+        .annotate(n=Count("*"), since=Min(Coalesce("published_at", "run_after", "created_at")))
     }
-    running = dict(jobs.filter(status=JobStatus.RUNNING).values_list("queue")
-                   .annotate(n=Count("*")))
+    running = dict(
+        jobs.filter(status=JobStatus.RUNNING).values_list("queue").annotate(n=Count("*"))
+    )
     waiting = dict(jobs.filter(status__in=WAITING).values_list("queue").annotate(n=Count("*")))
     known = list(bgjobs_settings.QUEUES)
     others = sorted((set(queued) | set(running) | set(waiting)) - set(known))
@@ -345,14 +366,27 @@ def _queues(using: str, now: datetime) -> list[QueueRow]:
     for queue in known + others:
         depth, since = queued.get(queue, (0, None))
         age = max((now - since).total_seconds(), 0.0) if since is not None else None
-        rows.append(QueueRow(queue, depth, age, running.get(queue, 0), waiting.get(queue, 0),
-                             known=queue in known))
+        rows.append(
+            QueueRow(
+                queue,
+                depth,
+                age,
+                running.get(queue, 0),
+                waiting.get(queue, 0),
+                known=queue in known,
+            )
+        )
     return rows
 
 
 def dead_by_name(using: str) -> dict[str, int]:
-    return dict(Job.objects.using(using).filter(status=JobStatus.DEAD).order_by()
-                .values_list("name").annotate(n=Count("*")))
+    return dict(
+        Job.objects.using(using)
+        .filter(status=JobStatus.DEAD)
+        .order_by()
+        .values_list("name")
+        .annotate(n=Count("*"))
+    )
 
 
 def _failures(using: str, first_id: int | None) -> list[Failure]:
@@ -360,10 +394,15 @@ def _failures(using: str, first_id: int | None) -> list[Failure]:
     key, stopped at the day's first id."""
     if first_id is None:
         return []
-    rows = (JobRun.objects.using(using).filter(pk__gte=first_id, status__in=FAILED)
-            .annotate(error_start=Left("error", ERROR_SHOWN))
-            .order_by("-pk").values_list("pk", "job_id", "job__name", "attempt", "status",
-                                         "finished_at", "error_start")[:RECENT_FAILURES])
+    rows = (
+        JobRun.objects.using(using)
+        .filter(pk__gte=first_id, status__in=FAILED)
+        .annotate(error_start=Left("error", ERROR_SHOWN))
+        .order_by("-pk")
+        .values_list(
+            "pk", "job_id", "job__name", "attempt", "status", "finished_at", "error_start"
+        )[:RECENT_FAILURES]
+    )
     return [Failure(*row) for row in rows]
 
 
@@ -375,18 +414,26 @@ def _workers(using: str, now: datetime, first_id: int | None) -> list[WorkerRow]
     workers: dict[str, WorkerRow] = {}
     if first_id is not None:
         for worker, ended, last in (
-            JobRun.objects.using(using).filter(pk__gte=first_id,
-                                               finished_at__gte=now - WORKERS_WINDOW)
-            .exclude(worker="").order_by().values_list("worker")
+            JobRun.objects.using(using)
+            .filter(pk__gte=first_id, finished_at__gte=now - WORKERS_WINDOW)
+            .exclude(worker="")
+            .order_by()
+            .values_list("worker")
             .annotate(n=Count("*"), last=Max("finished_at"))
         ):
             workers[worker] = WorkerRow(worker, last, ended=ended)
     lease = timedelta(seconds=bgjobs_settings.LEASE_SECONDS)
     for worker, running, stale, lease_until in (
-        Job.objects.using(using).filter(status=JobStatus.RUNNING).exclude(worker="")
-        .order_by().values_list("worker")
-        .annotate(n=Count("*"), stale=Count("pk", filter=Q(lease_expires_at__lt=now)),
-                  last=Max("lease_expires_at"))
+        Job.objects.using(using)
+        .filter(status=JobStatus.RUNNING)
+        .exclude(worker="")
+        .order_by()
+        .values_list("worker")
+        .annotate(
+            n=Count("*"),
+            stale=Count("pk", filter=Q(lease_expires_at__lt=now)),
+            last=Max("lease_expires_at"),
+        )
     ):
         heartbeat = (lease_until - lease) if lease_until is not None else now
         row = workers.setdefault(worker, WorkerRow(worker, heartbeat))
@@ -429,8 +476,9 @@ FAILED_COLOUR = "#b02a37"
 OTHER_COLOUR = "#6c757d"
 
 
-def bar_chart(buckets: Sequence[Bucket], label: str, span: timedelta, tick_every: int,
-              tick_format: str) -> SafeString:
+def bar_chart(
+    buckets: Sequence[Bucket], label: str, span: timedelta, tick_every: int, tick_format: str
+) -> SafeString:
     """A stacked bar chart (succeeded, failed, other attempts per bucket) as inline SVG, with
     a tooltip per bar. Its size is set by the viewBox: it scales to its container."""
     width, height = 720, 190
@@ -447,47 +495,90 @@ def bar_chart(buckets: Sequence[Bucket], label: str, span: timedelta, tick_every
     parts: list[SafeString] = []
     for fraction in (0, 0.5, 1):  # grid lines and their values
         value = scale_max * fraction
-        parts.append(format_html(
-            '<line x1="{}" x2="{}" y1="{}" y2="{}" class="bgjobs-grid"/>'
-            '<text x="{}" y="{}" class="bgjobs-axis" text-anchor="end">{}</text>',
-            left, width - right, _f(y(value)), _f(y(value)), left - 5, _f(y(value) + 4),
-            _count(value)))
+        parts.append(
+            format_html(
+                '<line x1="{}" x2="{}" y1="{}" y2="{}" class="bgjobs-grid"/>'
+                '<text x="{}" y="{}" class="bgjobs-axis" text-anchor="end">{}</text>',
+                left,
+                width - right,
+                _f(y(value)),
+                _f(y(value)),
+                left - 5,
+                _f(y(value) + 4),
+                _count(value),
+            )
+        )
     for index, bucket in enumerate(buckets):
         x = left + index * slot + (slot - bar_w) / 2
         o = bucket.outcomes
         local = timezone.localtime(bucket.start)
         title = format_html(
-            "{}–{}: {} succeeded, {} failed{}", local.strftime("%H:%M"),
-            timezone.localtime(bucket.start + span).strftime("%H:%M"), o.succeeded, o.failed,
-            format_html(", {} other", o.other) if o.other else "")
+            "{}–{}: {} succeeded, {} failed{}",
+            local.strftime("%H:%M"),
+            timezone.localtime(bucket.start + span).strftime("%H:%M"),
+            o.succeeded,
+            o.failed,
+            format_html(", {} other", o.other) if o.other else "",
+        )
         base = 0
         rects: list[SafeString] = []
-        for value, colour, kind in ((o.succeeded, SUCCEEDED_COLOUR, "succeeded"),
-                                    (o.failed, FAILED_COLOUR, "failed"),
-                                    (o.other, OTHER_COLOUR, "other")):
+        for value, colour, kind in (
+            (o.succeeded, SUCCEEDED_COLOUR, "succeeded"),
+            (o.failed, FAILED_COLOUR, "failed"),
+            (o.other, OTHER_COLOUR, "other"),
+        ):
             if value:
-                rects.append(format_html(
-                    '<rect x="{}" y="{}" width="{}" height="{}" fill="{}" class="bgjobs-{}"/>',
-                    _f(x), _f(y(base + value)), _f(bar_w),
-                    _f(max(y(base) - y(base + value), 0.5)), colour, kind))
+                rects.append(
+                    format_html(
+                        '<rect x="{}" y="{}" width="{}" height="{}" fill="{}" class="bgjobs-{}"/>',
+                        _f(x),
+                        _f(y(base + value)),
+                        _f(bar_w),
+                        _f(max(y(base) - y(base + value), 0.5)),
+                        colour,
+                        kind,
+                    )
+                )
                 base += value
         # A transparent full-height target, so that an empty bucket has its tooltip too.
-        parts.append(format_html(
-            '<g class="bgjobs-bar" data-start="{}" data-succeeded="{}" data-failed="{}" '
-            'data-other="{}"><title>{}</title><rect x="{}" y="{}" width="{}" height="{}" '
-            'fill="transparent"/>{}</g>',
-            bucket.start.isoformat(), o.succeeded, o.failed, o.other, title, _f(x), top,
-            _f(bar_w), plot_h, format_html_join("", "{}", ((r,) for r in rects))))
+        parts.append(
+            format_html(
+                '<g class="bgjobs-bar" data-start="{}" data-succeeded="{}" data-failed="{}" '
+                'data-other="{}"><title>{}</title><rect x="{}" y="{}" width="{}" height="{}" '
+                'fill="transparent"/>{}</g>',
+                bucket.start.isoformat(),
+                o.succeeded,
+                o.failed,
+                o.other,
+                title,
+                _f(x),
+                top,
+                _f(bar_w),
+                plot_h,
+                format_html_join("", "{}", ((r,) for r in rects)),
+            )
+        )
         if index % tick_every == 0 or index == len(buckets) - 1:
-            parts.append(format_html(
-                '<text x="{}" y="{}" class="bgjobs-axis" text-anchor="middle">{}</text>',
-                _f(x + bar_w / 2), height - 8, local.strftime(tick_format)))
+            parts.append(
+                format_html(
+                    '<text x="{}" y="{}" class="bgjobs-axis" text-anchor="middle">{}</text>',
+                    _f(x + bar_w / 2),
+                    height - 8,
+                    local.strftime(tick_format),
+                )
+            )
     total = _total(b.outcomes for b in buckets)
     return format_html(
         '<svg class="bgjobs-chart" viewBox="0 0 {} {}" role="img" aria-label="{}: {} '
         'succeeded, {} failed, {} other attempts" preserveAspectRatio="xMidYMid meet">{}</svg>',
-        width, height, label, total.succeeded, total.failed, total.other,
-        format_html_join("", "{}", ((p,) for p in parts)))
+        width,
+        height,
+        label,
+        total.succeeded,
+        total.failed,
+        total.other,
+        format_html_join("", "{}", ((p,) for p in parts)),
+    )
 
 
 def _nice_ceiling(value: float) -> float:

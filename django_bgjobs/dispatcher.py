@@ -69,14 +69,20 @@ def _lost_in_the_broker(jobs: list[Job]) -> list[Job]:
         if not depth:  # empty (or the broker cannot say: publishing will tell)
             lost.extend(waiting)
             continue
-        expected = Job.objects.filter(status=JobStatus.QUEUED, queue=queue,
-                                      published_at__isnull=False).count()
+        expected = Job.objects.filter(
+            status=JobStatus.QUEUED, queue=queue, published_at__isnull=False
+        ).count()
         missing = min(expected - depth, len(waiting))
         if missing > 0:
             lost.extend(waiting[:missing])  # in the sweep's order: priority, then oldest
         logger.info(
             "queue %r holds %d message(s) for %d queued job(s): %d of its %d stale job(s) "
-            "published again", queue, depth, expected, max(missing, 0), len(waiting),
+            "published again",
+            queue,
+            depth,
+            expected,
+            max(missing, 0),
+            len(waiting),
         )
     return lost
 
@@ -99,9 +105,14 @@ class Dispatcher:
         if sweep.busy:
             logger.info(
                 "dispatched: %d due, %d republished, %d expired leases",
-                sweep.due, sweep.republished, sweep.expired,
-                extra={"due": sweep.due, "republished": sweep.republished,
-                       "expired": sweep.expired},
+                sweep.due,
+                sweep.republished,
+                sweep.expired,
+                extra={
+                    "due": sweep.due,
+                    "republished": sweep.republished,
+                    "expired": sweep.expired,
+                },
             )
         return sweep
 
@@ -132,8 +143,9 @@ class Dispatcher:
             connections.close_all()
 
     def start_thread(self) -> None:
-        self._thread = threading.Thread(target=self.run_forever, name="bgjobs-dispatcher",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self.run_forever, name="bgjobs-dispatcher", daemon=True
+        )
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:

@@ -44,8 +44,14 @@ def worker_id() -> str:
 
 
 # Sent to the process as a whole (by a supervisor, Celery, billiard's soft time limit).
-PROCESS_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1,
-                   signal.SIGUSR2}
+PROCESS_SIGNALS = {
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGHUP,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+}
 
 
 class Heartbeat:
@@ -95,8 +101,11 @@ class Heartbeat:
             while True:
                 time.sleep(min(interval, 1.0))
                 with self._lock:
-                    due = [ctx for ctx, since in self._watched.values()
-                           if time.monotonic() - since >= interval]
+                    due = [
+                        ctx
+                        for ctx, since in self._watched.values()
+                        if time.monotonic() - since >= interval
+                    ]
                 for ctx in due:
                     try:
                         held, cancel = states.heartbeat(ctx.job_id, ctx.attempt)
@@ -145,7 +154,10 @@ def run_attempt(job_id: str, attempt: int) -> str:
         return states.fail(claim, error, "", retry_in=None) or "superseded"
     job = claim.job
     ctx = JobContext(
-        job_id=job.pk, name=job.name, attempt=attempt, max_attempts=job.max_attempts,
+        job_id=job.pk,
+        name=job.name,
+        attempt=attempt,
+        max_attempts=job.max_attempts,
         queue=job.queue,
     )
     heartbeat.watch(ctx)

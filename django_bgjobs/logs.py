@@ -33,7 +33,11 @@ def _enqueued(job: Any, **kwargs: Any) -> None:
 
 def _started(job: Any, run: Any, **kwargs: Any) -> None:
     logger.info(
-        "job %s started: %s attempt %s/%s", job.pk, job.name, job.attempts, job.max_attempts,
+        "job %s started: %s attempt %s/%s",
+        job.pk,
+        job.name,
+        job.attempts,
+        job.max_attempts,
         extra=_fields(job, worker=run.worker),
     )
 
@@ -45,14 +49,23 @@ def _succeeded(job: Any, run: Any, **kwargs: Any) -> None:
 def _failed(job: Any, error: str, run: Any = None, **kwargs: Any) -> None:
     logger.warning(
         "job %s failed, will retry at %s: %s attempt %s/%s: %s",
-        job.pk, job.run_after, job.name, job.attempts, job.max_attempts, error,
+        job.pk,
+        job.run_after,
+        job.name,
+        job.attempts,
+        job.max_attempts,
+        error,
         extra=_fields(job, run, error=error, retry_at=str(job.run_after)),
     )
 
 
 def _dead(job: Any, error: str, run: Any = None, **kwargs: Any) -> None:
     logger.error(
-        "job %s is dead: %s after %s attempt(s): %s", job.pk, job.name, job.attempts, error,
+        "job %s is dead: %s after %s attempt(s): %s",
+        job.pk,
+        job.name,
+        job.attempts,
+        error,
         extra=_fields(job, run, error=error),
     )
 
@@ -64,7 +77,11 @@ def _cancelled(job: Any, **kwargs: Any) -> None:
 def _released(job: Any, run: Any, **kwargs: Any) -> None:
     logger.warning(
         "job %s released: %s attempt %s was still running when its worker %s shut down; "
-        "queued again", job.pk, job.name, run.attempt, run.worker,
+        "queued again",
+        job.pk,
+        job.name,
+        run.attempt,
+        run.worker,
         extra=_fields(job, run, worker=run.worker),
     )
 

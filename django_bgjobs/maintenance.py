@@ -48,13 +48,17 @@ def prune(now: datetime | None = None, dry_run: bool = False) -> dict[str, int]:
 def _prune_slots(now: datetime) -> None:
     """Schedule slots older than the longest retention, except each schedule's newest (its
     catch-up starts from there): they only said "this slot was handled"."""
-    keeps = [keep if isinstance(keep, timedelta) else timedelta(seconds=keep)
-             for keep in bgjobs_settings.PRUNE.values() if keep is not None]
+    keeps = [
+        keep if isinstance(keep, timedelta) else timedelta(seconds=keep)
+        for keep in bgjobs_settings.PRUNE.values()
+        if keep is not None
+    ]
     if not keeps:
         return
     newest = ScheduleSlot.objects.filter(schedule=OuterRef("schedule")).order_by("-slot_at")
     ScheduleSlot.objects.filter(slot_at__lt=now - max(keeps)).exclude(
-        pk=Subquery(newest.values("pk")[:1])).delete()
+        pk=Subquery(newest.values("pk")[:1])
+    ).delete()
 
 
 def _delete_in_batches(old: QuerySet[Job]) -> int:

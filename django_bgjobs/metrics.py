@@ -42,8 +42,9 @@ logger = logging.getLogger("django_bgjobs.metrics")
 
 # Query parameters that look like credentials: refused, since URLs end up in access logs,
 # proxies and browser histories. The token goes in the Authorization header.
-CREDENTIAL_PARAMETERS = frozenset({"token", "access_token", "bearer", "auth", "api_key", "apikey",
-                                   "key", "metrics_token"})
+CREDENTIAL_PARAMETERS = frozenset(
+    {"token", "access_token", "bearer", "auth", "api_key", "apikey", "key", "metrics_token"}
+)
 
 
 class BgJobsCollector(Collector):
@@ -65,8 +66,10 @@ class BgJobsCollector(Collector):
         snap = stats.snapshot(using=self.using)
 
         jobs = GaugeMetricFamily(
-            "bgjobs_jobs", "Jobs in the database, by job name and status.",
-            labels=["name", "status"])
+            "bgjobs_jobs",
+            "Jobs in the database, by job name and status.",
+            labels=["name", "status"],
+        )
         # Every status of every known job, zeros included: a series that exists at 0 graphs and
         # alerts better than one that appears with its first job.
         names = sorted({name for name, _ in snap.jobs} | set(registry.names()))
@@ -76,16 +79,24 @@ class BgJobsCollector(Collector):
         yield jobs
 
         dead = GaugeMetricFamily(
-            "bgjobs_dead_jobs", "Jobs in the dead-letter state (out of attempts, or failed for "
-            "good), all names together.", value=snap.dead)
+            "bgjobs_dead_jobs",
+            "Jobs in the dead-letter state (out of attempts, or failed for "
+            "good), all names together.",
+            value=snap.dead,
+        )
         yield dead
 
         depth = GaugeMetricFamily(
-            "bgjobs_queue_depth", "Jobs queued (ready, waiting for a worker), by queue.",
-            labels=["queue"])
+            "bgjobs_queue_depth",
+            "Jobs queued (ready, waiting for a worker), by queue.",
+            labels=["queue"],
+        )
         oldest = GaugeMetricFamily(
-            "bgjobs_queue_oldest_age_seconds", "How long the oldest queued job of the queue has "
-            "waited since it was published (0 for an empty queue).", labels=["queue"])
+            "bgjobs_queue_oldest_age_seconds",
+            "How long the oldest queued job of the queue has "
+            "waited since it was published (0 for an empty queue).",
+            labels=["queue"],
+        )
         for queue, figures in sorted(snap.queues.items()):
             depth.add_metric([queue], figures.depth)
             oldest.add_metric([queue], figures.oldest_age)
@@ -94,35 +105,49 @@ class BgJobsCollector(Collector):
 
         window = snap.window.total_seconds()
         runs = GaugeHistogramMetricFamily(
-            "bgjobs_run_duration_seconds", "Run time of the attempts that ended (succeeded, "
-            f"failed or cancelled) in the last {window:g} s, by job name.", labels=["name"])
+            "bgjobs_run_duration_seconds",
+            "Run time of the attempts that ended (succeeded, "
+            f"failed or cancelled) in the last {window:g} s, by job name.",
+            labels=["name"],
+        )
         for name, histogram in sorted(snap.run_durations.items()):
             runs.add_metric([name], _buckets(histogram), histogram.total)
         yield runs
 
         waits = GaugeHistogramMetricFamily(
-            "bgjobs_wait_seconds", "Time from a job's publication (its enqueue, or the end of its "
+            "bgjobs_wait_seconds",
+            "Time from a job's publication (its enqueue, or the end of its "
             f"delay or backoff) to the start of its latest attempt, for attempts started in the "
-            f"last {window:g} s, by job name.", labels=["name"])
+            f"last {window:g} s, by job name.",
+            labels=["name"],
+        )
         for name, histogram in sorted(snap.waits.items()):
             waits.add_metric([name], _buckets(histogram), histogram.total)
         yield waits
 
         yield GaugeMetricFamily(
-            "bgjobs_metrics_window_seconds", "The window the run time and wait time histograms "
-            "cover (BGJOBS['METRICS_WINDOW']).", value=window)
+            "bgjobs_metrics_window_seconds",
+            "The window the run time and wait time histograms cover (BGJOBS['METRICS_WINDOW']).",
+            value=window,
+        )
         yield GaugeMetricFamily(
-            "bgjobs_workers_seen", "Worker processes that ended an attempt in the last "
+            "bgjobs_workers_seen",
+            "Worker processes that ended an attempt in the last "
             f"{bgjobs_settings.METRICS_WORKERS_WINDOW.total_seconds():g} s or hold a live lease.",
-            value=snap.workers_seen)
+            value=snap.workers_seen,
+        )
         yield GaugeMetricFamily(
-            "bgjobs_metrics_collect_seconds", "Time taken by the database queries of this scrape.",
-            value=time.perf_counter() - started)
+            "bgjobs_metrics_collect_seconds",
+            "Time taken by the database queries of this scrape.",
+            value=time.perf_counter() - started,
+        )
 
 
 def _buckets(histogram: stats.Histogram) -> list[tuple[str, float]]:
-    return [("+Inf" if math.isinf(bound) else repr(bound), count)
-            for bound, count in histogram.cumulative()]
+    return [
+        ("+Inf" if math.isinf(bound) else repr(bound), count)
+        for bound, count in histogram.cumulative()
+    ]
 
 
 # --- the view -----------------------------------------------------------------------------------
@@ -142,9 +167,11 @@ def token_matches(given: str) -> bool:
 
 
 def _unauthorized(error: str = "") -> HttpResponse:
-    response = HttpResponse("authentication required: a staff session, or the header "
-                            "'Authorization: Bearer <token>'\n", status=401,
-                            content_type="text/plain; charset=utf-8")
+    response = HttpResponse(
+        "authentication required: a staff session, or the header 'Authorization: Bearer <token>'\n",
+        status=401,
+        content_type="text/plain; charset=utf-8",
+    )
     challenge = 'Bearer realm="bgjobs metrics"'
     response["WWW-Authenticate"] = f'{challenge}, error="{error}"' if error else challenge
     return response
@@ -161,8 +188,10 @@ def refusal(request: HttpRequest) -> HttpResponse | None:
         if key.lower() in CREDENTIAL_PARAMETERS or any(token_matches(v) for v in values):
             return HttpResponse(
                 "credentials in the URL are refused (they end up in logs); send "
-                "'Authorization: Bearer <token>'\n", status=400,
-                content_type="text/plain; charset=utf-8")
+                "'Authorization: Bearer <token>'\n",
+                status=400,
+                content_type="text/plain; charset=utf-8",
+            )
     scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer":
         if token_matches(credentials.strip()):
@@ -189,6 +218,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         body = encoder(BgJobsCollector())
     except DatabaseError as exc:
         logger.error("metrics: the database could not be read: %s", exc)
-        return HttpResponse("the database could not be read\n", status=503,
-                            content_type="text/plain; charset=utf-8")
+        return HttpResponse(
+            "the database could not be read\n", status=503, content_type="text/plain; charset=utf-8"
+        )
     return HttpResponse(body, content_type=content_type)

@@ -60,8 +60,11 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
-    worker = models.CharField(max_length=255, blank=True, help_text=_(
-        "The worker process of the current or last attempt."))
+    worker = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text=_("The worker process of the current or last attempt."),
+    )
     cancel_requested = models.BooleanField(default=False)
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
@@ -72,8 +75,12 @@ class Job(models.Model):
     # jobs no user started. The API reads a job by its primary key; the partial index below is
     # for deleting a user (SET_NULL), which would otherwise scan the whole table.
     owner = models.ForeignKey(
-        django_setting("AUTH_USER_MODEL", "auth.User"), null=True, blank=True,
-        on_delete=models.SET_NULL, related_name="+", db_index=False,
+        django_setting("AUTH_USER_MODEL", "auth.User"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
 
     class Meta:
@@ -110,7 +117,8 @@ class Job(models.Model):
             # bulk "retry the dead jobs of a name since"). Only dead jobs are in it: a job
             # pays for it when it dies, not when it is enqueued, claimed or succeeds.
             models.Index(
-                fields=["name", "finished_at"], condition=Q(status="dead"),
+                fields=["name", "finished_at"],
+                condition=Q(status="dead"),
                 name="bgjobs_job_dead_idx",
             ),
         ]
@@ -203,8 +211,11 @@ class JobSchedule(models.Model):
     (``in_code`` False) and its PeriodicTask is disabled.
     """
 
-    key = models.CharField(max_length=255, unique=True, help_text=_(
-        "The job's name, with the schedule's name when a job has several."))
+    key = models.CharField(
+        max_length=255,
+        unique=True,
+        help_text=_("The job's name, with the schedule's name when a job has several."),
+    )
     job_name = models.CharField(max_length=255)
     cron = models.CharField(max_length=255, blank=True)
     timezone = models.CharField(max_length=64, blank=True)
@@ -214,10 +225,16 @@ class JobSchedule(models.Model):
     catch_up = models.CharField(max_length=8, default="latest")
     overlap = models.CharField(max_length=8, default="allow")
     periodic_task = models.OneToOneField(
-        "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="bgjobs_schedule")
-    in_code = models.BooleanField(default=True, help_text=_(
-        "False once the schedule is no longer declared in code (it no longer fires)."))
+        "django_celery_beat.PeriodicTask",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="bgjobs_schedule",
+    )
+    in_code = models.BooleanField(
+        default=True,
+        help_text=_("False once the schedule is no longer declared in code (it no longer fires)."),
+    )
     synced_at = models.DateTimeField()
 
     class Meta:
@@ -238,21 +255,29 @@ class ScheduleSlot(models.Model):
     (schedule, slot_at) is what makes a second beat, or the same slot fired twice, harmless."""
 
     id = models.BigAutoField(primary_key=True)
-    schedule = models.ForeignKey(JobSchedule, on_delete=models.CASCADE, related_name="slots",
-                                 db_index=False)
+    schedule = models.ForeignKey(
+        JobSchedule, on_delete=models.CASCADE, related_name="slots", db_index=False
+    )
     slot_at = models.DateTimeField()
-    job = models.OneToOneField(Job, null=True, blank=True, on_delete=models.SET_NULL,
-                               related_name="schedule_slot")
-    skipped = models.CharField(max_length=255, blank=True, help_text=_(
-        "Why no job was enqueued for this slot (overlap, a missed slot under catch_up)."))
+    job = models.OneToOneField(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="schedule_slot"
+    )
+    skipped = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text=_(
+            "Why no job was enqueued for this slot (overlap, a missed slot under catch_up)."
+        ),
+    )
     created_at = models.DateTimeField()
 
     class Meta:
         verbose_name = _("schedule slot")
         ordering = ["schedule", "-slot_at"]
         constraints = [
-            models.UniqueConstraint(fields=["schedule", "slot_at"],
-                                    name="bgjobs_scheduleslot_unique_slot"),
+            models.UniqueConstraint(
+                fields=["schedule", "slot_at"], name="bgjobs_scheduleslot_unique_slot"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -271,16 +296,22 @@ class InboundWebhook(models.Model):
     id = models.BigAutoField(primary_key=True)
     endpoint = models.CharField(max_length=100, help_text=_("The BGJOBS['WEBHOOKS'] entry."))
     scheme = models.CharField(max_length=20)
-    message_id = models.CharField(max_length=255, blank=True, help_text=_(
-        "The provider's id of the delivery (Upstash-Message-Id, webhook-id, the Stripe event "
-        "id, X-GitHub-Delivery): the same on every retry."))
+    message_id = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text=_(
+            "The provider's id of the delivery (Upstash-Message-Id, webhook-id, the Stripe event "
+            "id, X-GitHub-Delivery): the same on every retry."
+        ),
+    )
     received_at = models.DateTimeField()
     body = models.BinaryField(blank=True)
     headers = models.JSONField(default=dict)
     verified = models.BooleanField()
     failed_check = models.CharField(max_length=40, blank=True)
-    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL,
-                            related_name="webhook_receipts")
+    job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="webhook_receipts"
+    )
 
     class Meta:
         verbose_name = _("webhook receipt")
@@ -321,7 +352,19 @@ from django_bgjobs.delivery.models import (  # noqa: E402
 )
 
 __all__ = [
-    "ApiToken", "DeliveryAttempt", "DeliveryQueue", "FlowControl", "InboundWebhook", "Job",
-    "JobDashboard", "JobRun", "JobSchedule", "Message", "MessageSchedule", "ScheduleSlot",
-    "SigningKeys", "Topic", "TopicEndpoint",
+    "ApiToken",
+    "DeliveryAttempt",
+    "DeliveryQueue",
+    "FlowControl",
+    "InboundWebhook",
+    "Job",
+    "JobDashboard",
+    "JobRun",
+    "JobSchedule",
+    "Message",
+    "MessageSchedule",
+    "ScheduleSlot",
+    "SigningKeys",
+    "Topic",
+    "TopicEndpoint",
 ]

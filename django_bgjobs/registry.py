@@ -145,14 +145,19 @@ class JobFunction(Generic[P, R]):
             _check_priority(priority, self.spec.name)
         if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
             raise ValueError("idempotency_key must be 1 to 255 characters")
-        if max_attempts is not None and (isinstance(max_attempts, bool) or
-                                         not isinstance(max_attempts, int) or max_attempts < 1):
+        if max_attempts is not None and (
+            isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
+        ):
             raise ValueError(f"max_attempts must be an integer >= 1, not {max_attempts!r}")
         changes: dict[str, Any] = {
             key: value
             for key, value in {
-                "delay": delay, "run_after": run_after, "priority": priority, "queue": queue,
-                "idempotency_key": idempotency_key, "owner_id": _owner_id(owner),
+                "delay": delay,
+                "run_after": run_after,
+                "priority": priority,
+                "queue": queue,
+                "idempotency_key": idempotency_key,
+                "owner_id": _owner_id(owner),
                 "max_attempts": max_attempts,
             }.items()
             if value is not None
@@ -175,8 +180,12 @@ class JobFunction(Generic[P, R]):
 
         if self.spec.takes_context:
             ctx = JobContext(
-                job_id=None, name=self.spec.name, attempt=1,
-                max_attempts=self.spec.max_attempts, queue=self.spec.queue, tracked=False,
+                job_id=None,
+                name=self.spec.name,
+                attempt=1,
+                max_attempts=self.spec.max_attempts,
+                queue=self.spec.queue,
+                tracked=False,
             )
             return self.spec.func(ctx, *args, **kwargs)  # type: ignore[no-any-return]
         return self.spec.func(*args, **kwargs)  # type: ignore[no-any-return]
@@ -295,7 +304,8 @@ def _make_spec(
     if takes_context:
         params = list(signature.parameters.values())
         if not params or params[0].kind not in (
-            inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
         ):
             raise JobConfigurationError(
                 f"Job {job_name!r} has takes_context=True: its first parameter receives the "
@@ -324,9 +334,18 @@ def _make_spec(
         except PayloadError as exc:
             raise JobConfigurationError(f"Job {job_name!r}, {schedule.describe()}: {exc}") from None
     return JobSpec(
-        func=func, name=job_name, queue=queue, max_attempts=attempts, backoff=job_backoff,
-        timeout=timeout, retry_on=retry_on, priority=priority, takes_context=takes_context,
-        signature=signature, redact=frozenset(redact), schedules=schedules,
+        func=func,
+        name=job_name,
+        queue=queue,
+        max_attempts=attempts,
+        backoff=job_backoff,
+        timeout=timeout,
+        retry_on=retry_on,
+        priority=priority,
+        takes_context=takes_context,
+        signature=signature,
+        redact=frozenset(redact),
+        schedules=schedules,
     )
 
 
@@ -407,9 +426,17 @@ def bgjob(
 
     def decorate(f: Callable[..., Any]) -> JobFunction[Any, Any]:
         spec = _make_spec(
-            f, name=name, queue=queue, max_attempts=max_attempts, backoff=backoff,
-            timeout=timeout, retry_on=retry_on, priority=priority, takes_context=takes_context,
-            redact=redact, schedules=declared,
+            f,
+            name=name,
+            queue=queue,
+            max_attempts=max_attempts,
+            backoff=backoff,
+            timeout=timeout,
+            retry_on=retry_on,
+            priority=priority,
+            takes_context=takes_context,
+            redact=redact,
+            schedules=declared,
         )
         registry.add(spec)
         return JobFunction(spec)

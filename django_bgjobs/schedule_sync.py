@@ -61,13 +61,19 @@ def beat_schedule(schedule: Schedule) -> dict[str, Any]:
 
     if schedule.every is not None:
         interval, _ = IntervalSchedule.objects.get_or_create(
-            every=int(schedule.every.total_seconds()), period=IntervalSchedule.SECONDS)
+            every=int(schedule.every.total_seconds()), period=IntervalSchedule.SECONDS
+        )
         return {"interval": interval, "crontab": None}
     assert schedule.cron is not None
     minute, hour, day_of_month, month_of_year, day_of_week = schedule.cron.split()
     crontab, _ = CrontabSchedule.objects.get_or_create(
-        minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year,
-        day_of_week=day_of_week, timezone=schedule.tz or "UTC")
+        minute=minute,
+        hour=hour,
+        day_of_month=day_of_month,
+        month_of_year=month_of_year,
+        day_of_week=day_of_week,
+        timezone=schedule.tz or "UTC",
+    )
     return {"crontab": crontab, "interval": None}
 
 
@@ -78,8 +84,11 @@ def _beat_drift(task: Any, schedule: Schedule, spec: JobSpec) -> list[str]:
     actual: dict[str, Any]
     if task.crontab is not None:
         c = task.crontab
-        actual = {"cron": f"{c.minute} {c.hour} {c.day_of_month} {c.month_of_year} "
-                          f"{c.day_of_week}", "tz": str(c.timezone), "every": None}
+        actual = {
+            "cron": f"{c.minute} {c.hour} {c.day_of_month} {c.month_of_year} {c.day_of_week}",
+            "tz": str(c.timezone),
+            "every": None,
+        }
     elif task.interval is not None:
         seconds = int(timedelta(**{task.interval.period: task.interval.every}).total_seconds())
         actual = {"cron": None, "tz": None, "every": seconds}
@@ -108,9 +117,15 @@ class SyncReport:
     drift: dict[str, list[str]] = field(default_factory=dict)  # before this sync
 
     def lines(self) -> list[str]:
-        out = [f"{what} {len(keys)}: {', '.join(keys)}" for what, keys in (
-            ("created", self.created), ("updated", self.updated),
-            ("removed from code, disabled", self.removed)) if keys]
+        out = [
+            f"{what} {len(keys)}: {', '.join(keys)}"
+            for what, keys in (
+                ("created", self.created),
+                ("updated", self.updated),
+                ("removed from code, disabled", self.removed),
+            )
+            if keys
+        ]
         out.append(f"unchanged {len(self.unchanged)}")
         for key, differences in self.drift.items():
             out.extend(f"drift {key}: {difference}" for difference in differences)
@@ -122,9 +137,11 @@ def drift_of(row: JobSchedule, found: tuple[JobSpec, Schedule] | None) -> list[s
     if found is None:
         return ["no longer declared in code"] if row.in_code else []
     spec, schedule = found
-    differences = [f"{name} is {getattr(row, name)!r} in the database, {value!r} in code"
-                   for name, value in definition(spec, schedule).items()
-                   if getattr(row, name) != value]
+    differences = [
+        f"{name} is {getattr(row, name)!r} in the database, {value!r} in code"
+        for name, value in definition(spec, schedule).items()
+        if getattr(row, name) != value
+    ]
     if not row.in_code:
         differences.append("declared in code again")
     if row.periodic_task is None:
@@ -143,8 +160,12 @@ def sync(apply: bool = True) -> SyncReport:
     report = SyncReport()
     code = declared()
     now = timezone.now()
-    rows = {row.key: row for row in JobSchedule.objects.select_related(
-        "periodic_task__crontab", "periodic_task__interval")}
+    rows = {
+        row.key: row
+        for row in JobSchedule.objects.select_related(
+            "periodic_task__crontab", "periodic_task__interval"
+        )
+    }
     for key, existing in rows.items():
         if differences := drift_of(existing, code.get(key)):
             report.drift[key] = differences
@@ -153,18 +174,21 @@ def sync(apply: bool = True) -> SyncReport:
     with transaction.atomic():
         for key, (spec, schedule) in code.items():
             row = rows.get(key)
-            fields = {"name": f"{PREFIX}{key}", "task": FIRE_TASK,
-                      "kwargs": json.dumps({"key": key}), "queue": spec.queue,
-                      "description": f"django-bgjobs: {spec.name}, {schedule.describe()}. "
-                                     "Defined in code; pause it here, change it in code.",
-                      **beat_schedule(schedule)}
+            fields = {
+                "name": f"{PREFIX}{key}",
+                "task": FIRE_TASK,
+                "kwargs": json.dumps({"key": key}),
+                "queue": spec.queue,
+                "description": f"django-bgjobs: {spec.name}, {schedule.describe()}. "
+                "Defined in code; pause it here, change it in code.",
+                **beat_schedule(schedule),
+            }
             task = PeriodicTask.objects.filter(name=fields["name"]).first()
             if task is None:
                 task = PeriodicTask.objects.create(**fields, enabled=True)
             else:
                 came_back = row is not None and not row.in_code
-                changed = [name for name, value in fields.items()
-                           if getattr(task, name) != value]
+                changed = [name for name, value in fields.items() if getattr(task, name) != value]
                 if changed or came_back:
                     for name in changed:
                         setattr(task, name, fields[name])

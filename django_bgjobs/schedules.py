@@ -42,11 +42,18 @@ def beat_cannot_run(cron: str) -> str | None:
 
     minute, hour, day_of_month, month_of_year, day_of_week = cron.split()
     try:
-        crontab(minute=minute, hour=hour, day_of_month=day_of_month,
-                month_of_year=month_of_year, day_of_week=day_of_week)
+        crontab(
+            minute=minute,
+            hour=hour,
+            day_of_month=day_of_month,
+            month_of_year=month_of_year,
+            day_of_week=day_of_week,
+        )
     except (ValueError, TypeError) as exc:
-        return (f"celery beat cannot run this ({exc}); use plain numbers, ranges, lists and "
-                "steps (Sunday is 0)")
+        return (
+            f"celery beat cannot run this ({exc}); use plain numbers, ranges, lists and "
+            "steps (Sunday is 0)"
+        )
     return None
 
 
@@ -75,7 +82,8 @@ class Schedule:
             if not isinstance(self.cron, str) or len(self.cron.split()) != 5:
                 raise JobConfigurationError(
                     f"cron={self.cron!r}: give five fields, minute hour day month weekday "
-                    "(e.g. '0 9 * * 1-5')")
+                    "(e.g. '0 9 * * 1-5')"
+                )
             try:
                 CronSim(self.cron, datetime.now(UTC))
             except CronSimError as exc:
@@ -85,22 +93,26 @@ class Schedule:
         if self.every is not None:
             if not isinstance(self.every, timedelta) or self.every < timedelta(seconds=1):
                 raise JobConfigurationError(
-                    f"every={self.every!r}: give a timedelta of at least one second")
+                    f"every={self.every!r}: give a timedelta of at least one second"
+                )
             if self.every.total_seconds() != int(self.every.total_seconds()):
                 raise JobConfigurationError(f"every={self.every!r}: whole seconds only")
             if self.tz is not None:
                 raise JobConfigurationError(
-                    "tz= applies to cron schedules; every= counts real time (UTC)")
+                    "tz= applies to cron schedules; every= counts real time (UTC)"
+                )
         if self.tz is not None:
             try:
                 ZoneInfo(self.tz)
             except (ZoneInfoNotFoundError, ValueError):
                 raise JobConfigurationError(
                     f"tz={self.tz!r} is not a time zone zoneinfo knows (e.g. 'Europe/Paris'; "
-                    "on a system without tz data, pip install tzdata)") from None
+                    "on a system without tz data, pip install tzdata)"
+                ) from None
         if self.catch_up not in CATCH_UP:
-            raise JobConfigurationError(f"catch_up must be one of {CATCH_UP}, not "
-                                        f"{self.catch_up!r}")
+            raise JobConfigurationError(
+                f"catch_up must be one of {CATCH_UP}, not {self.catch_up!r}"
+            )
         if self.overlap not in OVERLAP:
             raise JobConfigurationError(f"overlap must be one of {OVERLAP}, not {self.overlap!r}")
         try:
@@ -167,16 +179,21 @@ def _seconds_text(seconds: int) -> str:
 
 
 def schedules_from_options(
-    cron: str | None, every: timedelta | None, tz: str | None,
-    schedules: tuple[Schedule, ...] | list[Schedule], catch_up: CatchUp, overlap: Overlap,
+    cron: str | None,
+    every: timedelta | None,
+    tz: str | None,
+    schedules: tuple[Schedule, ...] | list[Schedule],
+    catch_up: CatchUp,
+    overlap: Overlap,
 ) -> tuple[Schedule, ...]:
     """What ``@bgjob(cron=/every=/tz=/schedules=...)`` declares, as Schedule objects."""
     declared = list(schedules or ())
     if not all(isinstance(s, Schedule) for s in declared):
         raise JobConfigurationError("schedules= takes a list of Schedule(...) objects")
     if cron is not None or every is not None:
-        declared.insert(0, Schedule(cron=cron, every=every, tz=tz, catch_up=catch_up,
-                                    overlap=overlap))
+        declared.insert(
+            0, Schedule(cron=cron, every=every, tz=tz, catch_up=catch_up, overlap=overlap)
+        )
     elif tz is not None:
         raise JobConfigurationError("tz= goes with cron=")
     names = [s.name for s in declared if s.name]

@@ -75,8 +75,13 @@ class GracefulShutdown:
             _wait_until(lambda: not self._consuming(), STOP_WAIT)
             # Published once the old attempts have stopped, so that a job never runs twice at
             # once (an old attempt could not record anything anyway: the fence rejects it).
-            publish([(job.pk, job.attempts + 1, job.queue, job.priority, job.name)
-                     for job in released if job.status == JobStatus.QUEUED])
+            publish(
+                [
+                    (job.pk, job.attempts + 1, job.queue, job.priority, job.name)
+                    for job in released
+                    if job.status == JobStatus.QUEUED
+                ]
+            )
             self._exit_if_stuck()
         except Exception:
             # The jobs are safe in the database either way: released ones are republished by
@@ -91,8 +96,10 @@ class GracefulShutdown:
         (released, published): end the process rather than leave the supervisor to SIGKILL it."""
         if self.pool_stopped.wait(EXIT_WAIT):
             return
-        logger.error("the worker did not finish its warm shutdown %gs after releasing its jobs; "
-                     "exiting now", EXIT_WAIT)
+        logger.error(
+            "the worker did not finish its warm shutdown %gs after releasing its jobs; exiting now",
+            EXIT_WAIT,
+        )
         for pid in set(self._pool_processes()) | self.pids:
             if pid != os.getpid() and _running_child(pid):
                 _signal(pid, signal.SIGKILL)
@@ -114,17 +121,26 @@ class GracefulShutdown:
         self.pids.update(self._pool_processes())
         # Job.worker is "host:pid", or "host:pid/thread" for a thread pool in this process.
         here = Q(worker__in=[process_id(pid) for pid in self.pids]) | Q(
-            worker__startswith=f"{process_id()}/")
-        running = list(Job.objects.filter(here, status=JobStatus.RUNNING)
-                       .values_list("pk", "attempts"))
-        reason = (f"released: the worker was told to stop and the attempt was still running "
-                  f"after SHUTDOWN_GRACE ({self.grace:g}s); queued again")
-        released = [job for pk, attempt in running
-                    if (job := states.release(pk, attempt, reason)) is not None]
+            worker__startswith=f"{process_id()}/"
+        )
+        running = list(
+            Job.objects.filter(here, status=JobStatus.RUNNING).values_list("pk", "attempts")
+        )
+        reason = (
+            f"released: the worker was told to stop and the attempt was still running "
+            f"after SHUTDOWN_GRACE ({self.grace:g}s); queued again"
+        )
+        released = [
+            job
+            for pk, attempt in running
+            if (job := states.release(pk, attempt, reason)) is not None
+        ]
         if released:
             logger.warning(
                 "shutdown grace (%gs) is over: released %d running job(s) to the queue: %s",
-                self.grace, len(released), ", ".join(str(job.pk) for job in released),
+                self.grace,
+                len(released),
+                ", ".join(str(job.pk) for job in released),
                 extra={"job_ids": [str(job.pk) for job in released]},
             )
         return released
@@ -174,9 +190,13 @@ def _processes_running(attempts: set[tuple[str, int]]) -> set[int]:
     pids = set()
     for request in requests:
         args = tuple(request.args or ())
-        if (request.name == EXECUTE_TASK and len(args) == 2 and request.worker_pid
-                and (str(args[0]), int(args[1])) in attempts
-                and _running_child(request.worker_pid)):
+        if (
+            request.name == EXECUTE_TASK
+            and len(args) == 2
+            and request.worker_pid
+            and (str(args[0]), int(args[1])) in attempts
+            and _running_child(request.worker_pid)
+        ):
             pids.add(int(request.worker_pid))
     return pids
 

@@ -55,10 +55,19 @@ def claim(job_id: str, attempt: int, worker: str) -> Claim | None:
 def succeed(claim: Claim, result: object) -> bool:
     """Record success; False (and the run marked superseded) when the fence rejected it."""
     now = timezone.now()
-    won = _sql.finish(claim.job, claim.run, {
-        "status": JobStatus.SUCCEEDED, "result": result, "error": "", "finished_at": now,
-        "lease_expires_at": None,
-    }, RunStatus.SUCCEEDED, now)
+    won = _sql.finish(
+        claim.job,
+        claim.run,
+        {
+            "status": JobStatus.SUCCEEDED,
+            "result": result,
+            "error": "",
+            "finished_at": now,
+            "lease_expires_at": None,
+        },
+        RunStatus.SUCCEEDED,
+        now,
+    )
     if won:
         announce(signals.job_succeeded, job=claim.job, run=claim.run)
     return won
@@ -75,10 +84,21 @@ def fail(claim: Claim, error: str, traceback: str, retry_in: float | None) -> st
         status, run_after, finished_at = JobStatus.RETRYING, now + timedelta(seconds=retry_in), None
     else:
         status, run_after, finished_at = JobStatus.DEAD, None, now
-    won = _sql.finish(claim.job, claim.run, {
-        "status": status, "run_after": run_after, "error": error, "finished_at": finished_at,
-        "lease_expires_at": None,
-    }, RunStatus.FAILED, now, error=error, traceback=traceback)
+    won = _sql.finish(
+        claim.job,
+        claim.run,
+        {
+            "status": status,
+            "run_after": run_after,
+            "error": error,
+            "finished_at": finished_at,
+            "lease_expires_at": None,
+        },
+        RunStatus.FAILED,
+        now,
+        error=error,
+        traceback=traceback,
+    )
     if not won:
         return None
     if status == JobStatus.RETRYING and _cancel_instead_of_retry(claim.job, now):
@@ -93,9 +113,9 @@ def _cancel_instead_of_retry(
 ) -> bool:
     """A job cancelled while its attempt ran is not run again when that attempt fails (or is
     released): ``waiting`` is the status the attempt's end gave it."""
-    stopped = Job.objects.filter(
-        pk=job.pk, status=waiting, cancel_requested=True
-    ).update(status=JobStatus.CANCELLED, run_after=None, finished_at=now)
+    stopped = Job.objects.filter(pk=job.pk, status=waiting, cancel_requested=True).update(
+        status=JobStatus.CANCELLED, run_after=None, finished_at=now
+    )
     if stopped:
         _refresh(job, status=JobStatus.CANCELLED, run_after=None, finished_at=now)
         announce(signals.job_cancelled, job=job)
@@ -105,9 +125,17 @@ def _cancel_instead_of_retry(
 def cancelled_while_running(claim: Claim) -> bool:
     """The running job stopped because it was cancelled."""
     now = timezone.now()
-    won = _sql.finish(claim.job, claim.run, {
-        "status": JobStatus.CANCELLED, "finished_at": now, "lease_expires_at": None,
-    }, RunStatus.CANCELLED, now)
+    won = _sql.finish(
+        claim.job,
+        claim.run,
+        {
+            "status": JobStatus.CANCELLED,
+            "finished_at": now,
+            "lease_expires_at": None,
+        },
+        RunStatus.CANCELLED,
+        now,
+    )
     if won:
         announce(signals.job_cancelled, job=claim.job)
     return won
@@ -157,7 +185,10 @@ def release(job_id: UUID | str, attempt: int, reason: str) -> Job | None:
     now = timezone.now()
     with transaction.atomic():
         won = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, attempts=attempt).update(
-            status=JobStatus.QUEUED, published_at=now, run_after=None, lease_expires_at=None,
+            status=JobStatus.QUEUED,
+            published_at=now,
+            run_after=None,
+            lease_expires_at=None,
             # The budget grows by the attempt given back; attempt numbers keep counting up
             # (the next one is attempt + 1), so each stays a unique fence value.
             max_attempts=F("max_attempts") + 1,
@@ -167,9 +198,14 @@ def release(job_id: UUID | str, attempt: int, reason: str) -> Job | None:
         job = Job.objects.get(pk=job_id)
         started = job.started_at or now
         run = JobRun.objects.create(
-            job=job, attempt=attempt, status=RunStatus.RELEASED, worker=job.worker,
-            started_at=started, finished_at=now,
-            duration_ms=max(int((now - started).total_seconds() * 1000), 0), error=_cut(reason),
+            job=job,
+            attempt=attempt,
+            status=RunStatus.RELEASED,
+            worker=job.worker,
+            started_at=started,
+            finished_at=now,
+            duration_ms=max(int((now - started).total_seconds() * 1000), 0),
+            error=_cut(reason),
         )
     if _cancel_instead_of_retry(job, now, waiting=JobStatus.QUEUED):
         return job
@@ -234,17 +270,26 @@ def expire_leases(now: datetime, limit: int) -> list[Job]:
             status, run_after = JobStatus.DEAD, None
         with transaction.atomic():
             won = Job.objects.filter(
-                pk=row["pk"], status=JobStatus.RUNNING, attempts=row["attempts"],
+                pk=row["pk"],
+                status=JobStatus.RUNNING,
+                attempts=row["attempts"],
                 lease_expires_at__lt=now,
             ).update(
-                status=status, run_after=run_after, error=error, lease_expires_at=None,
+                status=status,
+                run_after=run_after,
+                error=error,
+                lease_expires_at=None,
                 finished_at=now if status == JobStatus.DEAD else None,
             )
             if not won:
                 continue
             JobRun.objects.create(
-                job_id=row["pk"], attempt=row["attempts"], status=RunStatus.LOST,
-                worker=row["worker"], started_at=row["started_at"] or now, finished_at=now,
+                job_id=row["pk"],
+                attempt=row["attempts"],
+                status=RunStatus.LOST,
+                worker=row["worker"],
+                started_at=row["started_at"] or now,
+                finished_at=now,
                 duration_ms=int((now - (row["started_at"] or now)).total_seconds() * 1000),
                 error=error,
             )
@@ -263,9 +308,9 @@ def expire_leases(now: datetime, limit: int) -> list[Job]:
 def cancel(job: Job) -> bool:
     """Cancel a waiting or queued job now; ask a running one to stop. False if it had finished."""
     now = timezone.now()
-    stopped = Job.objects.filter(
-        pk=job.pk, status__in=(*WAITING, JobStatus.QUEUED)
-    ).update(status=JobStatus.CANCELLED, finished_at=now, run_after=None)
+    stopped = Job.objects.filter(pk=job.pk, status__in=(*WAITING, JobStatus.QUEUED)).update(
+        status=JobStatus.CANCELLED, finished_at=now, run_after=None
+    )
     if stopped:
         _refresh(job, status=JobStatus.CANCELLED, finished_at=now)
         announce(signals.job_cancelled, job=job)
@@ -316,8 +361,11 @@ def retry_many(job_ids: Collection[UUID | str]) -> list[Job]:
     with transaction.atomic():
         # Locked, so that the UPDATEs below change exactly these rows (on PostgreSQL; SQLite
         # serialises writers).
-        names = dict(Job.objects.filter(pk__in=list(job_ids), status__in=retriable)
-                     .select_for_update().values_list("pk", "name"))
+        names = dict(
+            Job.objects.filter(pk__in=list(job_ids), status__in=retriable)
+            .select_for_update()
+            .values_list("pk", "name")
+        )
         if not names:
             return []
         by_budget: dict[int, list[Any]] = {}
@@ -327,11 +375,17 @@ def retry_many(job_ids: Collection[UUID | str]) -> list[Job]:
             by_budget.setdefault(budget, []).append(pk)
         for budget, pks in by_budget.items():
             Job.objects.filter(pk__in=pks, status__in=retriable).update(
-                status=JobStatus.QUEUED, max_attempts=F("attempts") + budget, run_after=None,
-                finished_at=None, cancel_requested=False, published_at=now, error="",
+                status=JobStatus.QUEUED,
+                max_attempts=F("attempts") + budget,
+                run_after=None,
+                finished_at=None,
+                cancel_requested=False,
+                published_at=now,
+                error="",
             )
-        jobs = list(Job.objects.filter(pk__in=list(names), status=JobStatus.QUEUED,
-                                       published_at=now))
+        jobs = list(
+            Job.objects.filter(pk__in=list(names), status=JobStatus.QUEUED, published_at=now)
+        )
         publish_on_commit(jobs)
     for job in jobs:
         announce(signals.job_enqueued, job=job)
@@ -344,12 +398,16 @@ def cancel_many(job_ids: Collection[UUID | str]) -> list[Job]:
     now = timezone.now()
     cancellable = (*WAITING, JobStatus.QUEUED)
     with transaction.atomic():
-        pks = list(Job.objects.filter(pk__in=list(job_ids), status__in=cancellable)
-                   .select_for_update().values_list("pk", flat=True))
+        pks = list(
+            Job.objects.filter(pk__in=list(job_ids), status__in=cancellable)
+            .select_for_update()
+            .values_list("pk", flat=True)
+        )
         if not pks:
             return []
         Job.objects.filter(pk__in=pks, status__in=cancellable).update(
-            status=JobStatus.CANCELLED, finished_at=now, run_after=None)
+            status=JobStatus.CANCELLED, finished_at=now, run_after=None
+        )
         jobs = list(Job.objects.filter(pk__in=pks, status=JobStatus.CANCELLED, finished_at=now))
     for job in jobs:
         announce(signals.job_cancelled, job=job)
@@ -367,5 +425,3 @@ def announce(signal: Signal, **kwargs: Any) -> None:
 def _refresh(job: Job, **values: object) -> None:
     for name, value in values.items():
         setattr(job, name, value)
-
-

@@ -31,8 +31,24 @@ from django_bgjobs.models import Job, JobRun, JobStatus, RunStatus
 # Upper bounds (seconds) of the run time and wait time buckets: from a few milliseconds (a
 # no-op job, a warm worker's pick-up) to an hour. +Inf is implied.
 RUN_BUCKETS: tuple[float, ...] = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
-    600.0, 1800.0, 3600.0,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
 )
 WAIT_BUCKETS: tuple[float, ...] = RUN_BUCKETS
 
@@ -127,6 +143,7 @@ def _bucket_case(value: str, bounds: Sequence[float], scale: int = 1) -> str:
     """SQL: the index of the first bucket ``value`` fits in (len(bounds) above them all), NULL
     for NULL. Bounds are constants of this module, written into the SQL (times ``scale``, so
     that integer milliseconds compare with integers)."""
+
     def literal(bound: float) -> str:
         scaled = bound * scale
         return str(int(scaled)) if scaled == int(scaled) else repr(float(scaled))
@@ -159,8 +176,7 @@ def _window_runs(connection: BaseDatabaseWrapper) -> str:
 def job_counts(using: str) -> dict[tuple[str, str], int]:
     """Jobs by (name, status): one grouped pass over the job table (no index would serve it
     without costing every enqueue and status change)."""
-    rows = Job.objects.using(using).order_by().values_list("name", "status").annotate(
-        n=Count("*"))
+    rows = Job.objects.using(using).order_by().values_list("name", "status").annotate(n=Count("*"))
     return {(name, status): n for name, status, n in rows}
 
 
@@ -171,8 +187,11 @@ def queue_figures(now: datetime, using: str) -> dict[str, QueueFigures]:
     empty queue reads 0 rather than disappearing."""
     waiting_since = Coalesce("published_at", "run_after", "created_at")
     rows = (
-        Job.objects.using(using).filter(status=JobStatus.QUEUED).order_by()
-        .values_list("queue").annotate(depth=Count("*"), since=Min(waiting_since))
+        Job.objects.using(using)
+        .filter(status=JobStatus.QUEUED)
+        .order_by()
+        .values_list("queue")
+        .annotate(depth=Count("*"), since=Min(waiting_since))
     )
     figures = {queue: QueueFigures(0, 0.0) for queue in bgjobs_settings.QUEUES}
     for queue, depth, since in rows:
@@ -196,7 +215,8 @@ def attempt_figures(
     connection = connections[using]
     job_t, run_t = _q(connection, Job._meta.db_table), _q(connection, JobRun._meta.db_table)
     timed = "r.status IN ({}) AND r.duration_ms IS NOT NULL".format(
-        ", ".join(f"'{status.value}'" for status in TIMED_RUNS))
+        ", ".join(f"'{status.value}'" for status in TIMED_RUNS)
+    )
     waited = "r.attempt = j.attempts AND j.published_at <= r.started_at"
     wait = _seconds_between(connection, "r.started_at", "j.published_at")
     sql = (
@@ -235,7 +255,8 @@ def workers_seen(now: datetime, since: datetime, using: str) -> int:
         f"WHERE w.worker <> ''"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [_dt(connection, since)] * 2 + [
-            JobStatus.RUNNING.value, _dt(connection, now)])
+        cursor.execute(
+            sql, [_dt(connection, since)] * 2 + [JobStatus.RUNNING.value, _dt(connection, now)]
+        )
         row = cursor.fetchone()
     return int(row[0]) if row else 0

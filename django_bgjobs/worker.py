@@ -57,8 +57,9 @@ def execute(job_id: str, attempt: int) -> str:
         # returns, the job is claimed at once (or the message is dropped by the fence, when the
         # attempt had been claimed; its lease then expires). The pause keeps a worker from
         # spinning on it while the outage lasts.
-        logger.warning("job %s attempt %s: database unavailable (%s); message requeued",
-                       job_id, attempt, exc)
+        logger.warning(
+            "job %s attempt %s: database unavailable (%s); message requeued", job_id, attempt, exc
+        )
         discard_broken_connections()
         time.sleep(REQUEUE_PAUSE)
         raise Reject(exc, requeue=True) from exc

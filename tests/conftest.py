@@ -37,16 +37,29 @@ def _clear_broker() -> None:
 class WorkerProcess:
     """A `manage.py bgjobs worker` subprocess (prefork, 2 children) with its dispatcher."""
 
-    def __init__(self, db_name: str, log_path: Path, concurrency: int = 2,
-                 command: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        db_name: str,
+        log_path: Path,
+        concurrency: int = 2,
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.db_name = db_name
         self.extra_env = env or {}  # more environment (settings read from it: tests/settings.py)
         self.log_path = log_path
         self.concurrency = concurrency
         self.command = command or [
-            sys.executable, str(REPO / "manage.py"), "bgjobs", "worker",
-            "--concurrency", str(concurrency), "--loglevel", "info",
-            "--hostname", f"tests-{os.getpid()}@%h",
+            sys.executable,
+            str(REPO / "manage.py"),
+            "bgjobs",
+            "worker",
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            "info",
+            "--hostname",
+            f"tests-{os.getpid()}@%h",
         ]
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -65,7 +78,10 @@ class WorkerProcess:
         start_offset = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
             self.command,
-            env=self.env(), stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO,
+            env=self.env(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
             start_new_session=True,
         )
         deadline = time.monotonic() + 60
@@ -149,14 +165,31 @@ class BeatProcess(WorkerProcess):
     SENT = re.compile(rb"Sending due task (\S+) ")
 
     def __init__(self, db_name: str, log_path: Path, env: dict[str, str] | None = None) -> None:
-        super().__init__(db_name, log_path, env=env, command=[
-            sys.executable, str(REPO / "manage.py"), "bgjobs", "beat", "--loglevel", "info"])
+        super().__init__(
+            db_name,
+            log_path,
+            env=env,
+            command=[
+                sys.executable,
+                str(REPO / "manage.py"),
+                "bgjobs",
+                "beat",
+                "--loglevel",
+                "info",
+            ],
+        )
 
     def start(self) -> None:
         self._log = open(self.log_path, "ab")
         start_offset = self.log_path.stat().st_size
-        self.proc = subprocess.Popen(self.command, env=self.env(), stdout=self._log,
-                                     stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.command,
+            env=self.env(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with open(self.log_path, "rb") as log:

@@ -34,14 +34,21 @@ class Receiver:
                 body = self.rfile.read(length) if length else b""
                 path = self.path.split("?")[0]
                 with receiver._lock:
-                    receiver.hits.append(Hit(self.command, self.path,
-                                             {k.lower(): v for k, v in self.headers.items()},
-                                             body, time.time()))
+                    receiver.hits.append(
+                        Hit(
+                            self.command,
+                            self.path,
+                            {k.lower(): v for k, v in self.headers.items()},
+                            body,
+                            time.time(),
+                        )
+                    )
                     queued = receiver.script.get(path) or []
                     status, headers, reply = queued.pop(0) if queued else (200, {}, b"ok")
                     receiver.in_flight[path] = receiver.in_flight.get(path, 0) + 1
-                    receiver.most_in_flight[path] = max(receiver.most_in_flight.get(path, 0),
-                                                        receiver.in_flight[path])
+                    receiver.most_in_flight[path] = max(
+                        receiver.most_in_flight.get(path, 0), receiver.in_flight[path]
+                    )
                 time.sleep(receiver.slow.get(path, 0))
                 with receiver._lock:
                     receiver.in_flight[path] -= 1

@@ -73,8 +73,9 @@ def long_task(ctx: JobContext, steps: int, pause: float) -> int:
     return steps
 
 
-@bgjob(takes_context=True, queue="slow", max_attempts=2,
-       backoff=Backoff(base=0.01, factor=1, max=0.01))
+@bgjob(
+    takes_context=True, queue="slow", max_attempts=2, backoff=Backoff(base=0.01, factor=1, max=0.01)
+)
 def killer(ctx: JobContext, key: str) -> None:
     """A poison job: kills the worker process running it, every time."""
     Effect.objects.create(key=key, job_id=str(ctx.job_id), attempt=ctx.attempt, pid=os.getpid())
@@ -174,13 +175,22 @@ from datetime import timedelta  # noqa: E402
 from django_bgjobs import Schedule  # noqa: E402
 
 
-@bgjob(takes_context=True, schedules=[Schedule(every=timedelta(seconds=1), name="1s"),
-                                      Schedule(every=timedelta(seconds=2), name="2s")])
+@bgjob(
+    takes_context=True,
+    schedules=[
+        Schedule(every=timedelta(seconds=1), name="1s"),
+        Schedule(every=timedelta(seconds=2), name="2s"),
+    ],
+)
 def beat_tick(ctx: JobContext) -> str:
     """Records the (schedule, slot) it runs for, as Effect "<schedule key>@<slot>"."""
     from django_bgjobs.models import ScheduleSlot
 
     slot = ScheduleSlot.objects.select_related("schedule").get(job_id=ctx.job_id)
-    Effect.objects.create(key=f"{slot.schedule.key}@{slot.slot_at.isoformat()}",
-                          job_id=str(ctx.job_id), attempt=ctx.attempt, pid=os.getpid())
+    Effect.objects.create(
+        key=f"{slot.schedule.key}@{slot.slot_at.isoformat()}",
+        job_id=str(ctx.job_id),
+        attempt=ctx.attempt,
+        pid=os.getpid(),
+    )
     return slot.slot_at.isoformat()

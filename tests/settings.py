@@ -13,8 +13,9 @@ import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Where the test database file, the broker folders and worker logs go ("" counts as unset).
-STATE_DIR = Path(os.environ.get("BGJOBS_TEST_STATE") or
-                 Path(tempfile.gettempdir()) / "bgjobs-tests")
+STATE_DIR = Path(
+    os.environ.get("BGJOBS_TEST_STATE") or Path(tempfile.gettempdir()) / "bgjobs-tests"
+)
 STATE_DIR.mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = "tests-only"
@@ -43,21 +44,27 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
-TEMPLATES = [{
-    "BACKEND": "django.template.backends.django.DjangoTemplates",
-    "APP_DIRS": True,
-    "OPTIONS": {"context_processors": [
-        "django.template.context_processors.request",
-        "django.contrib.auth.context_processors.auth",
-        "django.contrib.messages.context_processors.messages",
-    ]},
-}]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
 STATIC_URL = "/static/"
 
 _sqlite = STATE_DIR / "tests.sqlite3"
-DATABASES = {"default": dj_database_url.parse(
-    os.environ.get("DATABASE_URL", f"sqlite:///{_sqlite}"), conn_max_age=0
-)}
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{_sqlite}"), conn_max_age=0
+    )
+}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not :memory:, so worker processes share the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(STATE_DIR / "test-tests.sqlite3")}
@@ -75,9 +82,14 @@ for _folder in ("data", "control"):
     (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://localhost//")
 CELERY_BROKER_TRANSPORT_OPTIONS = (
-    {"data_folder_in": str(_broker_dir / "data"), "data_folder_out": str(_broker_dir / "data"),
-     "control_folder": str(_broker_dir / "control"), "polling_interval": 0.05}
-    if CELERY_BROKER_URL.startswith("filesystem") else {}
+    {
+        "data_folder_in": str(_broker_dir / "data"),
+        "data_folder_out": str(_broker_dir / "data"),
+        "control_folder": str(_broker_dir / "control"),
+        "polling_interval": 0.05,
+    }
+    if CELERY_BROKER_URL.startswith("filesystem")
+    else {}
 )
 if CELERY_BROKER_URL.startswith("filesystem"):
     CELERY_BROKER_TRANSPORT = "django_bgjobs.filesystem_broker:Transport"
@@ -100,18 +112,34 @@ BGJOBS = {
 # The public URL QStash would sign for: what a proxy-terminated request cannot tell by itself.
 PUBLIC_URL = "https://shop.example.com"
 BGJOBS["WEBHOOKS"] = {
-    "qstash": {"scheme": "qstash", "url": f"{PUBLIC_URL}/own/qstash",
-               "job": "tests.jobs.handle_webhook",
-               "secrets": ["sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r", "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs"]},
-    "qstash-generic": {"scheme": "qstash", "url": f"{PUBLIC_URL}/webhooks/qstash-generic/",
-                       "secrets": ["sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r"],
-                       "job": "tests.jobs.handle_webhook"},
-    "clerk": {"scheme": "standard", "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
-              "job": "tests.jobs.handle_webhook", "max_body": 256 * 1024},
-    "stripe": {"scheme": "stripe", "secrets": ["whsec_test_secret_for_stripe_webhooks"],
-               "job": "tests.jobs.handle_webhook"},
-    "github": {"scheme": "github", "secrets": ["It's a Secret to Everybody"],
-               "job": "tests.jobs.handle_webhook"},
+    "qstash": {
+        "scheme": "qstash",
+        "url": f"{PUBLIC_URL}/own/qstash",
+        "job": "tests.jobs.handle_webhook",
+        "secrets": ["sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r", "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs"],
+    },
+    "qstash-generic": {
+        "scheme": "qstash",
+        "url": f"{PUBLIC_URL}/webhooks/qstash-generic/",
+        "secrets": ["sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r"],
+        "job": "tests.jobs.handle_webhook",
+    },
+    "clerk": {
+        "scheme": "standard",
+        "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+        "job": "tests.jobs.handle_webhook",
+        "max_body": 256 * 1024,
+    },
+    "stripe": {
+        "scheme": "stripe",
+        "secrets": ["whsec_test_secret_for_stripe_webhooks"],
+        "job": "tests.jobs.handle_webhook",
+    },
+    "github": {
+        "scheme": "github",
+        "secrets": ["It's a Secret to Everybody"],
+        "job": "tests.jobs.handle_webhook",
+    },
 }
 
 LOGGING = {

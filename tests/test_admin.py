@@ -49,8 +49,7 @@ def listed(client, **params) -> set[str]:  # type: ignore[no-untyped-def]
 
 
 def test_list_filters_and_search(admin_client, finished_jobs):
-    assert listed(admin_client) == {"tests.jobs.add", "tests.jobs.always_fails",
-                                    "tests.jobs.noop"}
+    assert listed(admin_client) == {"tests.jobs.add", "tests.jobs.always_fails", "tests.jobs.noop"}
     assert listed(admin_client, status__exact="dead") == {"tests.jobs.always_fails"}
     assert listed(admin_client, queue="emails") == {"tests.jobs.add"}
     assert listed(admin_client, name="tests.jobs.noop") == {"tests.jobs.noop"}
@@ -73,12 +72,14 @@ def test_retry_and_cancel_actions(admin_client, finished_jobs):
     dead = finished_jobs["tests.jobs.always_fails"]
     waiting = finished_jobs["tests.jobs.noop"]
     with capture_jobs() as captured:
-        response = admin_client.post(CHANGELIST, {
-            "action": "retry_jobs", "_selected_action": [str(dead.pk)]}, follow=True)
+        response = admin_client.post(
+            CHANGELIST, {"action": "retry_jobs", "_selected_action": [str(dead.pk)]}, follow=True
+        )
         assert "1 job(s) queued again" in response.content.decode()
         assert captured.names() == ["tests.jobs.always_fails"]
-    response = admin_client.post(CHANGELIST, {
-        "action": "cancel_jobs", "_selected_action": [str(waiting.pk)]}, follow=True)
+    response = admin_client.post(
+        CHANGELIST, {"action": "cancel_jobs", "_selected_action": [str(waiting.pk)]}, follow=True
+    )
     html = response.content.decode()
     assert "1 job(s) cancelled" in html
     assert Job.objects.get(pk=dead.pk).status == JobStatus.QUEUED
@@ -86,8 +87,10 @@ def test_retry_and_cancel_actions(admin_client, finished_jobs):
     from django.contrib.admin.models import LogEntry
 
     logged = {(e.object_id, e.change_message) for e in LogEntry.objects.all()}
-    assert logged == {(str(dead.pk), "Retried: queued again with a fresh budget."),
-                      (str(waiting.pk), "Cancelled.")}
+    assert logged == {
+        (str(dead.pk), "Retried: queued again with a fresh budget."),
+        (str(waiting.pk), "Cancelled."),
+    }
 
 
 def test_actions_need_their_permissions(client, django_user_model, finished_jobs):
@@ -105,8 +108,10 @@ def test_actions_need_their_permissions(client, django_user_model, finished_jobs
 def test_jobs_cannot_be_added_edited_or_deleted(admin_client, finished_jobs):
     assert admin_client.get(reverse("admin:django_bgjobs_job_add")).status_code == 403
     job = finished_jobs["tests.jobs.add"]
-    assert admin_client.get(reverse("admin:django_bgjobs_job_delete", args=[job.pk])
-                            ).status_code == 403
+    assert (
+        admin_client.get(reverse("admin:django_bgjobs_job_delete", args=[job.pk])).status_code
+        == 403
+    )
     job = finished_jobs["tests.jobs.add"]
     page = admin_client.get(reverse("admin:django_bgjobs_job_change", args=[job.pk]))
     assert 'name="_save"' not in page.content.decode()

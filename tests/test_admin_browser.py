@@ -53,8 +53,14 @@ pytestmark = pytest.mark.django_db(transaction=True)  # live_server needs commit
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHANGELIST = reverse("admin:django_bgjobs_job_changelist")
@@ -69,13 +75,17 @@ RECEIPTS = reverse("admin:django_bgjobs_inboundwebhook_changelist")
 @pytest.fixture
 def browser(live_server) -> Iterator[Browser]:  # type: ignore[no-untyped-def]
     if sync_playwright is None:
-        pytest.fail("the admin browser tests need Playwright for Python: pip install playwright "
-                    "(no `playwright install`: they use Debian's chromium), or set "
-                    "BGJOBS_SKIP_BROWSER=1 to skip them")
+        pytest.fail(
+            "the admin browser tests need Playwright for Python: pip install playwright "
+            "(no `playwright install`: they use Debian's chromium), or set "
+            "BGJOBS_SKIP_BROWSER=1 to skip them"
+        )
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"the admin browser tests need Debian's chromium at {CHROMIUM}: install it "
-                    "with `apt-get install chromium` (as root; scripts/test does it), or set "
-                    "BGJOBS_SKIP_BROWSER=1 to skip them")
+        pytest.fail(
+            f"the admin browser tests need Debian's chromium at {CHROMIUM}: install it "
+            "with `apt-get install chromium` (as root; scripts/test does it), or set "
+            "BGJOBS_SKIP_BROWSER=1 to skip them"
+        )
     # Playwright's sync API keeps an asyncio event loop running in this thread (parked in a
     # greenlet) from start to stop, so every ORM call the test makes meanwhile (creating jobs,
     # asserting on rows, run_all) looks to Django like a call from async code and raises
@@ -130,7 +140,7 @@ def shot(page: Page, name: str) -> None:
 
 
 def rgb(hex_colour: str) -> str:
-    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgb({r}, {g}, {b})"
 
 
@@ -144,7 +154,8 @@ def log_in(page: Page, base_url: str, username: str, password: str) -> None:
 def row(page: Page, job: Job):  # type: ignore[no-untyped-def]
     """The changelist row of ``job``, found by its action checkbox."""
     return page.locator("#result_list tbody tr").filter(
-        has=page.locator(f'input[name="_selected_action"][value="{job.pk}"]'))
+        has=page.locator(f'input[name="_selected_action"][value="{job.pk}"]')
+    )
 
 
 def expect_badge(page: Page, job: Job, status: str, label: str) -> None:
@@ -160,7 +171,9 @@ def run_action(page: Page, job: Job, action_label: str) -> None:
 
 
 def test_staff_user_browses_jobs_filters_dead_ones_and_reads_the_attempts(
-    page: Page, live_server, all_kinds  # type: ignore[no-untyped-def]
+    page: Page,
+    live_server,
+    all_kinds,  # type: ignore[no-untyped-def]
 ):
     log_in(page, live_server.url, "admin", "password")  # pytest-django's admin_user
     expect(page).to_have_url(re.compile(re.escape(CHANGELIST) + r"$"))
@@ -174,7 +187,8 @@ def test_staff_user_browses_jobs_filters_dead_ones_and_reads_the_attempts(
     expect_badge(page, all_kinds["scheduled"], "scheduled", "Scheduled")
     expect(row(page, all_kinds["dead"]).locator("td.field-attempts_display")).to_have_text("3/3")
     expect(row(page, all_kinds["dead"]).locator("td.field-error_excerpt")).to_have_text(
-        "ValueError: this job always fails")
+        "ValueError: this job always fails"
+    )
     options = page.locator('select[name="action"] option').all_inner_texts()
     assert RETRY_ACTION in options and CANCEL_ACTION in options, options
     shot(page, "01-jobs-list")
@@ -205,8 +219,9 @@ def test_staff_user_browses_jobs_filters_dead_ones_and_reads_the_attempts(
         expect(attempt.locator(".bgjobs-error")).to_have_text(run.error)
         expect(attempt.locator(".bgjobs-facts")).to_contain_text(run.worker)
         assert run.error == "ValueError: this job always fails"
-    expect(page.locator("#bgjobs-timeline li.bgjobs-event-finished .bgjobs-status-dead")
-           ).to_have_text("Dead")
+    expect(
+        page.locator("#bgjobs-timeline li.bgjobs-event-finished .bgjobs-status-dead")
+    ).to_have_text("Dead")
     shot(page, "03-dead-job")
 
     first = attempts.nth(0).locator("details")
@@ -257,7 +272,8 @@ def test_cancel_action_cancels_a_scheduled_job(page: Page, live_server, all_kind
     with capture_jobs() as captured:  # nothing may be published by a cancel
         run_action(page, scheduled, CANCEL_ACTION)
         expect(page.locator("ul.messagelist li.success")).to_have_text(
-            "1 job(s) cancelled (running ones stop at their next check).")
+            "1 job(s) cancelled (running ones stop at their next check)."
+        )
     assert captured.names() == []
     expect_badge(page, scheduled, "cancelled", "Cancelled")
     expect_badge(page, all_kinds["dead"], "dead", "Dead")  # the others are untouched
@@ -274,7 +290,8 @@ def test_non_staff_user_is_refused_the_admin(page: Page, live_server, django_use
     expect(page.locator("#login-form")).to_be_visible()
     expect(page).to_have_url(re.compile(re.escape(reverse("admin:login"))))
     expect(page.locator(".errornote")).to_contain_text(
-        "Please enter the correct username and password for a staff account.")
+        "Please enter the correct username and password for a staff account."
+    )
     shot(page, "08-non-staff-refused")
 
     page.goto(live_server.url + CHANGELIST)  # and a direct visit is sent back to log in
@@ -282,8 +299,9 @@ def test_non_staff_user_is_refused_the_admin(page: Page, live_server, django_use
     expect(page.locator("#result_list")).to_have_count(0)
     user.refresh_from_db()
     assert not user.is_staff and user.last_login is None  # never logged in
-    assert not [s for s in Session.objects.all()
-                if s.get_decoded().get("_auth_user_id") == str(user.pk)]
+    assert not [
+        s for s in Session.objects.all() if s.get_decoded().get("_auth_user_id") == str(user.pk)
+    ]
 
 
 def nightly_report(label: str) -> str:
@@ -312,12 +330,11 @@ def test_staff_user_sees_a_schedules_next_and_last_run_and_runs_it_now(  # type:
     expect(page.locator("#user-tools")).to_contain_text("admin")
     page.goto(live_server.url + SCHEDULES)
     report = page.locator("#result_list tbody tr").filter(
-        has=page.get_by_role("link", name=REPORT, exact=True))
+        has=page.get_by_role("link", name=REPORT, exact=True)
+    )
     expect(report).to_have_count(1)
-    expect(report.locator("td.field-when_display")).to_have_text(
-        "cron 30 6 * * * (Europe/Paris)")
-    expect(report.locator("td.field-state_display .bgjobs-status-enabled")).to_have_text(
-        "enabled")
+    expect(report.locator("td.field-when_display")).to_have_text("cron 30 6 * * * (Europe/Paris)")
+    expect(report.locator("td.field-state_display .bgjobs-status-enabled")).to_have_text("enabled")
     upcoming = report_schedule.next_slot(timezone.now())
     expect(report.locator("td.field-next_run_display")).to_contain_text(slot_time(upcoming))
     last = report.locator("td.field-last_run_display .bgjobs-status-succeeded")
@@ -361,15 +378,23 @@ def test_staff_user_sees_a_schedules_next_and_last_run_and_runs_it_now(  # type:
 def delivered(admin_user) -> InboundWebhook:  # type: ignore[no-untyped-def]
     """A Clerk event signed and POSTed to the generic receiver, its handler job run. Requested
     before ``page``, like ``report_schedule``."""
-    body = json.dumps({"type": "user.created", "data": {"id": "user_42",
-                                                        "note": "<b>not bold</b>"}}).encode()
+    body = json.dumps(
+        {"type": "user.created", "data": {"id": "user_42", "note": "<b>not bold</b>"}}
+    ).encode()
     stamp = int(time.time())
     with capture_jobs() as captured:
-        response = Client().post("/webhooks/clerk/", body, content_type="application/json",
-                                 headers={"svix-id": "msg_browser", "svix-timestamp": str(stamp),
-                                          "svix-signature": standard_signature(
-                                              body, "msg_browser", stamp,
-                                              "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")})
+        response = Client().post(
+            "/webhooks/clerk/",
+            body,
+            content_type="application/json",
+            headers={
+                "svix-id": "msg_browser",
+                "svix-timestamp": str(stamp),
+                "svix-signature": standard_signature(
+                    body, "msg_browser", stamp, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+                ),
+            },
+        )
         assert response.status_code == 202, response.content
         captured.run_all()
     return InboundWebhook.objects.get(pk=response.json()["receipt"])
@@ -384,22 +409,25 @@ def test_staff_user_reads_a_webhook_receipt_and_replays_it(  # type: ignore[no-u
     expect(page.locator("#user-tools")).to_contain_text("admin")
     page.goto(live_server.url + RECEIPTS)
     receipt_row = page.locator("#result_list tbody tr").filter(
-        has=page.locator(f'input[name="_selected_action"][value="{delivered.pk}"]'))
+        has=page.locator(f'input[name="_selected_action"][value="{delivered.pk}"]')
+    )
     expect(receipt_row.locator("td.field-endpoint")).to_have_text("clerk")
     expect(receipt_row.locator("td.field-message_id_display")).to_have_text("msg_browser")
     accepted = receipt_row.locator("td.field-outcome_display .bgjobs-status-accepted")
     expect(accepted).to_have_text("accepted")
     expect(accepted).to_have_css("background-color", rgb("#146c43"))
     expect(receipt_row.locator("td.field-job_display .bgjobs-status-succeeded")).to_have_text(
-        "Succeeded")
+        "Succeeded"
+    )
     shot(page, "13-webhook-receipts")
 
     receipt_row.locator("th.field-received a").click()
     body = page.locator("#bgjobs-body pre")
     expect(body).to_contain_text('"note": "<b>not bold</b>"')  # the tag shown, not applied
     expect(body.locator("b")).to_have_count(0)
-    expect(page.locator("#bgjobs-headers tr.bgjobs-header").filter(has_text="svix-id")
-           ).to_contain_text("msg_browser")
+    expect(
+        page.locator("#bgjobs-headers tr.bgjobs-header").filter(has_text="svix-id")
+    ).to_contain_text("msg_browser")
     shot(page, "14-webhook-receipt")
 
     with capture_jobs() as captured:
@@ -411,8 +439,7 @@ def test_staff_user_reads_a_webhook_receipt_and_replays_it(  # type: ignore[no-u
         assert job.pk != first_job.pk and job.args == [delivered.pk]
         expect(message.get_by_role("link")).to_have_text(f"job …{str(job.pk)[-12:]}")
         # Back on the receipt's page, which now points at the new job.
-        expect(page.locator("div.field-job_display .bgjobs-status-queued")).to_have_text(
-            "Queued")
+        expect(page.locator("div.field-job_display .bgjobs-status-queued")).to_have_text("Queued")
         shot(page, "15-webhook-replayed")
         captured.run_all()
     delivered.refresh_from_db()
@@ -440,11 +467,21 @@ def busy(all_kinds):  # type: ignore[no-untyped-def]
     a second queued one in "emails". Requested before ``page``, like the fixtures above."""
     now = timezone.now()
     running = Job.objects.create(
-        name="tests.jobs.long_task", queue="slow", status=JobStatus.RUNNING, args=[10, 1.0],
-        max_attempts=3, attempts=1, created_at=now - timedelta(seconds=40),
-        published_at=now - timedelta(seconds=40), started_at=now - timedelta(seconds=30),
-        lease_expires_at=now + timedelta(minutes=5), worker="browser-host:4242",
-        progress_done=3, progress_total=10, progress_message="step 3")
+        name="tests.jobs.long_task",
+        queue="slow",
+        status=JobStatus.RUNNING,
+        args=[10, 1.0],
+        max_attempts=3,
+        attempts=1,
+        created_at=now - timedelta(seconds=40),
+        published_at=now - timedelta(seconds=40),
+        started_at=now - timedelta(seconds=30),
+        lease_expires_at=now + timedelta(minutes=5),
+        worker="browser-host:4242",
+        progress_done=3,
+        progress_total=10,
+        progress_message="step 3",
+    )
     with capture_jobs():
         emails = jobs.add.enqueue(5, 8)
     return {**all_kinds, "running": running, "emails": emails}
@@ -469,39 +506,49 @@ def test_staff_user_opens_the_dashboard_and_its_numbers_match_the_database(  # t
     expect(tile(page, "running")).to_have_text(count(status="running"))
     expect(tile(page, "dead")).to_have_text(count(status="dead"))
     assert (count(status="queued"), count(status="running"), count(status="dead")) == (
-        "2", "1", "1")
+        "2",
+        "1",
+        "1",
+    )
     ended = JobRun.objects.filter(finished_at__gte=timezone.now() - timedelta(minutes=59))
     expect(tile(page, "hour")).to_have_text(str(ended.count()))  # 3 failed + 1 succeeded
     expect(tile(page, "success")).to_have_text(
-        f"{100 * ended.filter(status='succeeded').count() / ended.count():.1f}%")  # 25.0%
+        f"{100 * ended.filter(status='succeeded').count() / ended.count():.1f}%"
+    )  # 25.0%
     for queue in ("default", "emails", "slow"):
         queue_row = page.locator(f'#bgjobs-queues tr[data-queue="{queue}"]')
         expect(queue_row.locator("td.bgjobs-queued")).to_have_text(
-            count(status="queued", queue=queue))
+            count(status="queued", queue=queue)
+        )
         expect(queue_row.locator("td.bgjobs-running")).to_have_text(
-            count(status="running", queue=queue))
+            count(status="running", queue=queue)
+        )
     failing = page.locator('#bgjobs-names tr[data-name="tests.jobs.always_fails"]')
     expect(failing.locator("td.bgjobs-failed")).to_have_text("3")
     expect(failing.locator("td.bgjobs-dead")).to_have_text("1")
     failures = page.locator("#bgjobs-failures tr.bgjobs-failure")
     expect(failures).to_have_count(3)
     expect(failures.first).to_contain_text("ValueError: this job always fails")
-    expect(page.locator('#bgjobs-workers tr[data-worker="browser-host:4242"] td.bgjobs-running')
-           ).to_have_text("1")
+    expect(
+        page.locator('#bgjobs-workers tr[data-worker="browser-host:4242"] td.bgjobs-running')
+    ).to_have_text("1")
     expect(page.locator("svg.bgjobs-chart")).to_have_count(2)
     expect(page.locator("#bgjobs-per-minute g.bgjobs-bar")).to_have_count(60)
     shot(page, "17-dashboard")
 
     # It refreshes itself, but not while the tab is hidden.
-    page.evaluate("Object.defineProperty(document, 'hidden', "
-                  "{configurable: true, get: () => true})")
+    page.evaluate(
+        "Object.defineProperty(document, 'hidden', {configurable: true, get: () => true})"
+    )
     with capture_jobs():
         jobs.record.enqueue("arrived while hidden")
     page.wait_for_timeout(11_500)
     expect(tile(page, "queued")).to_have_text("2")
-    page.evaluate("Object.defineProperty(document, 'hidden', "
-                  "{configurable: true, get: () => false}); "
-                  "document.dispatchEvent(new Event('visibilitychange'))")
+    page.evaluate(
+        "Object.defineProperty(document, 'hidden', "
+        "{configurable: true, get: () => false}); "
+        "document.dispatchEvent(new Event('visibilitychange'))"
+    )
     expect(tile(page, "queued")).to_have_text("3", timeout=3_000)  # at once, not in 10 s
     assert count(status="queued") == "3"
     shot(page, "18-dashboard-refreshed")
@@ -517,8 +564,9 @@ def test_staff_user_cancels_a_queued_job_from_its_page(  # type: ignore[no-untyp
     queued = all_kinds["queued"]
     log_in(page, live_server.url, "admin", "password")
     row(page, queued).locator("th.field-short_id a").click()
-    expect(page.locator("#bgjobs-timeline li.bgjobs-event-queued .bgjobs-event-title")
-           ).to_have_text("Queued: attempt 1")
+    expect(
+        page.locator("#bgjobs-timeline li.bgjobs-event-queued .bgjobs-event-title")
+    ).to_have_text("Queued: attempt 1")
     expect(page.locator("form.bgjobs-action-retry")).to_have_count(0)  # not dead
     shot(page, "19-queued-job")
 
@@ -527,16 +575,17 @@ def test_staff_user_cancels_a_queued_job_from_its_page(  # type: ignore[no-untyp
         expect(page.locator("ul.messagelist li.success")).to_have_text("Job cancelled.")
     assert captured.names() == []
     expect(page.locator("div.field-status_display .bgjobs-status-cancelled")).to_have_text(
-        "Cancelled")
-    expect(page.locator("#bgjobs-timeline li.bgjobs-event-finished")).to_contain_text(
-        "Cancelled")
+        "Cancelled"
+    )
+    expect(page.locator("#bgjobs-timeline li.bgjobs-event-finished")).to_contain_text("Cancelled")
     expect(page.locator("form.bgjobs-action-cancel")).to_have_count(0)
     expect(page.locator("form.bgjobs-action-retry")).to_have_count(1)  # it can be retried now
     shot(page, "20-queued-job-cancelled")
     queued.refresh_from_db()
     assert queued.status == JobStatus.CANCELLED and not queued.runs.exists()
     assert [(e.object_id, e.change_message) for e in LogEntry.objects.all()] == [
-        (str(queued.pk), "Cancelled.")]
+        (str(queued.pk), "Cancelled.")
+    ]
 
 
 @pytest.fixture
@@ -564,9 +613,11 @@ def test_staff_user_retries_a_dead_job_and_watches_it_succeed(  # type: ignore[n
     # runs it. The page refreshes itself while the job is unfinished: no reload below.
     page.locator("form.bgjobs-action-retry button").click()
     expect(page.locator("ul.messagelist li.success")).to_have_text(
-        "Job queued again with a fresh budget of attempts.")
+        "Job queued again with a fresh budget of attempts."
+    )
     expect(page.locator("div.field-status_display .bgjobs-status-succeeded")).to_be_visible(
-        timeout=30_000)
+        timeout=30_000
+    )
     attempts = page.locator("#bgjobs-timeline li.bgjobs-event-attempt")
     expect(attempts).to_have_count(6)
     expect(attempts.last.locator(".bgjobs-event-title")).to_have_text("Attempt 6")
@@ -577,9 +628,13 @@ def test_staff_user_retries_a_dead_job_and_watches_it_succeed(  # type: ignore[n
 
     dead_flaky.refresh_from_db()
     assert (dead_flaky.status, dead_flaky.result, dead_flaky.attempts) == (
-        JobStatus.SUCCEEDED, "ok after 6", 6)
+        JobStatus.SUCCEEDED,
+        "ok after 6",
+        6,
+    )
     last = dead_flaky.runs.get(attempt=6)
     assert last.status == "succeeded"
     assert last.worker.endswith(tuple(str(pid) for pid in worker.children()))
     assert [(e.object_id, e.change_message) for e in LogEntry.objects.all()] == [
-        (str(dead_flaky.pk), "Retried: queued again with a fresh budget.")]
+        (str(dead_flaky.pk), "Retried: queued again with a fresh budget.")
+    ]

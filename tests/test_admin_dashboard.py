@@ -44,6 +44,7 @@ def no_worker_in_this_module() -> Iterator[None]:
     for running in paused:
         running.start()
 
+
 DASHBOARD = reverse("admin:django_bgjobs_job_dashboard")
 BULK = reverse("admin:django_bgjobs_job_bulk")
 CHANGELIST = reverse("admin:django_bgjobs_job_changelist")
@@ -72,8 +73,13 @@ class World:
 
 
 def make_job(name: str, status: str, created: datetime, **fields: Any) -> Job:
-    values: dict[str, Any] = {"queue": "default", "max_attempts": 3, "args": [1, 2],
-                              "kwargs": {}, **fields}
+    values: dict[str, Any] = {
+        "queue": "default",
+        "max_attempts": 3,
+        "args": [1, 2],
+        "kwargs": {},
+        **fields,
+    }
     return Job.objects.create(name=name, status=status, created_at=created, **values)
 
 
@@ -92,28 +98,55 @@ def world() -> World:
     # published (its wait counts from its creation).
     for seconds in (120, 60, 10):
         w.jobs[f"queued-{seconds}"] = make_job(
-            ADD, JobStatus.QUEUED, ago(seconds=seconds + 1), published_at=ago(seconds=seconds))
+            ADD, JobStatus.QUEUED, ago(seconds=seconds + 1), published_at=ago(seconds=seconds)
+        )
     w.jobs["queued-emails"] = make_job(ADD, JobStatus.QUEUED, ago(seconds=45), queue="emails")
     # Running: two in "slow" on worker w1 (leases alive), one in "default" on w2 whose lease
     # expired (its worker stopped heartbeating).
     for index in range(2):
         w.jobs[f"running-{index}"] = make_job(
-            FAILS, JobStatus.RUNNING, ago(minutes=3), queue="slow", attempts=1,
-            published_at=ago(minutes=3), started_at=ago(minutes=2), worker="w1:101",
-            lease_expires_at=now + timedelta(seconds=1))
+            FAILS,
+            JobStatus.RUNNING,
+            ago(minutes=3),
+            queue="slow",
+            attempts=1,
+            published_at=ago(minutes=3),
+            started_at=ago(minutes=2),
+            worker="w1:101",
+            lease_expires_at=now + timedelta(seconds=1),
+        )
     w.jobs["running-stale"] = make_job(
-        ADD, JobStatus.RUNNING, ago(minutes=4), attempts=1, published_at=ago(minutes=4),
-        started_at=ago(minutes=4), worker="w2:202", lease_expires_at=ago(seconds=20))
+        ADD,
+        JobStatus.RUNNING,
+        ago(minutes=4),
+        attempts=1,
+        published_at=ago(minutes=4),
+        started_at=ago(minutes=4),
+        worker="w2:202",
+        lease_expires_at=ago(seconds=20),
+    )
     # Waiting: scheduled (default), retrying (emails).
-    w.jobs["scheduled"] = make_job(ADD, JobStatus.SCHEDULED, ago(minutes=1),
-                                   run_after=now + timedelta(hours=1))
-    w.jobs["retrying"] = make_job(ADD, JobStatus.RETRYING, ago(minutes=9), queue="emails",
-                                  attempts=1, run_after=now + timedelta(seconds=30))
+    w.jobs["scheduled"] = make_job(
+        ADD, JobStatus.SCHEDULED, ago(minutes=1), run_after=now + timedelta(hours=1)
+    )
+    w.jobs["retrying"] = make_job(
+        ADD,
+        JobStatus.RETRYING,
+        ago(minutes=9),
+        queue="emails",
+        attempts=1,
+        run_after=now + timedelta(seconds=30),
+    )
     # Dead: two always_fails, one add.
     for index, name in enumerate((FAILS, FAILS, ADD)):
-        w.jobs[f"dead-{index}"] = make_job(name, JobStatus.DEAD, ago(hours=2), attempts=3,
-                                           finished_at=ago(hours=1, minutes=index),
-                                           error="ValueError: this job always fails")
+        w.jobs[f"dead-{index}"] = make_job(
+            name,
+            JobStatus.DEAD,
+            ago(hours=2),
+            attempts=3,
+            finished_at=ago(hours=1, minutes=index),
+            error="ValueError: this job always fails",
+        )
 
     # Attempts that ended, oldest first: (ended ago, name, status, duration ms, wait s, worker)
     ended: list[tuple[timedelta, str, str, int, float, str]] = [
@@ -137,18 +170,37 @@ def world() -> World:
         finished = now - before
         started = finished - timedelta(milliseconds=ms)
         published = started - timedelta(seconds=wait)
-        job_status = {RunStatus.SUCCEEDED: JobStatus.SUCCEEDED, RunStatus.CANCELLED:
-                      JobStatus.CANCELLED}.get(status, JobStatus.DEAD)
-        job = make_job(name, job_status, published, attempts=1, published_at=published,
-                       started_at=started, finished_at=finished, worker=worker,
-                       error="ValueError: this job always fails"
-                       if status == RunStatus.FAILED else "")
+        job_status = {
+            RunStatus.SUCCEEDED: JobStatus.SUCCEEDED,
+            RunStatus.CANCELLED: JobStatus.CANCELLED,
+        }.get(status, JobStatus.DEAD)
+        job = make_job(
+            name,
+            job_status,
+            published,
+            attempts=1,
+            published_at=published,
+            started_at=started,
+            finished_at=finished,
+            worker=worker,
+            error="ValueError: this job always fails" if status == RunStatus.FAILED else "",
+        )
         w.jobs[f"ended-{index}"] = job
-        w.runs.append(JobRun.objects.create(
-            job=job, attempt=1, status=status, worker=worker, started_at=started,
-            finished_at=finished, duration_ms=ms,
-            error={RunStatus.FAILED: f"ValueError: failure {index}",
-                   RunStatus.LOST: "lost: the worker stopped heartbeating"}.get(status, "")))
+        w.runs.append(
+            JobRun.objects.create(
+                job=job,
+                attempt=1,
+                status=status,
+                worker=worker,
+                started_at=started,
+                finished_at=finished,
+                duration_ms=ms,
+                error={
+                    RunStatus.FAILED: f"ValueError: failure {index}",
+                    RunStatus.LOST: "lost: the worker stopped heartbeating",
+                }.get(status, ""),
+            )
+        )
     return w
 
 
@@ -186,8 +238,7 @@ def test_the_dashboards_figures_match_the_database(world: World) -> None:
     assert {q: queues[q].waiting for q in queues} == {"default": 1, "emails": 1, "slow": 0}
     for queue in queues:
         assert queues[queue].queued == Job.objects.filter(status="queued", queue=queue).count()
-        assert queues[queue].running == Job.objects.filter(status="running",
-                                                           queue=queue).count()
+        assert queues[queue].running == Job.objects.filter(status="running", queue=queue).count()
     assert (data.queued, data.running, data.waiting, data.oldest_age) == (4, 3, 2, 120.0)
 
     # Dead letters, by name.
@@ -209,8 +260,11 @@ def test_the_dashboards_figures_match_the_database(world: World) -> None:
         end = bucket.start + timedelta(hours=1)
         inside = [r for r in world.runs if bucket.start <= r.finished_at < end]
         assert bucket.outcomes.ended == len(inside), bucket.start
-    assert sum(b.outcomes.ended for b in data.hours) == JobRun.objects.filter(
-        finished_at__gte=data.hours[0].start).count() == 13
+    assert (
+        sum(b.outcomes.ended for b in data.hours)
+        == JobRun.objects.filter(finished_at__gte=data.hours[0].start).count()
+        == 13
+    )
     assert data.hours[-1].start == timezone.localtime(now).replace(minute=0, second=0)
 
     # Rates over the last hour (the minute chart's 60 minutes) and the day.
@@ -228,8 +282,9 @@ def test_the_dashboards_figures_match_the_database(world: World) -> None:
         recent = [r for r in world.runs if r.finished_at >= since and r.job.name == name]
         row = by_name[name]
         assert row.outcomes.ended == len(recent)
-        timed = [float(r.duration_ms) for r in recent
-                 if r.status in ("succeeded", "failed", "cancelled")]
+        timed = [
+            float(r.duration_ms) for r in recent if r.status in ("succeeded", "failed", "cancelled")
+        ]
         assert close(row.run_ms, percentiles(timed)), (name, row.run_ms, timed)
         waits = [(r.started_at - r.job.published_at).total_seconds() for r in recent]
         assert close(row.wait_s, percentiles(waits)), (name, row.wait_s, waits)
@@ -237,8 +292,11 @@ def test_the_dashboards_figures_match_the_database(world: World) -> None:
     assert close(by_name[ADD].run_ms, (35.0, 762.5, 952.5))
 
     # Recent failures (failed and lost attempts of the last day), newest first.
-    failures = [r for r in reversed(world.runs)
-                if r.status in ("failed", "lost") and r.finished_at >= data.hours[0].start]
+    failures = [
+        r
+        for r in reversed(world.runs)
+        if r.status in ("failed", "lost") and r.finished_at >= data.hours[0].start
+    ]
     assert [f.run_id for f in data.failures] == [r.pk for r in failures]
     assert data.failures[0].error == "ValueError: failure 14"
     assert data.failures[0].job_name == FAILS
@@ -247,8 +305,11 @@ def test_the_dashboards_figures_match_the_database(world: World) -> None:
     workers = {w.worker: w for w in data.workers}
     assert set(workers) == {"w1:101", "w2:202", "w3:303"}  # w0 only long ago
     assert (workers["w1:101"].running, workers["w1:101"].ended) == (2, 1)
-    assert (workers["w2:202"].running, workers["w2:202"].ended,
-            workers["w2:202"].stale_leases) == (1, 2, 1)
+    assert (workers["w2:202"].running, workers["w2:202"].ended, workers["w2:202"].stale_leases) == (
+        1,
+        2,
+        1,
+    )
     assert (workers["w3:303"].running, workers["w3:303"].ended) == (0, 1)
     assert workers["w2:202"].last_seen == now - timedelta(seconds=20)
 
@@ -280,8 +341,7 @@ def test_the_dashboard_page_shows_the_figures(admin_client: Client, world: World
     assert response["Cache-Control"].startswith("max-age=0")  # never cached (admin_view)
     html = response.content.decode()
     assert value(html, "bgjobs-tile-queued") == str(Job.objects.filter(status="queued").count())
-    assert value(html, "bgjobs-tile-running") == str(
-        Job.objects.filter(status="running").count())
+    assert value(html, "bgjobs-tile-running") == str(Job.objects.filter(status="running").count())
     assert value(html, "bgjobs-tile-dead") == str(Job.objects.filter(status="dead").count())
     assert float(value(html, "bgjobs-tile-oldest")) >= 120.0
     row = re.search(r'<tr class="bgjobs-queue" data-queue="default">(.*?)</tr>', html, re.S)
@@ -289,8 +349,11 @@ def test_the_dashboard_page_shows_the_figures(admin_client: Client, world: World
     # The charts: inline SVG, one bar per minute and per hour, with their counts.
     assert html.count('<g class="bgjobs-bar"') == 60 + 24
     assert "<script src=" not in html.split("<body")[1].split("</header>")[0]
-    bars = re.findall(r'<g class="bgjobs-bar" data-start="[^"]+" data-succeeded="(\d+)" '
-                      r'data-failed="(\d+)" data-other="(\d+)"', html)
+    bars = re.findall(
+        r'<g class="bgjobs-bar" data-start="[^"]+" data-succeeded="(\d+)" '
+        r'data-failed="(\d+)" data-other="(\d+)"',
+        html,
+    )
     assert sum(int(s) + int(f) + int(o) for s, f, o in bars[:60]) >= 8  # the last hour's
     assert "ValueError: failure 14" in html
     assert job_page(world.jobs["ended-14"]) in html  # a failure links to its job
@@ -312,11 +375,24 @@ def test_the_dashboard_makes_the_same_statements_however_many_jobs(
     before = statements()
     now = timezone.now()
     for index in range(30):
-        job = make_job(f"tests.jobs.name{index % 7}", JobStatus.DEAD, now, attempts=1,
-                       finished_at=now, worker=f"w{index}:1")
-        JobRun.objects.create(job=job, attempt=1, status=RunStatus.FAILED,
-                              worker=f"w{index}:1", started_at=now, finished_at=now,
-                              duration_ms=1, error="boom")
+        job = make_job(
+            f"tests.jobs.name{index % 7}",
+            JobStatus.DEAD,
+            now,
+            attempts=1,
+            finished_at=now,
+            worker=f"w{index}:1",
+        )
+        JobRun.objects.create(
+            job=job,
+            attempt=1,
+            status=RunStatus.FAILED,
+            worker=f"w{index}:1",
+            started_at=now,
+            finished_at=now,
+            duration_ms=1,
+            error="boom",
+        )
     assert statements() == before
 
 
@@ -358,8 +434,9 @@ def test_non_staff_users_get_403(client: Client, django_user_model: Any) -> None
     assert client.get(BULK).status_code == 403
 
 
-def test_staff_without_the_view_permission_get_403(client: Client, django_user_model: Any,
-                                                   world: World) -> None:
+def test_staff_without_the_view_permission_get_403(
+    client: Client, django_user_model: Any, world: World
+) -> None:
     staff(django_user_model, client, "retry_job", "cancel_job", "replay_job")
     dead = world.jobs["dead-0"]
     assert client.get(DASHBOARD).status_code == 403
@@ -374,8 +451,9 @@ def test_staff_without_the_view_permission_get_403(client: Client, django_user_m
     assert reverse("admin:django_bgjobs_jobdashboard_changelist") not in index
 
 
-def test_viewers_see_everything_and_can_change_nothing(client: Client, django_user_model: Any,
-                                                       world: World) -> None:
+def test_viewers_see_everything_and_can_change_nothing(
+    client: Client, django_user_model: Any, world: World
+) -> None:
     staff(django_user_model, client, "view_job")
     assert client.get(DASHBOARD).status_code == 200
     index = client.get(reverse("admin:index")).content.decode()
@@ -387,15 +465,20 @@ def test_viewers_see_everything_and_can_change_nothing(client: Client, django_us
         assert client.post(button(dead, action)).status_code == 403
     bulk = client.get(BULK).content.decode()
     assert "You do not have the permission to retry jobs." in bulk
-    assert client.post(BULK, {"bulk": "retry", "retry-name": FAILS,
-                              "retry-since": "2000-01-01T00:00:00"}).status_code == 403
+    assert (
+        client.post(
+            BULK, {"bulk": "retry", "retry-name": FAILS, "retry-since": "2000-01-01T00:00:00"}
+        ).status_code
+        == 403
+    )
     assert client.post(BULK, {"bulk": "cancel", "cancel-queue": "default"}).status_code == 403
     assert Job.objects.get(pk=dead.pk).status == JobStatus.DEAD
     assert not LogEntry.objects.exists()
 
 
-def test_each_button_needs_its_own_permission(client: Client, django_user_model: Any,
-                                              world: World) -> None:
+def test_each_button_needs_its_own_permission(
+    client: Client, django_user_model: Any, world: World
+) -> None:
     user = staff(django_user_model, client, "view_job", "retry_job")
     dead, queued = world.jobs["dead-0"], world.jobs["queued-10"]
     page = client.get(job_page(dead)).content.decode()
@@ -408,11 +491,14 @@ def test_each_button_needs_its_own_permission(client: Client, django_user_model:
 
 
 def test_a_button_of_a_job_that_does_not_exist_is_404(admin_client: Client) -> None:
-    missing = reverse("admin:django_bgjobs_job_retry",
-                      args=["01a20000-0000-7000-8000-000000000000"])
+    missing = reverse(
+        "admin:django_bgjobs_job_retry", args=["01a20000-0000-7000-8000-000000000000"]
+    )
     assert admin_client.post(missing).status_code == 404
-    assert admin_client.post(reverse("admin:django_bgjobs_job_retry", args=["not-a-uuid"])
-                             ).status_code == 404
+    assert (
+        admin_client.post(reverse("admin:django_bgjobs_job_retry", args=["not-a-uuid"])).status_code
+        == 404
+    )
 
 
 def test_the_buttons_are_posts_with_csrf(django_user_model: Any, world: World) -> None:
@@ -437,8 +523,10 @@ def test_the_buttons_are_posts_with_csrf(django_user_model: Any, world: World) -
 
 
 def history(job: Job) -> list[tuple[int, str]]:
-    return [(e.action_flag, e.change_message)
-            for e in LogEntry.objects.filter(object_id=str(job.pk)).order_by("pk")]
+    return [
+        (e.action_flag, e.change_message)
+        for e in LogEntry.objects.filter(object_id=str(job.pk)).order_by("pk")
+    ]
 
 
 def test_retry_now_queues_a_dead_job_again_and_logs_it(admin_client: Client) -> None:
@@ -461,8 +549,9 @@ def test_retry_now_queues_a_dead_job_again_and_logs_it(admin_client: Client) -> 
     assert len(history(dead)) == 1
 
 
-def test_cancel_cancels_a_queued_job_and_asks_a_running_one_to_stop(admin_client: Client,
-                                                                    world: World) -> None:
+def test_cancel_cancels_a_queued_job_and_asks_a_running_one_to_stop(
+    admin_client: Client, world: World
+) -> None:
     queued, running = world.jobs["queued-10"], world.jobs["running-0"]
     response = admin_client.post(button(queued, "cancel"), follow=True)
     assert "Job cancelled." in response.content.decode()
@@ -487,9 +576,16 @@ def test_replay_enqueues_a_copy_with_the_same_payload(admin_client: Client) -> N
     assert (response.status_code, response["Location"]) == (302, job_page(copy))
     assert copy.pk != original.pk
     assert (copy.name, copy.args, copy.kwargs, copy.queue, copy.priority, copy.status) == (
-        ADD, [2, 3], {}, "emails", 7, JobStatus.QUEUED)
+        ADD,
+        [2, 3],
+        {},
+        "emails",
+        7,
+        JobStatus.QUEUED,
+    )
     assert history(original) == [
-        (CHANGE, f"Replayed: enqueued job {copy.pk} with the same arguments.")]
+        (CHANGE, f"Replayed: enqueued job {copy.pk} with the same arguments.")
+    ]
     assert history(copy) == [(ADDITION, f"Replay of job {original.pk}.")]
     original.refresh_from_db()
     assert original.status == JobStatus.SUCCEEDED  # left as it was
@@ -538,11 +634,13 @@ def test_the_timeline_shows_every_attempt(admin_client: Client) -> None:
     assert 'data-bgjobs-live="0"' in html  # finished: the page does not refresh itself
 
 
-def test_a_running_job_shows_its_progress_and_refreshes_itself(admin_client: Client,
-                                                               world: World) -> None:
+def test_a_running_job_shows_its_progress_and_refreshes_itself(
+    admin_client: Client, world: World
+) -> None:
     running = world.jobs["running-0"]
-    Job.objects.filter(pk=running.pk).update(progress_done=30, progress_total=120,
-                                             progress_message="rows <imported>")
+    Job.objects.filter(pk=running.pk).update(
+        progress_done=30, progress_total=120, progress_message="rows <imported>"
+    )
     html = admin_client.get(job_page(running)).content.decode()
     assert 'aria-valuenow="25"' in html and "25% · 30 of 120 · rows &lt;imported&gt;" in html
     assert 'data-bgjobs-live="1"' in html and "visibilitychange" in html
@@ -557,14 +655,18 @@ def test_a_running_job_shows_its_progress_and_refreshes_itself(admin_client: Cli
 def dead_jobs() -> Iterator[dict[str, Job]]:
     now = timezone.now()
     made = {
-        "fails-recent": make_job(FAILS, JobStatus.DEAD, now, attempts=3,
-                                 finished_at=now - timedelta(hours=1)),
-        "fails-recent-2": make_job(FAILS, JobStatus.DEAD, now, attempts=3,
-                                   finished_at=now - timedelta(minutes=5)),
-        "fails-old": make_job(FAILS, JobStatus.DEAD, now, attempts=3,
-                              finished_at=now - timedelta(days=3)),
-        "add-recent": make_job(ADD, JobStatus.DEAD, now, attempts=2,
-                               finished_at=now - timedelta(minutes=5)),
+        "fails-recent": make_job(
+            FAILS, JobStatus.DEAD, now, attempts=3, finished_at=now - timedelta(hours=1)
+        ),
+        "fails-recent-2": make_job(
+            FAILS, JobStatus.DEAD, now, attempts=3, finished_at=now - timedelta(minutes=5)
+        ),
+        "fails-old": make_job(
+            FAILS, JobStatus.DEAD, now, attempts=3, finished_at=now - timedelta(days=3)
+        ),
+        "add-recent": make_job(
+            ADD, JobStatus.DEAD, now, attempts=2, finished_at=now - timedelta(minutes=5)
+        ),
     }
     yield made
 
@@ -582,30 +684,38 @@ def test_bulk_retry_counts_then_retries_the_dead_jobs_of_a_name_since_a_time(
     assert f"2 job(s) queued again: dead jobs of {FAILS}" in response.content.decode()
     assert sorted(captured.names()) == [FAILS, FAILS]
     status = {key: Job.objects.get(pk=job.pk).status for key, job in dead_jobs.items()}
-    assert status == {"fails-recent": "queued", "fails-recent-2": "queued", "fails-old": "dead",
-                      "add-recent": "dead"}
+    assert status == {
+        "fails-recent": "queued",
+        "fails-recent-2": "queued",
+        "fails-old": "dead",
+        "add-recent": "dead",
+    }
     # One history entry per job retried, naming the bulk action.
     entries = LogEntry.objects.order_by("object_id")
     assert sorted(e.object_id for e in entries) == sorted(
-        str(dead_jobs[k].pk) for k in ("fails-recent", "fails-recent-2"))
-    assert all(e.action_flag == CHANGE and e.change_message.startswith(
-        "Retried: queued again with a fresh budget (bulk: dead jobs of tests.jobs.always_fails")
-        for e in entries)
+        str(dead_jobs[k].pk) for k in ("fails-recent", "fails-recent-2")
+    )
+    assert all(
+        e.action_flag == CHANGE
+        and e.change_message.startswith(
+            "Retried: queued again with a fresh budget (bulk: dead jobs of tests.jobs.always_fails"
+        )
+        for e in entries
+    )
     # The budget is the job's own: always_fails allows 3 attempts.
     assert Job.objects.get(pk=dead_jobs["fails-recent"].pk).max_attempts == 6
 
 
-def test_bulk_retry_works_in_batches(admin_client: Client,
-                                     dead_jobs: dict[str, Job]) -> None:
+def test_bulk_retry_works_in_batches(admin_client: Client, dead_jobs: dict[str, Job]) -> None:
     with mock.patch("django_bgjobs.admin_views.BULK_BATCH", 1), capture_jobs():
-        admin_client.post(BULK, {"bulk": "retry", "retry-name": FAILS,
-                                 "retry-since": "2000-01-01T00:00:00"})
+        admin_client.post(
+            BULK, {"bulk": "retry", "retry-name": FAILS, "retry-since": "2000-01-01T00:00:00"}
+        )
     assert Job.objects.filter(name=FAILS, status="queued").count() == 3
     assert LogEntry.objects.count() == 3
 
 
-def test_bulk_cancel_cancels_the_queued_jobs_of_a_queue(admin_client: Client,
-                                                        world: World) -> None:
+def test_bulk_cancel_cancels_the_queued_jobs_of_a_queue(admin_client: Client, world: World) -> None:
     query = {"bulk": "cancel", "cancel-queue": "default"}
     html = admin_client.get(BULK, query).content.decode()
     assert 'data-count="3"' in html and "queued jobs of queue default" in html
@@ -617,14 +727,20 @@ def test_bulk_cancel_cancels_the_queued_jobs_of_a_queue(admin_client: Client,
     assert Job.objects.filter(status="queued", queue="emails").count() == 1  # other queue
     assert Job.objects.get(pk=world.jobs["running-stale"].pk).status == "running"  # not queued
     assert Job.objects.get(pk=world.jobs["scheduled"].pk).status == "scheduled"
-    assert LogEntry.objects.filter(change_message__startswith="Cancelled (bulk: queued jobs "
-                                                              "of queue default)").count() == 3
+    assert (
+        LogEntry.objects.filter(
+            change_message__startswith="Cancelled (bulk: queued jobs of queue default)"
+        ).count()
+        == 3
+    )
 
 
-def test_a_bulk_form_with_bad_input_changes_nothing(admin_client: Client,
-                                                    dead_jobs: dict[str, Job]) -> None:
-    response = admin_client.post(BULK, {"bulk": "retry", "retry-name": FAILS,
-                                        "retry-since": "yesterday"})
+def test_a_bulk_form_with_bad_input_changes_nothing(
+    admin_client: Client, dead_jobs: dict[str, Job]
+) -> None:
+    response = admin_client.post(
+        BULK, {"bulk": "retry", "retry-name": FAILS, "retry-since": "yesterday"}
+    )
     assert response.status_code == 200 and "Enter a valid date/time." in response.content.decode()
     response = admin_client.post(BULK, {"bulk": "cancel", "cancel-queue": "nope"})
     assert response.status_code == 200 and "Select a valid choice." in response.content.decode()
@@ -635,8 +751,9 @@ def test_a_bulk_form_with_bad_input_changes_nothing(admin_client: Client,
 # --- the job list at scale -----------------------------------------------------------------------
 
 
-def test_the_job_list_never_counts_or_lists_every_distinct_value(admin_client: Client,
-                                                                 world: World) -> None:
+def test_the_job_list_never_counts_or_lists_every_distinct_value(
+    admin_client: Client, world: World
+) -> None:
     with CaptureQueriesContext(connection) as captured:
         html = admin_client.get(CHANGELIST).content.decode()
     sqls = [q["sql"] for q in captured.captured_queries]
@@ -647,8 +764,7 @@ def test_the_job_list_never_counts_or_lists_every_distinct_value(admin_client: C
     assert "Bulk actions" in html and DASHBOARD in html
 
 
-def test_past_the_count_cap_the_list_says_more_than(admin_client: Client,
-                                                    world: World) -> None:
+def test_past_the_count_cap_the_list_says_more_than(admin_client: Client, world: World) -> None:
     with mock.patch.object(bgjobs_admin, "COUNT_CAP", 5):
         html = admin_client.get(CHANGELIST, {"status__exact": "succeeded"}).content.decode()
     assert "More than 5 jobs" in html and "more than 5 results" in html
@@ -658,11 +774,11 @@ def test_past_the_count_cap_the_list_says_more_than(admin_client: Client,
     assert f"{dead} jobs" in html and "More than" not in html
 
 
-def test_a_filter_nothing_matches_reads_the_table_once(admin_client: Client,
-                                                       world: World) -> None:
+def test_a_filter_nothing_matches_reads_the_table_once(admin_client: Client, world: World) -> None:
     with CaptureQueriesContext(connection) as captured:
-        html = admin_client.get(CHANGELIST, {"name": "tests.jobs.nothing_of_this_name"}
-                                ).content.decode()
+        html = admin_client.get(
+            CHANGELIST, {"name": "tests.jobs.nothing_of_this_name"}
+        ).content.decode()
     job_table = Job._meta.db_table
     assert len([q for q in captured.captured_queries if job_table in q["sql"]]) == 1
     assert "0 jobs" in html

@@ -86,8 +86,7 @@ def cell(row: str, column: str) -> str:
 def test_anonymous_users_are_sent_to_login(client, fired):
     response = client.get(CHANGELIST)
     assert response.status_code == 302 and "/admin/login/" in response.url
-    page = client.get(reverse("admin:django_bgjobs_jobschedule_change",
-                              args=[fired[REPORT].pk]))
+    page = client.get(reverse("admin:django_bgjobs_jobschedule_change", args=[fired[REPORT].pk]))
     assert page.status_code == 302 and "/admin/login/" in page.url
 
 
@@ -122,9 +121,12 @@ def test_the_list_shows_when_state_next_run_last_run_and_drift(admin_client, fir
 
 def test_drift_skipped_slots_and_removed_schedules_are_shown(admin_client, fired):
     slot = ScheduleSlot.objects.get(schedule__key=REPORT)
-    ScheduleSlot.objects.create(schedule=slot.schedule, slot_at=slot.slot_at + timedelta(days=-1),
-                                skipped="overlap='skip': the previous run is running",
-                                created_at=timezone.now())
+    ScheduleSlot.objects.create(
+        schedule=slot.schedule,
+        slot_at=slot.slot_at + timedelta(days=-1),
+        skipped="overlap='skip': the previous run is running",
+        created_at=timezone.now(),
+    )
     slot.delete()  # the skip is now the latest slot
     registry._specs.pop(TICK)  # the tick is gone from code: sync disables it
     sync()
@@ -132,10 +134,12 @@ def test_drift_skipped_slots_and_removed_schedules_are_shown(admin_client, fired
 
     html = admin_client.get(CHANGELIST).content.decode()
     report, tick = row_html(html, REPORT), row_html(html, TICK)
-    assert ("cron is &#x27;0 10 * * *&#x27; in the database, &#x27;0 9 * * *&#x27; in code"
-            in cell(report, "drift_display"))
+    assert "cron is &#x27;0 10 * * *&#x27; in the database, &#x27;0 9 * * *&#x27; in code" in cell(
+        report, "drift_display"
+    )
     assert "skipped: overlap=&#x27;skip&#x27;: the previous run is running" in cell(
-        report, "last_run_display")
+        report, "last_run_display"
+    )
     assert "removed from code" in cell(tick, "state_display")
     assert cell(tick, "next_run_display") == "-"
 
@@ -143,8 +147,9 @@ def test_drift_skipped_slots_and_removed_schedules_are_shown(admin_client, fired
     assert f">{TICK}</a>" in removed and f">{REPORT}</a>" not in removed
 
 
-def test_the_list_makes_no_query_per_schedule(admin_client, fired, declare,
-                                              django_assert_max_num_queries):
+def test_the_list_makes_no_query_per_schedule(
+    admin_client, fired, declare, django_assert_max_num_queries
+):
     def queries() -> int:
         with CaptureQueriesContext(connection) as captured:
             assert admin_client.get(CHANGELIST).status_code == 200
@@ -152,8 +157,10 @@ def test_the_list_makes_no_query_per_schedule(admin_client, fired, declare,
 
     queries()  # warm caches (content types, ...)
     few = queries()
-    declare("tests.admin.many", schedules=[
-        Schedule(name=f"s{i}", every=timedelta(minutes=10 + i)) for i in range(8)])
+    declare(
+        "tests.admin.many",
+        schedules=[Schedule(name=f"s{i}", every=timedelta(minutes=10 + i)) for i in range(8)],
+    )
     with capture_jobs() as captured:
         for i in range(8):
             fire(f"tests.admin.many:s{i}", timezone.now())
@@ -189,13 +196,17 @@ def test_schedules_cannot_be_added_or_deleted(admin_client, fired):
 
 
 def action(client, name: str, *rows: JobSchedule):  # type: ignore[no-untyped-def]
-    return client.post(CHANGELIST, {"action": name,
-                                    "_selected_action": [str(r.pk) for r in rows]}, follow=True)
+    return client.post(
+        CHANGELIST, {"action": name, "_selected_action": [str(r.pk) for r in rows]}, follow=True
+    )
 
 
 def logged(row: JobSchedule) -> list[str]:
-    return list(LogEntry.objects.filter(object_id=str(row.pk)).order_by("pk")
-                .values_list("change_message", flat=True))
+    return list(
+        LogEntry.objects.filter(object_id=str(row.pk))
+        .order_by("pk")
+        .values_list("change_message", flat=True)
+    )
 
 
 def test_run_now_enqueues_one_job_with_the_schedules_arguments(admin_client, fired):
@@ -208,8 +219,9 @@ def test_run_now_enqueues_one_job_with_the_schedules_arguments(admin_client, fir
     assert set(Job.objects.values_list("pk", flat=True)) - before == {job.pk}
     assert (job.args, job.status) == (["daily"], JobStatus.QUEUED)
     assert not ScheduleSlot.objects.filter(job=job).exists()  # not tied to a slot
-    assert re.search(rf"Run now: <a [^>]+>job …{str(job.pk)[-12:]}</a> enqueued for {REPORT}\.",
-                     html)
+    assert re.search(
+        rf"Run now: <a [^>]+>job …{str(job.pk)[-12:]}</a> enqueued for {REPORT}\.", html
+    )
     assert reverse("admin:django_bgjobs_job_change", args=[job.pk]) in html
     assert logged(row) == [f"Run now: enqueued job {job.pk}."]
 
@@ -286,8 +298,9 @@ def test_jobs_link_to_their_schedule_and_one_off_jobs_show_when_they_run(admin_c
     assert link in cell(report_row, "schedule_display")
 
     page = admin_client.get(reverse("admin:django_bgjobs_job_change", args=[one_off.pk]))
-    assert re.search(r"Run after.*?" + later.strftime("%Y-%m-%d %H:%M:%S"),
-                     page.content.decode(), re.S)
+    assert re.search(
+        r"Run after.*?" + later.strftime("%Y-%m-%d %H:%M:%S"), page.content.decode(), re.S
+    )
     page = admin_client.get(reverse("admin:django_bgjobs_job_change", args=[report_job.pk]))
     assert link in page.content.decode()
 
@@ -300,8 +313,10 @@ def test_the_job_list_makes_no_query_per_scheduled_job(admin_client, fired, decl
 
     queries()
     few = queries()
-    declare("tests.admin.many", schedules=[
-        Schedule(name=f"s{i}", every=timedelta(minutes=10 + i)) for i in range(6)])
+    declare(
+        "tests.admin.many",
+        schedules=[Schedule(name=f"s{i}", every=timedelta(minutes=10 + i)) for i in range(6)],
+    )
     with capture_jobs():
         for i in range(6):
             fire(f"tests.admin.many:s{i}", timezone.now())

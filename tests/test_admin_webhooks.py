@@ -43,9 +43,16 @@ def page_of(receipt: InboundWebhook) -> str:
 
 def deliver_clerk(body: bytes, message_id: str, secret: str = CLERK) -> InboundWebhook | None:
     stamp = int(time.time())
-    response = Client().post("/webhooks/clerk/", body, content_type="application/json", headers={
-        "svix-id": message_id, "svix-timestamp": str(stamp),
-        "svix-signature": standard_signature(body, message_id, stamp, secret)})
+    response = Client().post(
+        "/webhooks/clerk/",
+        body,
+        content_type="application/json",
+        headers={
+            "svix-id": message_id,
+            "svix-timestamp": str(stamp),
+            "svix-signature": standard_signature(body, message_id, stamp, secret),
+        },
+    )
     if response.status_code != 202:
         return None
     return InboundWebhook.objects.get(pk=response.json()["receipt"])
@@ -53,9 +60,16 @@ def deliver_clerk(body: bytes, message_id: str, secret: str = CLERK) -> InboundW
 
 def deliver_github(body: bytes, delivery: str) -> InboundWebhook:
     signature = "sha256=" + hmac.new(GITHUB.encode(), body, hashlib.sha256).hexdigest()
-    response = Client().post("/webhooks/github/", body, content_type="text/plain", headers={
-        "X-Hub-Signature-256": signature, "X-GitHub-Delivery": delivery,
-        "X-GitHub-Event": "push"})
+    response = Client().post(
+        "/webhooks/github/",
+        body,
+        content_type="text/plain",
+        headers={
+            "X-Hub-Signature-256": signature,
+            "X-GitHub-Delivery": delivery,
+            "X-GitHub-Event": "push",
+        },
+    )
     assert response.status_code == 202, response.content
     return InboundWebhook.objects.get(pk=response.json()["receipt"])
 
@@ -70,8 +84,12 @@ def receipts():  # type: ignore[no-untyped-def]
     with capture_jobs():  # no worker: stays queued
         github = deliver_github(b"\xff\xfeplain <b>bold</b> text", "gh-1")
     with override_settings(BGJOBS={**settings.BGJOBS, "WEBHOOK_STORE_REJECTED": True}):
-        assert deliver_clerk(b"{}", "msg_forged", secret="whsec_" + "QUJDREVGR0hJSktMTU5PUFFS"
-                                                                     "U1RVVldYWVo=") is None
+        assert (
+            deliver_clerk(
+                b"{}", "msg_forged", secret="whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo="
+            )
+            is None
+        )
     rejected = InboundWebhook.objects.get(verified=False)
     assert clerk is not None and clerk.job is not None and github.job is not None
     return {"clerk": clerk, "github": github, "rejected": rejected}
@@ -79,8 +97,10 @@ def receipts():  # type: ignore[no-untyped-def]
 
 def rows(html: str) -> dict[str, str]:
     """The changelist's rows, by receipt id (from the link to the receipt's page)."""
-    found = (re.search(r"/inboundwebhook/(\d+)/change/", row) for row in re.findall(
-        r"<tr>(.*?)</tr>", html, re.S))
+    found = (
+        re.search(r"/inboundwebhook/(\d+)/change/", row)
+        for row in re.findall(r"<tr>(.*?)</tr>", html, re.S)
+    )
     return {m.group(1): m.string for m in found if m}
 
 
@@ -95,9 +115,11 @@ def listed(client: Client, **params: str) -> set[int]:
 
 
 def action(client: Client, *receipts: InboundWebhook, **extra: str):  # type: ignore[no-untyped-def]
-    return client.post(CHANGELIST, {"action": "replay_receipts", **extra,
-                                    "_selected_action": [str(r.pk) for r in receipts]},
-                       follow=True)
+    return client.post(
+        CHANGELIST,
+        {"action": "replay_receipts", **extra, "_selected_action": [str(r.pk) for r in receipts]},
+        follow=True,
+    )
 
 
 def test_anonymous_users_are_sent_to_login(client, receipts):
@@ -161,7 +183,7 @@ def test_the_receipt_page_shows_headers_and_the_body_escaped(admin_client, recei
     assert body is not None and "JSON, pretty-printed" in html
     assert "<script>" not in html
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in body.group(1)
-    assert '\n  &quot;type&quot;: &quot;user.created&quot;,' in body.group(1)  # indented
+    assert "\n  &quot;type&quot;: &quot;user.created&quot;," in body.group(1)  # indented
     assert f"{len(json.dumps(EVIL))} bytes received." in html
     assert reverse("admin:django_bgjobs_job_change", args=[receipt.job_id]) in html
     assert "bgjobs-status-succeeded" in html
@@ -172,11 +194,17 @@ def test_a_body_that_is_not_json_is_text_and_a_large_one_is_cut(admin_client, re
     assert "text, undecodable bytes replaced" in html
     assert "\ufffd\ufffdplain &lt;b&gt;bold&lt;/b&gt; text" in html and "<b>bold" not in html
     assert ("X-GitHub-Event", "push") in re.findall(
-        r'<tr class="bgjobs-header"><td>(.*?)</td><td[^>]*>(.*?)</td>', html)
+        r'<tr class="bgjobs-header"><td>(.*?)</td><td[^>]*>(.*?)</td>', html
+    )
 
     big = InboundWebhook.objects.create(
-        endpoint="github", scheme="github", message_id="big", received_at=timezone.now(),
-        body=b"A" * (BODY_SHOWN + 1000) + b"<end>", verified=True)
+        endpoint="github",
+        scheme="github",
+        message_id="big",
+        received_at=timezone.now(),
+        body=b"A" * (BODY_SHOWN + 1000) + b"<end>",
+        verified=True,
+    )
     html = admin_client.get(page_of(big)).content.decode()
     assert f"{BODY_SHOWN + 1005} bytes received." in html and "Cut: only the beginning" in html
     assert "A" * BODY_SHOWN in html and "A" * (BODY_SHOWN + 1) not in html
@@ -188,15 +216,13 @@ def test_a_body_that_is_not_json_is_text_and_a_large_one_is_cut(admin_client, re
 
 
 def test_receipts_cannot_be_added_edited_or_deleted(admin_client, receipts):
-    assert admin_client.get(reverse("admin:django_bgjobs_inboundwebhook_add")
-                            ).status_code == 403
+    assert admin_client.get(reverse("admin:django_bgjobs_inboundwebhook_add")).status_code == 403
     delete = reverse("admin:django_bgjobs_inboundwebhook_delete", args=[receipts["clerk"].pk])
     assert admin_client.get(delete).status_code == 403
     assert 'value="delete_selected"' not in admin_client.get(CHANGELIST).content.decode()
 
 
-def test_the_list_makes_no_query_per_receipt(admin_client, receipts,
-                                             django_assert_max_num_queries):
+def test_the_list_makes_no_query_per_receipt(admin_client, receipts, django_assert_max_num_queries):
     def queries() -> int:
         with CaptureQueriesContext(connection) as captured:
             assert admin_client.get(CHANGELIST).status_code == 200
@@ -207,8 +233,13 @@ def test_the_list_makes_no_query_per_receipt(admin_client, receipts,
     with capture_jobs():
         for i in range(40):
             receipt = InboundWebhook.objects.create(
-                endpoint="stripe", scheme="stripe", message_id=f"evt_{i}",
-                received_at=timezone.now(), body=b'{"id": 1}', verified=True)
+                endpoint="stripe",
+                scheme="stripe",
+                message_id=f"evt_{i}",
+                received_at=timezone.now(),
+                body=b'{"id": 1}',
+                verified=True,
+            )
             receipt.job = jobs.handle_webhook.enqueue(receipt.pk)
             receipt.save(update_fields=["job"])
     assert queries() == few
@@ -229,12 +260,14 @@ def test_replay_enqueues_a_new_job_for_the_same_receipt_and_logs_it(admin_client
     assert receipt.job_id == job.pk
     assert Job.objects.get(pk=first.pk).status == JobStatus.SUCCEEDED  # the first one stays
     assert Effect.objects.filter(key="webhook:clerk:msg_evil").count() == 2  # ran twice
-    assert re.search(rf'1 receipt\(s\) replayed: <a href="[^"]+">job …{str(job.pk)[-12:]}</a>\.',
-                     html)
+    assert re.search(
+        rf'1 receipt\(s\) replayed: <a href="[^"]+">job …{str(job.pk)[-12:]}</a>\.', html
+    )
     assert reverse("admin:django_bgjobs_job_change", args=[job.pk]) in html
     entries = list(LogEntry.objects.values_list("object_id", "change_message"))
-    assert entries == [(str(receipt.pk), f"Replayed: enqueued job {job.pk} (its job was "
-                                         f"{first.pk}).")]
+    assert entries == [
+        (str(receipt.pk), f"Replayed: enqueued job {job.pk} (its job was {first.pk}).")
+    ]
 
 
 def test_an_unverified_receipt_is_refused(admin_client, receipts):
@@ -269,14 +302,17 @@ def test_replay_needs_its_permission(client, django_user_model, receipts):
 def test_the_replay_button_of_a_receipt_page_comes_back_to_it(admin_client, receipts):
     receipt = receipts["github"]
     html = admin_client.get(page_of(receipt)).content.decode()
-    form = re.search(r'<form method="post" action="([^"]+)" id="bgjobs-replay-form".*?</form>',
-                     html, re.S)
+    form = re.search(
+        r'<form method="post" action="([^"]+)" id="bgjobs-replay-form".*?</form>', html, re.S
+    )
     assert form is not None and form.group(1) == CHANGELIST
-    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">',
-                             form.group(0)))
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', form.group(0)))
     assert fields.pop("csrfmiddlewaretoken")
-    assert fields == {"action": "replay_receipts", "_selected_action": str(receipt.pk),
-                      "_bgjobs_back": str(receipt.pk)}
+    assert fields == {
+        "action": "replay_receipts",
+        "_selected_action": str(receipt.pk),
+        "_bgjobs_back": str(receipt.pk),
+    }
     with capture_jobs() as captured:
         response = admin_client.post(CHANGELIST, fields, follow=True)
     assert response.redirect_chain[-1][0] == page_of(receipt)
@@ -296,11 +332,13 @@ def test_a_handler_job_links_to_its_receipt_even_after_a_replay(admin_client, re
     replayed = captured.jobs[0]
     html = admin_client.get(job_page).content.decode()
     assert page_of(receipt) in html and "replayed since" in html
-    html = admin_client.get(reverse("admin:django_bgjobs_job_change", args=[replayed.pk])
-                            ).content.decode()
+    html = admin_client.get(
+        reverse("admin:django_bgjobs_job_change", args=[replayed.pk])
+    ).content.decode()
     assert page_of(receipt) in html and "replayed since" not in html
     with capture_jobs():
         other = jobs.noop.enqueue()  # not a webhook's job
-    html = admin_client.get(reverse("admin:django_bgjobs_job_change", args=[other.pk])
-                            ).content.decode()
+    html = admin_client.get(
+        reverse("admin:django_bgjobs_job_change", args=[other.pk])
+    ).content.decode()
     assert not re.search(r"/inboundwebhook/\d+/change/", html)

@@ -60,12 +60,13 @@ def test_using_owner_records_the_user_in_the_same_insert(owner):
 
 
 def test_owner_by_primary_key_and_in_enqueue_many(owner):
-    first, second = enqueue_many([
-        jobs.add.using(owner=owner.pk).prepare(1, 2),
-        jobs.add.prepare(3, 4),
-    ])
-    assert dict(Job.objects.values_list("pk", "owner_id")) == {first.pk: owner.pk,
-                                                             second.pk: None}
+    first, second = enqueue_many(
+        [
+            jobs.add.using(owner=owner.pk).prepare(1, 2),
+            jobs.add.prepare(3, 4),
+        ]
+    )
+    assert dict(Job.objects.values_list("pk", "owner_id")) == {first.pk: owner.pk, second.pk: None}
 
 
 def test_owner_with_an_idempotency_key(owner):
@@ -118,8 +119,7 @@ def test_staff_who_may_view_jobs_read_any_job(owner, staff, django_user_model):
 def test_another_user_gets_404_like_a_missing_job(owner, other):
     job = jobs.add.using(owner=owner).enqueue(1, 2)
     unowned = jobs.add.enqueue(3, 4)
-    responses = [client_for(other).get(url(target))
-                 for target in (job, unowned, uuid.uuid4())]
+    responses = [client_for(other).get(url(target)) for target in (job, unowned, uuid.uuid4())]
     assert [r.status_code for r in responses] == [404, 404, 404]
     # The same answer whether the job exists or not: ids cannot be probed.
     assert responses[0].json() == responses[2].json()
@@ -195,8 +195,13 @@ def test_progress(owner):
     body = api.get(url(job)).json()
     assert body["progress"] is None and body["finished"] is False
     Job.objects.filter(pk=job.pk).update(
-        status=JobStatus.RUNNING, attempts=1, started_at=timezone.now(), progress_done=2,
-        progress_total=3, progress_message="step 2")
+        status=JobStatus.RUNNING,
+        attempts=1,
+        started_at=timezone.now(),
+        progress_done=2,
+        progress_total=3,
+        progress_message="step 2",
+    )
     body = api.get(url(job)).json()
     assert body["progress"] == {"done": 2, "total": 3, "message": "step 2"}
     assert body["status"] == "running" and body["started_at"] is not None
@@ -206,9 +211,22 @@ def test_a_scheduled_job_shows_when_it_runs(owner):
     job = jobs.add.using(owner=owner, delay=600).enqueue(1, 2)
     body = client_for(owner).get(url(job)).json()
     assert body["status"] == "scheduled" and body["run_after"] is not None
-    assert set(body) == {"id", "name", "queue", "status", "finished", "attempts", "max_attempts",
-                         "progress", "result", "error", "created_at", "run_after",
-                         "started_at", "finished_at"}
+    assert set(body) == {
+        "id",
+        "name",
+        "queue",
+        "status",
+        "finished",
+        "attempts",
+        "max_attempts",
+        "progress",
+        "result",
+        "error",
+        "created_at",
+        "run_after",
+        "started_at",
+        "finished_at",
+    }
 
 
 # --- the OpenAPI schema --------------------------------------------------------------------------

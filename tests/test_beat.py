@@ -87,11 +87,17 @@ class Beats:
         for beat in self.procs:
             beat.stop()
         # A beat stopped right after logging a send may not have sent it: one per process.
-        wait_for(lambda: self.fires_done() >= self.sent() - len(self.procs), timeout=30,
-                 message="the worker to run every fire the beats sent")
+        wait_for(
+            lambda: self.fires_done() >= self.sent() - len(self.procs),
+            timeout=30,
+            message="the worker to run every fire the beats sent",
+        )
         self._settle()
-        wait_for(lambda: not Job.objects.filter(name=JOB).exclude(status__in=FINISHED).exists(),
-                 timeout=30, message="the slots' jobs to finish")
+        wait_for(
+            lambda: not Job.objects.filter(name=JOB).exclude(status__in=FINISHED).exists(),
+            timeout=30,
+            message="the slots' jobs to finish",
+        )
 
     def _settle(self) -> None:
         """Until the worker has run no fire task for a second (at most 10 s)."""
@@ -103,21 +109,26 @@ class Beats:
     def cleanup(self) -> None:
         """After a test that failed midway too: no beat left, no fire in flight, no job of
         the schedule waiting or running."""
-        running = [beat for beat in self.procs if beat.proc is not None
-                   and beat.proc.poll() is None]
+        running = [
+            beat for beat in self.procs if beat.proc is not None and beat.proc.poll() is None
+        ]
         for beat in running:
             beat.kill()
         if running:
             self._settle()
         for job in Job.objects.filter(name=JOB).exclude(status__in=FINISHED):
             states.cancel(job)
-        wait_for(lambda: not Job.objects.filter(name=JOB, status=JobStatus.RUNNING).exists(),
-                 timeout=30, message="leftover scheduled jobs to stop")
+        wait_for(
+            lambda: not Job.objects.filter(name=JOB, status=JobStatus.RUNNING).exists(),
+            timeout=30,
+            message="leftover scheduled jobs to stop",
+        )
 
 
 @pytest.fixture
-def beats(worker: WorkerProcess, transactional_db: None,
-          request: pytest.FixtureRequest) -> Iterator[Beats]:
+def beats(
+    worker: WorkerProcess, transactional_db: None, request: pytest.FixtureRequest
+) -> Iterator[Beats]:
     """Beats for the test's schedule: "1s" on PostgreSQL + Redis, "2s" on SQLite + kombu's
     filesystem broker (polled; and its reader can take a message file its writer has created
     but not yet written, which stops the worker with a JSONDecodeError: fewer messages, fewer
@@ -131,8 +142,9 @@ def beats(worker: WorkerProcess, transactional_db: None,
 
 
 def slots(key: str) -> list[ScheduleSlot]:
-    return list(ScheduleSlot.objects.filter(schedule__key=key).select_related("job")
-                .order_by("slot_at"))
+    return list(
+        ScheduleSlot.objects.filter(schedule__key=key).select_related("job").order_by("slot_at")
+    )
 
 
 def assert_one_job_per_slot(beats: Beats, rows: list[ScheduleSlot]) -> dict[str, float]:
@@ -144,19 +156,24 @@ def assert_one_job_per_slot(beats: Beats, rows: list[ScheduleSlot]) -> dict[str,
     assert Job.objects.filter(name=JOB).count() == len(jobs) == len({job.pk for job in jobs})
     assert [job.status for job in jobs] == [JobStatus.SUCCEEDED] * len(jobs)
     assert [job.attempts for job in jobs] == [1] * len(jobs)
-    effects = Counter(Effect.objects.filter(key__startswith=f"{beats.key}@")
-                      .values_list("key", flat=True))
+    effects = Counter(
+        Effect.objects.filter(key__startswith=f"{beats.key}@").values_list("key", flat=True)
+    )
     assert effects == Counter(f"{beats.key}@{row.slot_at.isoformat()}" for row in rows)
     assert all(job.started_at is not None for job in jobs)
-    late = [(job.started_at - row.slot_at).total_seconds()
-            for row, job in zip(rows, jobs, strict=True)]
+    late = [
+        (job.started_at - row.slot_at).total_seconds() for row, job in zip(rows, jobs, strict=True)
+    ]
     assert min(late) >= 0, "a job started before its slot"
     return {"slots": len(rows), "late_max_s": round(max(late), 3)}
 
 
 def assert_consecutive(rows: list[ScheduleSlot], step: timedelta) -> None:
-    gaps = [(a.slot_at, b.slot_at) for a, b in zip(rows, rows[1:], strict=False)
-            if b.slot_at - a.slot_at != step]
+    gaps = [
+        (a.slot_at, b.slot_at)
+        for a, b in zip(rows, rows[1:], strict=False)
+        if b.slot_at - a.slot_at != step
+    ]
     assert not gaps, f"slots not consecutive: {gaps}"
 
 
@@ -193,8 +210,10 @@ def test_two_beats_at_once_still_make_exactly_one_job_per_slot(beats):
     assert beats.sent() >= beats.fires_done() >= max(beats.sent() - 2, len(rows) + 1)
     assert beats.fires_failed() == 0
     assert ScheduleSlot.objects.filter(schedule__key=beats.key).count() == len(rows)
-    print(f"two beats, {ran:.1f} s: {figures}, fires {first.sent(beats.task)} + "
-          f"{second.sent(beats.task)}")
+    print(
+        f"two beats, {ran:.1f} s: {figures}, fires {first.sent(beats.task)} + "
+        f"{second.sent(beats.task)}"
+    )
 
 
 def test_a_beat_killed_and_restarted_duplicates_nothing_and_catches_up_latest(beats):
@@ -236,9 +255,11 @@ def test_a_beat_killed_and_restarted_duplicates_nothing_and_catches_up_latest(be
     last_fire_before = max(row.created_at for row in before)
     assert all(last_fire_before < slot <= fired + timedelta(seconds=2) for slot in missed)
     assert beats.fires_failed() == 0
-    print(f"killed and restarted: {figures}, before {len(before)}, missed {len(missed)}, "
-          f"after {len(after)}; first fire after: {fired.isoformat()} claimed "
-          f"{sorted(s.isoformat() for s in claimed_then)}")
+    print(
+        f"killed and restarted: {figures}, before {len(before)}, missed {len(missed)}, "
+        f"after {len(after)}; first fire after: {fired.isoformat()} claimed "
+        f"{sorted(s.isoformat() for s in claimed_then)}"
+    )
 
 
 def _grid(first: datetime, last: datetime, step: timedelta) -> list[datetime]:

@@ -43,11 +43,21 @@ def test_an_app_named_in_settings_wins():
 def test_database_down_at_enqueue_raises_to_the_caller():
     """The caller's transaction failed anyway: the error is theirs to see, nothing is queued."""
     result = subprocess.run(
-        [sys.executable, "-c",
-         "import django; django.setup()\nfrom tests.jobs import noop\nnoop.enqueue()"],
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(REPO),
-             "DATABASE_URL": "postgres://postgres@127.0.0.1:1/nowhere"},
-        capture_output=True, text=True, timeout=60, cwd=REPO,
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup()\nfrom tests.jobs import noop\nnoop.enqueue()",
+        ],
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "PYTHONPATH": str(REPO),
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:1/nowhere",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
     )
     assert result.returncode == 1
     assert "OperationalError" in result.stderr

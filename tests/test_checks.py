@@ -63,11 +63,15 @@ def test_queues_must_be_a_list_of_names(queues):
 
 
 def test_missing_filesystem_broker_folders(monkeypatch, tmp_path):
-    conf = FakeConf(broker_url="filesystem://localhost//",
-                    broker_transport="django_bgjobs.filesystem_broker:Transport",
-                    broker_transport_options={
-                        "data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path),
-                        "control_folder": str(tmp_path / "missing")})
+    conf = FakeConf(
+        broker_url="filesystem://localhost//",
+        broker_transport="django_bgjobs.filesystem_broker:Transport",
+        broker_transport_options={
+            "data_folder_in": str(tmp_path),
+            "data_folder_out": str(tmp_path),
+            "control_folder": str(tmp_path / "missing"),
+        },
+    )
     monkeypatch.setattr(checks, "_celery_conf", lambda: conf)
     [message] = checks.check_celery()
     assert message.id == "django_bgjobs.E004" and f"mkdir -p {tmp_path / 'missing'}" in message.hint
@@ -79,8 +83,9 @@ def test_unknown_setting_is_an_error():
     assert message.id == "django_bgjobs.E001" and "MAX_ATEMPTS" in message.msg
 
 
-@override_settings(BGJOBS={"ON_SIGNUP": ["tests.jobs.nope"], "QUEUES": ["default", "emails",
-                                                                        "slow"]})
+@override_settings(
+    BGJOBS={"ON_SIGNUP": ["tests.jobs.nope"], "QUEUES": ["default", "emails", "slow"]}
+)
 def test_bad_signup_job():
     assert ids(checks.check_settings()) == ["django_bgjobs.E002"]
 
@@ -88,8 +93,13 @@ def test_bad_signup_job():
 @pytest.mark.django_db
 def test_jobs_whose_code_is_gone():
     assert checks.check_orphaned_jobs(databases=["default"]) == []
-    Job.objects.create(name="old.module.job", queue="default", status=JobStatus.QUEUED,
-                       max_attempts=1, created_at=timezone.now())
+    Job.objects.create(
+        name="old.module.job",
+        queue="default",
+        status=JobStatus.QUEUED,
+        max_attempts=1,
+        created_at=timezone.now(),
+    )
     assert checks.check_orphaned_jobs() == []  # only with check --database
     [message] = checks.check_orphaned_jobs(databases=["default"])
     assert message.id == "django_bgjobs.W004" and "old.module.job" in message.msg
@@ -100,20 +110,26 @@ def test_time_zones_are_required():
     assert "django_bgjobs.E005" in ids(checks.check_settings())
 
 
-def test_the_filesystem_broker_without_whole_message_writes_is_warned_about(monkeypatch,
-                                                                            tmp_path):
+def test_the_filesystem_broker_without_whole_message_writes_is_warned_about(monkeypatch, tmp_path):
     from django_bgjobs import filesystem_broker
 
     def celery_messages(conf):  # type: ignore[no-untyped-def]
         monkeypatch.setattr(checks, "_celery_conf", lambda: conf)
         return checks.check_celery()
 
-    folders = {key: str(tmp_path) for key in ("data_folder_in", "data_folder_out",
-                                              "control_folder")}
-    kombus = FakeConf(broker_url="filesystem://localhost//", broker_transport=None,
-                      broker_transport_options=folders)
-    ours = FakeConf(broker_url="filesystem://localhost//",
-                    broker_transport=filesystem_broker.PATH, broker_transport_options=folders)
+    folders = {
+        key: str(tmp_path) for key in ("data_folder_in", "data_folder_out", "control_folder")
+    }
+    kombus = FakeConf(
+        broker_url="filesystem://localhost//",
+        broker_transport=None,
+        broker_transport_options=folders,
+    )
+    ours = FakeConf(
+        broker_url="filesystem://localhost//",
+        broker_transport=filesystem_broker.PATH,
+        broker_transport_options=folders,
+    )
     assert "django_bgjobs.W005" in ids(celery_messages(kombus))
     assert "django_bgjobs.W005" not in ids(celery_messages(ours))
 
@@ -125,8 +141,11 @@ def test_a_message_file_is_never_seen_half_written(tmp_path):
 
     from kombu import Connection
 
-    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path),
-               "control_folder": str(tmp_path)}
+    options = {
+        "data_folder_in": str(tmp_path),
+        "data_folder_out": str(tmp_path),
+        "control_folder": str(tmp_path),
+    }
     seen_partial = []
 
     def watch(stop: threading.Event) -> None:
@@ -141,8 +160,11 @@ def test_a_message_file_is_never_seen_half_written(tmp_path):
     stop = threading.Event()
     watcher = threading.Thread(target=watch, args=(stop,))
     watcher.start()
-    with Connection("filesystem://localhost//", transport_options=options,
-                    transport="django_bgjobs.filesystem_broker:Transport") as conn:
+    with Connection(
+        "filesystem://localhost//",
+        transport_options=options,
+        transport="django_bgjobs.filesystem_broker:Transport",
+    ) as conn:
         queue = conn.SimpleQueue("whole")
         for n in range(300):
             queue.put({"n": n, "pad": "x" * 5000})

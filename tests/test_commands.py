@@ -29,10 +29,22 @@ def test_retry_dead_jobs_by_name_and_age():
         other = jobs.gives_up.enqueue()
         captured.run_all()
         Job.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=3))
-        assert run("retry", "--status", "dead", "--name", "tests.jobs.always_fails", "--since",
-                   "1h", "--dry-run") == "would retry 1 job(s)\n"
-        assert "retried 1 job(s)" in run("retry", "--status", "dead", "--name",
-                                         "tests.jobs.always_fails", "--since", "1h")
+        assert (
+            run(
+                "retry",
+                "--status",
+                "dead",
+                "--name",
+                "tests.jobs.always_fails",
+                "--since",
+                "1h",
+                "--dry-run",
+            )
+            == "would retry 1 job(s)\n"
+        )
+        assert "retried 1 job(s)" in run(
+            "retry", "--status", "dead", "--name", "tests.jobs.always_fails", "--since", "1h"
+        )
     assert Job.objects.get(pk=recent.pk).status == JobStatus.QUEUED
     assert Job.objects.get(pk=old.pk).status == JobStatus.DEAD
     assert Job.objects.get(pk=other.pk).status == JobStatus.DEAD

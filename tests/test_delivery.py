@@ -38,7 +38,8 @@ owns_the_jobs = pytest.mark.usefixtures("no_session_worker")
 def verify(hit, url: str) -> None:
     keys = signing_keys()
     QStashReceiver(current_signing_key=keys.current, next_signing_key=keys.next).verify(
-        signature=hit.headers["upstash-signature"], body=hit.body.decode(), url=url)
+        signature=hit.headers["upstash-signature"], body=hit.body.decode(), url=url
+    )
 
 
 def attempts(message_id: str) -> list[DeliveryAttempt]:
@@ -61,14 +62,16 @@ def test_a_published_message_arrives_signed_once_and_its_attempt_is_kept(receive
     verify(hit, url)
     assert job.status == JobStatus.SUCCEEDED
     [attempt] = attempts(message_id)
-    assert (attempt.outcome, attempt.status, bytes(attempt.response_body)) == \
-        ("delivered", 200, b"ok")
+    assert (attempt.outcome, attempt.status, bytes(attempt.response_body)) == (
+        "delivered",
+        200,
+        b"ok",
+    )
     message = Message.objects.select_related("job").get(pk=message_id)
     assert lifecycle.message_state(message) == "DELIVERED"
 
 
-def test_failures_retry_with_the_retry_delay_expression_and_the_same_message_id(
-        receiver: Receiver):
+def test_failures_retry_with_the_retry_delay_expression_and_the_same_message_id(receiver: Receiver):
     receiver.answer("/flaky", (500, {}, b"boom"), (503, {}, b"busy"))
     url = receiver.url("/flaky")
     with capture_jobs() as captured:
@@ -81,8 +84,12 @@ def test_failures_retry_with_the_retry_delay_expression_and_the_same_message_id(
         verify(hit, url)
     assert len({h.headers["upstash-signature"] for h in hits}) == 3
     first, second, third = attempts(message_id)
-    assert (first.outcome, first.status, second.status, third.outcome) == \
-        ("retry", 500, 503, "delivered")
+    assert (first.outcome, first.status, second.status, third.outcome) == (
+        "retry",
+        500,
+        503,
+        "delivered",
+    )
     # retried 0 -> 2^0 s, retried 1 -> 2^1 s
     assert (first.next_attempt_at - first.started_at) == timedelta(seconds=1)
     assert (second.next_attempt_at - second.started_at) == timedelta(seconds=2)
@@ -108,12 +115,15 @@ def test_the_default_backoff_is_qstashs(receiver: Receiver):
     assert 12 <= (first.next_attempt_at - first.started_at).total_seconds() <= 12.2  # e^2.5
 
 
-def test_489_non_retryable_goes_to_the_dlq_at_once_with_the_failure_callback(
-        receiver: Receiver):
+def test_489_non_retryable_goes_to_the_dlq_at_once_with_the_failure_callback(receiver: Receiver):
     receiver.answer("/reject", (489, {"Upstash-NonRetryable-Error": "true"}, b"bad order"))
     with capture_jobs() as captured:
-        message_id = publish(receiver.url("/reject"), json={"order": 1}, retries=5,
-                             failure_callback=receiver.url("/failed"))
+        message_id = publish(
+            receiver.url("/reject"),
+            json={"order": 1},
+            retries=5,
+            failure_callback=receiver.url("/failed"),
+        )
         captured.run_all()
     assert len(receiver.at("/reject")) == 1
     message = Message.objects.select_related("job").get(pk=message_id)
@@ -149,12 +159,19 @@ def test_retries_exhausted_dead_letters_and_a_dlq_retry_is_a_new_message(receive
 def test_the_callback_gets_each_attempts_result(receiver: Receiver):
     receiver.answer("/cb-target", (500, {}, b"first fails"))
     with capture_jobs() as captured:
-        message_id = publish(receiver.url("/cb-target"), body="hello",
-                             callback=Callback(receiver.url("/cb"), headers={"X-Cb": "1"}))
+        message_id = publish(
+            receiver.url("/cb-target"),
+            body="hello",
+            callback=Callback(receiver.url("/cb"), headers={"X-Cb": "1"}),
+        )
         captured.run_all()
     first, second = [json.loads(hit.body) for hit in receiver.at("/cb")]
-    assert (first["status"], first["retried"], second["status"], second["retried"]) == \
-        (500, 0, 200, 1)
+    assert (first["status"], first["retried"], second["status"], second["retried"]) == (
+        500,
+        0,
+        200,
+        1,
+    )
     assert base64.b64decode(second["body"]) == b"ok"
     assert second["sourceMessageId"] == message_id and "dlqId" not in second
     assert receiver.at("/cb")[0].headers["x-cb"] == "1"
@@ -175,16 +192,16 @@ def test_deduplication_id_within_the_window_returns_the_first_message(receiver: 
 def test_a_deduplication_id_is_free_again_after_the_window(receiver: Receiver):
     with capture_jobs():
         first = publish(receiver.url("/d"), body="a", deduplication_id="k")
-        Message.objects.filter(pk=first).update(
-            created_at=timezone.now() - timedelta(minutes=11))
+        Message.objects.filter(pk=first).update(created_at=timezone.now() - timedelta(minutes=11))
         second = publish(receiver.url("/d"), body="a", deduplication_id="k")
     assert first != second
 
 
 def test_a_url_group_makes_one_message_per_endpoint(receiver: Receiver):
     now = timezone.now()
-    topic = Topic.objects.create(name="orders", created_at=now, updated_at=now,
-                                 headers={"X-Group": "g"})
+    topic = Topic.objects.create(
+        name="orders", created_at=now, updated_at=now, headers={"X-Group": "g"}
+    )
     topic.endpoints.create(url=receiver.url("/one"), name="one")
     topic.endpoints.create(url=receiver.url("/two"))
     with capture_jobs() as captured:
@@ -207,8 +224,7 @@ def test_a_queue_delivers_one_message_at_a_time_in_order(receiver: Receiver):
         ids = [publish(receiver.url("/q"), body=str(n), queue="serial") for n in range(3)]
         assert DeliveryQueue.objects.get(name="serial").parallelism == 1
         # Only the first is admitted; the others wait for it (its retry included).
-        assert [Message.objects.get(pk=i).job_id is not None for i in ids] == \
-            [True, False, False]
+        assert [Message.objects.get(pk=i).job_id is not None for i in ids] == [True, False, False]
         captured.run_all()
     assert [hit.body for hit in receiver.at("/q")] == [b"0", b"0", b"1", b"2"]
     assert all(lifecycle.message_state(Message.objects.get(pk=i)) == "DELIVERED" for i in ids)
@@ -223,7 +239,8 @@ def test_flow_control_rate_holds_messages_until_the_window_opens(receiver: Recei
         assert len(receiver.at("/f")) == 2
         assert admission.sweep() == 0  # the window is still closed
         Message.objects.filter(flow_key="tenant-1", admitted_at__isnull=False).update(
-            admitted_at=timezone.now() - timedelta(seconds=61))
+            admitted_at=timezone.now() - timedelta(seconds=61)
+        )
         assert admission.sweep() == 2
         captured.run_all()
     assert sorted(hit.body for hit in receiver.at("/f")) == [b"0", b"1", b"2", b"3"]
@@ -269,8 +286,9 @@ def test_cancel_a_waiting_and_a_queued_message(receiver: Receiver):
         assert not lifecycle.cancel(first)
         captured.run_all()
     assert receiver.at("/c") == []
-    assert {lifecycle.message_state(Message.objects.get(pk=i)) for i in (first, second)} == \
-        {"CANCELLED"}
+    assert {lifecycle.message_state(Message.objects.get(pk=i)) for i in (first, second)} == {
+        "CANCELLED"
+    }
 
 
 def test_standard_webhooks_signature_instead_of_qstash(receiver: Receiver):
@@ -294,15 +312,18 @@ def test_a_rolled_back_publish_sends_nothing(receiver: Receiver):
     assert receiver.at("/rb") == [] and not Message.objects.exists()
 
 
-@pytest.mark.parametrize("kwargs, problem", [
-    ({"url": "ftp://example.com/"}, "http://"),
-    ({"url": "https://example.com/", "method": "BREW"}, "method"),
-    ({"url": "https://example.com/", "retry_delay": "__import__('os')"}, "retry delay"),
-    ({"url": "https://example.com/", "retries": -1}, "retries"),
-    ({"url": "https://example.com/", "json": {}, "body": "x"}, "json= or body="),
-    ({"url": "https://exa mple.com/"}, "whitespace"),
-    ({"url": "https://example.com/", "flow_control": Flow("k", rate=0)}, "rate"),
-])
+@pytest.mark.parametrize(
+    "kwargs, problem",
+    [
+        ({"url": "ftp://example.com/"}, "http://"),
+        ({"url": "https://example.com/", "method": "BREW"}, "method"),
+        ({"url": "https://example.com/", "retry_delay": "__import__('os')"}, "retry delay"),
+        ({"url": "https://example.com/", "retries": -1}, "retries"),
+        ({"url": "https://example.com/", "json": {}, "body": "x"}, "json= or body="),
+        ({"url": "https://exa mple.com/"}, "whitespace"),
+        ({"url": "https://example.com/", "flow_control": Flow("k", rate=0)}, "rate"),
+    ],
+)
 def test_bad_publishes_are_refused_with_what_to_change(kwargs, problem):
     with pytest.raises(PublishError, match=problem):
         publish(**kwargs)
@@ -323,8 +344,7 @@ def test_a_real_worker_delivers_retries_and_dead_letters(worker, receiver: Recei
     assert [h.headers["upstash-retried"] for h in (first, second)] == ["0", "1"]
     [failure] = receiver.wait("/w-fail", 1)
     assert json.loads(failure.body)["sourceMessageId"] == dead
-    for message_id, state in ((delivered, "DELIVERED"), (retried, "DELIVERED"),
-                              (dead, "FAILED")):
+    for message_id, state in ((delivered, "DELIVERED"), (retried, "DELIVERED"), (dead, "FAILED")):
         message = Message.objects.select_related("job").get(pk=message_id)
         message.job.wait_until_finished()
         message.refresh_from_db()
@@ -334,8 +354,10 @@ def test_a_real_worker_delivers_retries_and_dead_letters(worker, receiver: Recei
 @pytest.mark.worker
 def test_a_queue_holds_its_parallelism_across_the_workers_processes(worker, receiver: Receiver):
     receiver.slow["/serial"] = 0.3  # overlapping deliveries would show
-    ids = [publish(receiver.url(f"/serial?n={n}"), body=str(n), queue="one-at-a-time")
-           for n in range(5)]
+    ids = [
+        publish(receiver.url(f"/serial?n={n}"), body=str(n), queue="one-at-a-time")
+        for n in range(5)
+    ]
     hits = receiver.wait("/serial", 5)
     assert [hit.body for hit in hits] == [b"0", b"1", b"2", b"3", b"4"]  # FIFO
     assert receiver.most_in_flight["/serial"] == 1
@@ -344,8 +366,7 @@ def test_a_queue_holds_its_parallelism_across_the_workers_processes(worker, rece
 
 
 @pytest.mark.worker
-def test_a_delivery_whose_worker_process_is_killed_is_delivered_again(worker,
-                                                                      receiver: Receiver):
+def test_a_delivery_whose_worker_process_is_killed_is_delivered_again(worker, receiver: Receiver):
     import os
     import re
     import signal
@@ -360,8 +381,9 @@ def test_a_delivery_whose_worker_process_is_killed_is_delivered_again(worker,
     receiver.slow["/killed"] = 0
     os.kill(pid, signal.SIGKILL)
     first, second = receiver.wait("/killed", 2, timeout=30)
-    assert {first.headers["upstash-message-id"], second.headers["upstash-message-id"]} == \
-        {message_id}
+    assert {first.headers["upstash-message-id"], second.headers["upstash-message-id"]} == {
+        message_id
+    }
     verify(second, receiver.url("/killed"))
     job = message.job.wait_until_finished()
     message.refresh_from_db()
@@ -380,13 +402,14 @@ def test_prune_takes_messages_with_their_jobs_and_keeps_webhook_receipts(receive
     with capture_jobs() as captured:
         delivered = publish(receiver.url("/gone"), body="x", callback=receiver.url("/cb"))
         dead = publish(receiver.url("/gone-dead"), body="y")
-        DeliveryQueue.objects.create(name="paused", paused=True, created_at=timezone.now(),
-                                     updated_at=timezone.now())
+        DeliveryQueue.objects.create(
+            name="paused", paused=True, created_at=timezone.now(), updated_at=timezone.now()
+        )
         waiting = publish(receiver.url("/never"), body="z", queue="paused")
         job = jobs.add.enqueue(1, 2)
-        receipt = InboundWebhook.objects.create(endpoint="qstash", scheme="qstash",
-                                                received_at=timezone.now(), verified=True,
-                                                job=job)
+        receipt = InboundWebhook.objects.create(
+            endpoint="qstash", scheme="qstash", received_at=timezone.now(), verified=True, job=job
+        )
         captured.run_all()
     assert receiver.at("/never") == []
     assert lifecycle.cancel(waiting)
@@ -419,12 +442,16 @@ def test_the_dispatchers_pass_visits_every_gate_however_many(receiver: Receiver)
     with capture_jobs():
         for n in range(150):  # one message admitted per key, one waiting behind it
             for body in ("first", "second"):
-                publish(receiver.url("/many"), body=body,
-                        flow_control=Flow(f"tenant-{n:03}", rate=1, period=3600))
+                publish(
+                    receiver.url("/many"),
+                    body=body,
+                    flow_control=Flow(f"tenant-{n:03}", rate=1, period=3600),
+                )
         assert Message.objects.filter(job__isnull=True).count() == 150
         # The window opens for every key; passes of 100 gates reach all 150 in two.
         Message.objects.filter(admitted_at__isnull=False).update(
-            admitted_at=timezone.now() - timedelta(hours=2))
+            admitted_at=timezone.now() - timedelta(hours=2)
+        )
         admitted = admission.sweep(limit=100) + admission.sweep(limit=100)
     assert admitted == 150 and not Message.objects.filter(job__isnull=True).exists()
 
@@ -449,8 +476,9 @@ def test_a_batch_keeps_its_order_in_a_fifo_queue(receiver: Receiver):
     from django_bgjobs.delivery.publish import Publish, send_many
 
     with capture_jobs() as captured:
-        send_many([Publish(receiver.url("/fifo"), body=str(n).encode(), queue="fifo")
-                   for n in range(8)])
+        send_many(
+            [Publish(receiver.url("/fifo"), body=str(n).encode(), queue="fifo") for n in range(8)]
+        )
         captured.run_all()
     assert [hit.body for hit in receiver.at("/fifo")] == [str(n).encode() for n in range(8)]
 
@@ -471,7 +499,8 @@ def test_a_delayed_message_neither_holds_its_queue_nor_spends_the_rate(receiver:
 
 
 def test_retrying_a_dead_delivery_job_delivers_again_and_takes_it_out_of_the_dlq(
-        receiver: Receiver):
+    receiver: Receiver,
+):
     receiver.answer("/second-chance", (500, {}, b"down"))
     with capture_jobs() as captured:
         message_id = publish(receiver.url("/second-chance"), body="x", retries=0)
@@ -496,12 +525,15 @@ def test_a_callback_that_cannot_be_published_does_not_lose_the_attempt(receiver:
     assert lifecycle.message_state(Message.objects.get(pk=message_id)) == "DELIVERED"
 
 
-@pytest.mark.parametrize("kwargs, problem", [
-    ({"callback": Callback("https://example.com/cb", method="get ")}, "callback method"),
-    ({"failure_callback": Callback("https://example.com/cb", timeout=-1)}, "negative"),
-    ({"timeout": 10_000}, "DELIVERY_MAX_TIMEOUT"),
-    ({"callback": Callback("https://example.com/cb", timeout=3600)}, "DELIVERY_MAX_TIMEOUT"),
-])
+@pytest.mark.parametrize(
+    "kwargs, problem",
+    [
+        ({"callback": Callback("https://example.com/cb", method="get ")}, "callback method"),
+        ({"failure_callback": Callback("https://example.com/cb", timeout=-1)}, "negative"),
+        ({"timeout": 10_000}, "DELIVERY_MAX_TIMEOUT"),
+        ({"callback": Callback("https://example.com/cb", timeout=3600)}, "DELIVERY_MAX_TIMEOUT"),
+    ],
+)
 def test_bad_callbacks_and_timeouts_are_refused_at_publish(kwargs, problem):
     with pytest.raises(PublishError, match=problem):
         publish("https://example.com/", body="x", **kwargs)

@@ -73,10 +73,14 @@ def cell(row: str, column: str) -> str:
 @pytest.fixture
 def staff(client: Client, django_user_model) -> Callable[..., Client]:  # type: ignore[no-untyped-def]
     """A staff user with the given permissions (codenames), signed in."""
+
     def make(*codenames: str) -> Client:
         user = django_user_model.objects.create_user("staff", password="p", is_staff=True)
-        user.user_permissions.add(*Permission.objects.filter(
-            content_type__app_label="django_bgjobs", codename__in=codenames))
+        user.user_permissions.add(
+            *Permission.objects.filter(
+                content_type__app_label="django_bgjobs", codename__in=codenames
+            )
+        )
         client.login(username="staff", password="p")
         return client
 
@@ -90,8 +94,11 @@ def sent(receiver: Receiver) -> dict[str, Message]:
     receiver.answer("/ok", (200, {"X-Evil": "<b>bold</b>", "Content-Type": "text/html"}, EVIL))
     receiver.answer("/down", (500, {}, b"boom"), (503, {}, b"busy"))
     with capture_jobs() as captured:
-        ok = publish(receiver.url("/ok"), json={"name": "<i>x</i>"},
-                     headers={"Authorization": "Bearer s3cret-value", "X-Trace": "t1"})
+        ok = publish(
+            receiver.url("/ok"),
+            json={"name": "<i>x</i>"},
+            headers={"Authorization": "Bearer s3cret-value", "X-Trace": "t1"},
+        )
         dead = publish(receiver.url("/down"), body="payload", retries=1)
         captured.run_all()
     with capture_jobs():
@@ -100,8 +107,10 @@ def sent(receiver: Receiver) -> dict[str, Message]:
     DeliveryQueue.objects.create(name="held", paused=True, created_at=now, updated_at=now)
     with capture_jobs():
         waiting = publish(receiver.url("/held"), body="w", queue="held")
-    found = {name: Message.objects.select_related("job").get(pk=pk) for name, pk in (
-        ("ok", ok), ("dead", dead), ("queued", queued), ("waiting", waiting))}
+    found = {
+        name: Message.objects.select_related("job").get(pk=pk)
+        for name, pk in (("ok", ok), ("dead", dead), ("queued", queued), ("waiting", waiting))
+    }
     assert found["dead"].dlq_id and found["waiting"].job is None
     return found
 
@@ -110,9 +119,16 @@ def sent(receiver: Receiver) -> dict[str, Message]:
 
 
 def test_anonymous_users_are_sent_to_login(client, sent):
-    for url in (MESSAGES, page("message", sent["ok"].pk), changelist("apitoken"),
-                changelist("signingkeys"), changelist("messageschedule"), changelist("topic"),
-                changelist("deliveryqueue"), changelist("flowcontrol")):
+    for url in (
+        MESSAGES,
+        page("message", sent["ok"].pk),
+        changelist("apitoken"),
+        changelist("signingkeys"),
+        changelist("messageschedule"),
+        changelist("topic"),
+        changelist("deliveryqueue"),
+        changelist("flowcontrol"),
+    ):
         response = client.get(url)
         assert response.status_code == 302 and "/admin/login/" in response.url, url
 
@@ -131,14 +147,17 @@ def test_the_message_list_shows_states_and_attempts(admin_client, sent):
     assert cell(waiting, "queue") == "held"
 
 
-@pytest.mark.parametrize(("params", "expected"), [
-    ({"state": "DELIVERED"}, {"ok"}),
-    ({"state": "FAILED"}, {"dead"}),
-    ({"state": "ACTIVE"}, {"queued"}),
-    ({"state": "CREATED"}, {"waiting"}),
-    ({"dlq": "in"}, {"dead"}),
-    ({"queue": "held"}, {"waiting"}),
-])
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"state": "DELIVERED"}, {"ok"}),
+        ({"state": "FAILED"}, {"dead"}),
+        ({"state": "ACTIVE"}, {"queued"}),
+        ({"state": "CREATED"}, {"waiting"}),
+        ({"dlq": "in"}, {"dead"}),
+        ({"queue": "held"}, {"waiting"}),
+    ],
+)
 def test_filters(admin_client, sent, params, expected):
     listed = set(rows(admin_client.get(MESSAGES, params).content.decode()))
     assert listed == {sent[name].pk for name in expected}
@@ -190,22 +209,31 @@ def test_staff_see_credentials_masked(staff, sent):
 
 def test_messages_cannot_be_added_edited_or_deleted(admin_client, sent):
     assert admin_client.get(reverse("admin:django_bgjobs_message_add")).status_code == 403
-    assert admin_client.get(reverse("admin:django_bgjobs_message_delete",
-                                    args=[sent["ok"].pk])).status_code == 403
+    assert (
+        admin_client.get(
+            reverse("admin:django_bgjobs_message_delete", args=[sent["ok"].pk])
+        ).status_code
+        == 403
+    )
     assert 'value="delete_selected"' not in admin_client.get(MESSAGES).content.decode()
 
 
 def act(client: Client, action: str, *messages: Message, **extra: str):  # type: ignore[no-untyped-def]
-    return client.post(MESSAGES, {"action": action, **extra,
-                                  "_selected_action": [m.pk for m in messages]}, follow=True)
+    return client.post(
+        MESSAGES,
+        {"action": action, **extra, "_selected_action": [m.pk for m in messages]},
+        follow=True,
+    )
 
 
 def test_cancel_needs_its_permission_and_is_logged(staff, sent):
     client = staff("view_message")
     html = client.get(MESSAGES).content.decode()
     assert 'value="cancel_messages"' not in html
-    assert 'id="bgjobs-cancel-form"' not in client.get(
-        page("message", sent["queued"].pk)).content.decode()
+    assert (
+        'id="bgjobs-cancel-form"'
+        not in client.get(page("message", sent["queued"].pk)).content.decode()
+    )
     act(client, "cancel_messages", sent["queued"])
     assert lifecycle.message_state(Message.objects.get(pk=sent["queued"].pk)) == "ACTIVE"
     assert not LogEntry.objects.exists()
@@ -216,16 +244,25 @@ def test_cancel_needs_its_permission_and_is_logged(staff, sent):
     user.user_permissions.add(Permission.objects.get(codename="cancel_message"))
     form = client.get(page("message", sent["queued"].pk)).content.decode()
     assert 'id="bgjobs-cancel-form"' in form
-    response = act(client, "cancel_messages", sent["queued"], sent["waiting"], sent["ok"],
-                   _bgjobs_back=sent["queued"].pk)
+    response = act(
+        client,
+        "cancel_messages",
+        sent["queued"],
+        sent["waiting"],
+        sent["ok"],
+        _bgjobs_back=sent["queued"].pk,
+    )
     assert response.redirect_chain[-1][0] == page("message", sent["queued"].pk)
     html = response.content.decode()
     assert "2 message(s) cancelled" in html and "1 message(s) skipped" in html
     for name in ("queued", "waiting"):
-        assert lifecycle.message_state(Message.objects.select_related("job").get(
-            pk=sent[name].pk)) == "CANCELLED"
+        assert (
+            lifecycle.message_state(Message.objects.select_related("job").get(pk=sent[name].pk))
+            == "CANCELLED"
+        )
     assert sorted(LogEntry.objects.values_list("object_id", "change_message")) == sorted(
-        [(sent["queued"].pk, "Cancelled."), (sent["waiting"].pk, "Cancelled.")])
+        [(sent["queued"].pk, "Cancelled."), (sent["waiting"].pk, "Cancelled.")]
+    )
 
 
 def test_retry_from_the_dlq_needs_its_permission_and_is_logged(staff, sent, receiver):
@@ -238,20 +275,20 @@ def test_retry_from_the_dlq_needs_its_permission_and_is_logged(staff, sent, rece
     from django.contrib.auth import get_user_model
 
     get_user_model().objects.get(username="staff").user_permissions.add(
-        Permission.objects.get(codename="retry_message"))
-    assert 'id="bgjobs-retry-form"' in client.get(
-        page("message", sent["dead"].pk)).content.decode()
+        Permission.objects.get(codename="retry_message")
+    )
+    assert 'id="bgjobs-retry-form"' in client.get(page("message", sent["dead"].pk)).content.decode()
     with capture_jobs() as captured:
         html = act(client, "retry_dead_letters", sent["dead"], sent["ok"]).content.decode()
         captured.run_all()
-    [again] = Message.objects.exclude(pk__in=[m.pk for m in sent.values()]).filter(
-        kind="message")
+    [again] = Message.objects.exclude(pk__in=[m.pk for m in sent.values()]).filter(kind="message")
     assert "1 message(s) published again" in html and page("message", again.pk) in html
     assert "1 message(s) skipped: not in the dead-letter queue" in html
     assert bytes(again.body) == b"payload"
     assert receiver.at("/down")[-1].headers["upstash-message-id"] == again.pk
     assert list(LogEntry.objects.values_list("object_id", "change_message")) == [
-        (sent["dead"].pk, f"Retried from the DLQ as message {again.pk}.")]
+        (sent["dead"].pk, f"Retried from the DLQ as message {again.pk}.")
+    ]
     assert not lifecycle.dead_letters().filter(pk=sent["dead"].pk).exists()
 
 
@@ -259,11 +296,18 @@ def test_retry_from_the_dlq_needs_its_permission_and_is_logged(staff, sent, rece
 
 
 def test_url_groups_are_edited_with_their_endpoints(admin_client):
-    form = {"name": "billing", "headers": '{"X-Group": "1"}',
-            "endpoints-TOTAL_FORMS": "2", "endpoints-INITIAL_FORMS": "0",
-            "endpoints-MIN_NUM_FORMS": "0", "endpoints-MAX_NUM_FORMS": "1000",
-            "endpoints-0-url": "https://a.example.com/hook", "endpoints-0-name": "a",
-            "endpoints-1-url": "ftp://b.example.com/", "endpoints-1-name": "b"}
+    form = {
+        "name": "billing",
+        "headers": '{"X-Group": "1"}',
+        "endpoints-TOTAL_FORMS": "2",
+        "endpoints-INITIAL_FORMS": "0",
+        "endpoints-MIN_NUM_FORMS": "0",
+        "endpoints-MAX_NUM_FORMS": "1000",
+        "endpoints-0-url": "https://a.example.com/hook",
+        "endpoints-0-name": "a",
+        "endpoints-1-url": "ftp://b.example.com/",
+        "endpoints-1-name": "b",
+    }
     response = admin_client.post(reverse("admin:django_bgjobs_topic_add"), form)
     assert response.status_code == 200 and "not an http(s) URL" in response.content.decode()
     form["endpoints-1-url"] = "https://a.example.com/hook"
@@ -285,8 +329,14 @@ def test_queues_show_their_lag_and_take_new_parallelism(admin_client, sent, no_s
     held = DeliveryQueue.objects.get(name="held")
     row = rows(admin_client.get(url).content.decode(), "deliveryqueue")[str(held.pk)]
     assert cell(row, "lag") == "1" and cell(row, "active") == "0"
-    edit = {"form-TOTAL_FORMS": "1", "form-INITIAL_FORMS": "1", "form-MIN_NUM_FORMS": "0",
-            "form-MAX_NUM_FORMS": "1000", "form-0-id": str(held.pk), "_save": "Save"}
+    edit = {
+        "form-TOTAL_FORMS": "1",
+        "form-INITIAL_FORMS": "1",
+        "form-MIN_NUM_FORMS": "0",
+        "form-MAX_NUM_FORMS": "1000",
+        "form-0-id": str(held.pk),
+        "_save": "Save",
+    }
     response = admin_client.post(url, {**edit, "form-0-parallelism": "0"})
     assert response.status_code == 200  # refused: the page again, with the error
     assert DeliveryQueue.objects.get(pk=held.pk).parallelism == 1
@@ -301,23 +351,27 @@ def test_queues_show_their_lag_and_take_new_parallelism(admin_client, sent, no_s
     admin_client.post(delete, {"post": "yes"})
     now = timezone.now()
     idle = DeliveryQueue.objects.create(name="idle", created_at=now, updated_at=now)
-    html = admin_client.post(url, {"action": "delete_selected", "post": "yes",
-                                   "_selected_action": [held.pk, idle.pk]}).content.decode()
+    html = admin_client.post(
+        url, {"action": "delete_selected", "post": "yes", "_selected_action": [held.pk, idle.pk]}
+    ).content.decode()
     assert "messages are waiting in it" in html
     assert set(DeliveryQueue.objects.values_list("name", flat=True)) == {"held", "idle"}
-    admin_client.post(url, {"action": "delete_selected", "post": "yes",
-                            "_selected_action": [idle.pk]})
+    admin_client.post(
+        url, {"action": "delete_selected", "post": "yes", "_selected_action": [idle.pk]}
+    )
     assert set(DeliveryQueue.objects.values_list("name", flat=True)) == {"held"}
 
 
 def test_flow_control_keys_are_listed_with_their_lag(admin_client, receiver):
     with capture_jobs():
         for n in range(3):
-            publish(receiver.url("/f"), body=str(n), flow_control=Flow("tenant", rate=1,
-                                                                       period=3600))
+            publish(
+                receiver.url("/f"), body=str(n), flow_control=Flow("tenant", rate=1, period=3600)
+            )
     flow = FlowControl.objects.get(key="tenant")
-    row = rows(admin_client.get(changelist("flowcontrol")).content.decode(),
-               "flowcontrol")[str(flow.pk)]
+    row = rows(admin_client.get(changelist("flowcontrol")).content.decode(), "flowcontrol")[
+        str(flow.pk)
+    ]
     assert (cell(row, "rate"), cell(row, "lag"), cell(row, "active")) == ("1", "2", "1")
     assert admin_client.get(reverse("admin:django_bgjobs_flowcontrol_add")).status_code == 403
 
@@ -326,8 +380,9 @@ def test_flow_control_keys_are_listed_with_their_lag(admin_client, receiver):
 
 
 def test_a_token_added_in_the_admin_is_shown_once_and_stored_hashed(admin_client):
-    response = admin_client.post(reverse("admin:django_bgjobs_apitoken_add"),
-                                 {"name": "ci", "user": ""})
+    response = admin_client.post(
+        reverse("admin:django_bgjobs_apitoken_add"), {"name": "ci", "user": ""}
+    )
     assert response.status_code == 200 and "no-store" in response["Cache-Control"]
     html = response.content.decode()
     raw = re.search(r'<pre id="bgjobs-new-token"[^>]*>([^<]+)</pre>', html).group(1)
@@ -347,8 +402,9 @@ def test_tokens_can_be_deactivated(admin_client):
     from django_bgjobs.qstash_api.tokens import create_token
 
     token, raw = create_token("old")
-    admin_client.post(changelist("apitoken"), {"action": "deactivate",
-                                               "_selected_action": [token.pk]})
+    admin_client.post(
+        changelist("apitoken"), {"action": "deactivate", "_selected_action": [token.pk]}
+    )
     assert authenticate(raw) is None
     assert LogEntry.objects.get().change_message == "Deactivated."
 
@@ -390,21 +446,26 @@ def test_rotate_needs_its_permission_and_is_logged(staff):
     before = signing_keys()
     client = staff("view_signingkeys")
     assert 'value="rotate_keys"' not in client.get(changelist("signingkeys")).content.decode()
-    assert 'id="bgjobs-rotate-form"' not in client.get(
-        page("signingkeys", before.pk)).content.decode()
-    client.post(changelist("signingkeys"), {"action": "rotate_keys",
-                                            "_selected_action": [before.pk]})
+    assert (
+        'id="bgjobs-rotate-form"' not in client.get(page("signingkeys", before.pk)).content.decode()
+    )
+    client.post(
+        changelist("signingkeys"), {"action": "rotate_keys", "_selected_action": [before.pk]}
+    )
     assert signing_keys().current == before.current and not LogEntry.objects.exists()
 
     from django.contrib.auth import get_user_model
 
     get_user_model().objects.get(username="staff").user_permissions.add(
-        Permission.objects.get(codename="rotate_signingkeys"))
+        Permission.objects.get(codename="rotate_signingkeys")
+    )
     html = client.get(page("signingkeys", before.pk)).content.decode()
     assert 'id="bgjobs-rotate-form"' in html and "DELIVERY_KEY_OVERLAP" in html
-    response = client.post(changelist("signingkeys"), {
-        "action": "rotate_keys", "_selected_action": [before.pk],
-        "_bgjobs_back": before.pk}, follow=True)
+    response = client.post(
+        changelist("signingkeys"),
+        {"action": "rotate_keys", "_selected_action": [before.pk], "_bgjobs_back": before.pk},
+        follow=True,
+    )
     assert response.redirect_chain[-1][0] == page("signingkeys", before.pk)
     after = signing_keys()
     assert (after.current, after.previous) == (before.next, before.current)
@@ -418,34 +479,37 @@ def test_rotate_needs_its_permission_and_is_logged(staff):
 
 @pytest.fixture
 def schedules() -> dict[str, MessageSchedule]:
-    daily = message_schedules.create("https://hooks.example.com/daily",
-                                     "CRON_TZ=Europe/Paris 0 9 * * *",
-                                     Publish("x", body=b'{"a": "<b>"}',
-                                             headers={"X-Api-Key": "k-123"}),
-                                     schedule_id="daily")
-    often = message_schedules.create("https://hooks.example.com/often", "*/5 * * * *",
-                                     Publish("x"))
+    daily = message_schedules.create(
+        "https://hooks.example.com/daily",
+        "CRON_TZ=Europe/Paris 0 9 * * *",
+        Publish("x", body=b'{"a": "<b>"}', headers={"X-Api-Key": "k-123"}),
+        schedule_id="daily",
+    )
+    often = message_schedules.create("https://hooks.example.com/often", "*/5 * * * *", Publish("x"))
     message_schedules.pause(often.id)
     return {"daily": daily, "often": often}
 
 
 def test_the_schedules_list_shows_state_and_next_run(admin_client, schedules):
-    found = rows(admin_client.get(changelist("messageschedule")).content.decode(),
-                 "messageschedule")
+    found = rows(
+        admin_client.get(changelist("messageschedule")).content.decode(), "messageschedule"
+    )
     daily, often = found["daily"], found[schedules["often"].id]
     assert "active" in cell(daily, "state_display")
     upcoming = message_schedules.next_run(schedules["daily"])
     assert upcoming is not None
     assert timezone.localtime(upcoming).strftime("%Y-%m-%d %H:%M:%S") in cell(
-        daily, "next_run_display")
+        daily, "next_run_display"
+    )
     assert "paused" in cell(often, "state_display")
     assert cell(often, "next_run_display") == "paused"
     assert cell(daily, "last_fired_display") == "never"
 
     with capture_jobs():
         fired = message_schedules.fire("daily", timezone.now())
-    row = rows(admin_client.get(changelist("messageschedule")).content.decode(),
-               "messageschedule")["daily"]
+    row = rows(admin_client.get(changelist("messageschedule")).content.decode(), "messageschedule")[
+        "daily"
+    ]
     assert page("message", fired.published[0].message_id) in cell(row, "last_message_display")
     html = admin_client.get(page("messageschedule", "daily")).content.decode()
     assert "&lt;b&gt;" in html and "k-123" in html
@@ -467,21 +531,27 @@ def test_pause_and_resume_need_the_change_permission_and_are_logged(staff, sched
     from django.contrib.auth import get_user_model
 
     get_user_model().objects.get(username="staff").user_permissions.add(
-        Permission.objects.get(codename="change_messageschedule"))
-    html = client.post(url, {"action": "pause_schedules",
-                             "_selected_action": ["daily", schedules["often"].id]},
-                       follow=True).content.decode()
+        Permission.objects.get(codename="change_messageschedule")
+    )
+    html = client.post(
+        url,
+        {"action": "pause_schedules", "_selected_action": ["daily", schedules["often"].id]},
+        follow=True,
+    ).content.decode()
     assert "1 schedule(s) paused" in html and "1 schedule(s) were paused already" in html
     assert not PeriodicTask.objects.get(name="bgjobs-message:daily").enabled
     client.post(url, {"action": "resume_schedules", "_selected_action": ["daily"]})
     assert PeriodicTask.objects.get(name="bgjobs-message:daily").enabled
     assert list(LogEntry.objects.order_by("pk").values_list("object_id", "change_message")) == [
-        ("daily", "Paused."), ("daily", "Resumed.")]
+        ("daily", "Paused."),
+        ("daily", "Resumed."),
+    ]
 
 
 def test_deleting_a_schedule_removes_its_beat_task(admin_client, schedules):
-    response = admin_client.post(reverse("admin:django_bgjobs_messageschedule_delete",
-                                         args=["daily"]), {"post": "yes"})
+    response = admin_client.post(
+        reverse("admin:django_bgjobs_messageschedule_delete", args=["daily"]), {"post": "yes"}
+    )
     assert response.status_code == 302
     assert not MessageSchedule.objects.filter(pk="daily").exists()
     assert not PeriodicTask.objects.filter(name="bgjobs-message:daily").exists()
@@ -492,9 +562,13 @@ def test_every_delivery_page_renders(admin_client, sent, schedules):
     now = timezone.now()
     topic = Topic.objects.create(name="g", created_at=now, updated_at=now)
     TopicEndpoint.objects.create(topic=topic, url="https://g.example.com/")
-    for model, pk in (("message", sent["waiting"].pk), ("topic", topic.pk),
-                      ("deliveryqueue", DeliveryQueue.objects.get().pk),
-                      ("messageschedule", "daily"), ("signingkeys", signing_keys().pk)):
+    for model, pk in (
+        ("message", sent["waiting"].pk),
+        ("topic", topic.pk),
+        ("deliveryqueue", DeliveryQueue.objects.get().pk),
+        ("messageschedule", "daily"),
+        ("signingkeys", signing_keys().pk),
+    ):
         assert admin_client.get(changelist(model)).status_code == 200, model
         assert admin_client.get(page(model, pk)).status_code == 200, model
     assert admin_client.get(reverse("admin:django_bgjobs_apitoken_add")).status_code == 200
@@ -522,5 +596,4 @@ def test_a_delivery_jobs_page_links_to_its_message(admin_client, receiver):
     message = Message.objects.get(pk=message_id)
     page = admin_client.get(reverse("admin:django_bgjobs_job_change", args=[message.job_id]))
     assert page.status_code == 200
-    assert reverse("admin:django_bgjobs_message_change", args=[message_id]) in \
-        page.content.decode()
+    assert reverse("admin:django_bgjobs_message_change", args=[message_id]) in page.content.decode()

@@ -51,7 +51,7 @@ def _trickle(conn: socket.socket, data: bytes, stop: threading.Event, every: flo
     for i in range(len(data)):
         if stop.wait(every):
             return
-        conn.sendall(data[i:i + 1])
+        conn.sendall(data[i : i + 1])
 
 
 def trickled_head(conn: socket.socket, stop: threading.Event) -> None:
@@ -133,16 +133,23 @@ def server() -> Iterator[Callable[..., RawServer]]:
 
 
 def _watchdogs() -> list[threading.Thread]:
-    return [t for t in threading.enumerate()
-            if t.name.startswith("bgjobs-delivery-deadline") and t.is_alive()]
+    return [
+        t
+        for t in threading.enumerate()
+        if t.name.startswith("bgjobs-delivery-deadline") and t.is_alive()
+    ]
 
 
 def _deliver(url: str, **kwargs: object) -> tuple[Response | DeliveryFailed, float]:
     started = time.monotonic()
     try:
         result: Response | DeliveryFailed = deliver(
-            Attempt(url=url, body=b'{"a": 1}', message_id="msg_deadline"), signing_key=KEY,
-            allow=LOCAL, timeout=TIMEOUT, **kwargs)  # type: ignore[arg-type]
+            Attempt(url=url, body=b'{"a": 1}', message_id="msg_deadline"),
+            signing_key=KEY,
+            allow=LOCAL,
+            timeout=TIMEOUT,
+            **kwargs,
+        )  # type: ignore[arg-type]
     except DeliveryFailed as exc:
         result = exc
     elapsed = time.monotonic() - started
@@ -151,8 +158,9 @@ def _deliver(url: str, **kwargs: object) -> tuple[Response | DeliveryFailed, flo
     return result, elapsed
 
 
-def test_status_line_and_headers_trickled_byte_by_byte_time_out(server: Callable[..., RawServer],
-                                                                ) -> None:
+def test_status_line_and_headers_trickled_byte_by_byte_time_out(
+    server: Callable[..., RawServer],
+) -> None:
     raw = server(trickled_head)
     result, elapsed = _deliver(f"http://127.0.0.1:{raw.port}/")
     assert isinstance(result, DeliveryFailed)
@@ -197,17 +205,36 @@ def test_a_refused_connection_fails_at_once(server: Callable[..., RawServer]) ->
 
 # -- TLS: the watchdog holds through the handshake and on the TLS socket ----------------------
 
+
 @pytest.fixture(scope="module")
-def tls_contexts(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext,
-                                                                    ssl.SSLContext]:
+def tls_contexts(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     tmp: Path = tmp_path_factory.mktemp("tls-deadline")
     cert, key = tmp / "cert.pem", tmp / "key.pem"
     try:
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-             "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out", str(cert),
-             "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-            check=True, capture_output=True)
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ],
+            check=True,
+            capture_output=True,
+        )
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("openssl is not available")
     server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -215,9 +242,10 @@ def tls_contexts(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLConte
     return server_side, ssl.create_default_context(cafile=str(cert))
 
 
-def test_tls_headers_trickled_time_out(server: Callable[..., RawServer],
-                                       tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
-                                       ) -> None:
+def test_tls_headers_trickled_time_out(
+    server: Callable[..., RawServer],
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
     server_side, client_side = tls_contexts
     raw = server(trickled_head, tls=server_side)
     result, elapsed = _deliver(f"https://127.0.0.1:{raw.port}/", verify=client_side)
@@ -227,8 +255,8 @@ def test_tls_headers_trickled_time_out(server: Callable[..., RawServer],
 
 
 def test_tls_body_trickled_is_cut_and_fast_tls_works(
-        server: Callable[..., RawServer],
-        tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    server: Callable[..., RawServer], tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]
+) -> None:
     server_side, client_side = tls_contexts
     raw = server(trickled_body, tls=server_side)
     result, elapsed = _deliver(f"https://127.0.0.1:{raw.port}/", verify=client_side)
@@ -242,7 +270,8 @@ def test_tls_body_trickled_is_cut_and_fast_tls_works(
 def test_a_stalled_tls_handshake_times_out(server: Callable[..., RawServer]) -> None:
     """The server accepts TCP and never sends its ServerHello."""
     raw = server(lambda conn, stop: stop.wait(30))
-    result, elapsed = _deliver(f"https://127.0.0.1:{raw.port}/",
-                               verify=ssl.create_default_context())
+    result, elapsed = _deliver(
+        f"https://127.0.0.1:{raw.port}/", verify=ssl.create_default_context()
+    )
     assert isinstance(result, DeliveryFailed) and "timed out" in str(result)
     assert elapsed < BOUND

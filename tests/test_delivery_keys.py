@@ -31,15 +31,30 @@ KEY = re.compile(r"sig_[1-9A-HJ-NP-Za-km-z]{28}")
 
 def own_endpoint(**extra: object):  # type: ignore[no-untyped-def]
     """A project receiving its own deliveries: verified with its own delivery keys."""
-    return override_settings(BGJOBS={**settings.BGJOBS, **extra, "WEBHOOKS": {
-        **settings.BGJOBS["WEBHOOKS"],
-        "own": {"scheme": "qstash", "url": OWN_URL, "secrets": "bgjobs"}}})
+    return override_settings(
+        BGJOBS={
+            **settings.BGJOBS,
+            **extra,
+            "WEBHOOKS": {
+                **settings.BGJOBS["WEBHOOKS"],
+                "own": {"scheme": "qstash", "url": OWN_URL, "secrets": "bgjobs"},
+            },
+        }
+    )
 
 
 def deliver(body: bytes, key: str, message_id: str) -> int:
     token = qstash_signature(body, OWN_URL, key, time.time())
-    return Client().post("/webhooks/own/", body, content_type="application/json", headers={
-        "Upstash-Signature": token, "Upstash-Message-Id": message_id}).status_code
+    return (
+        Client()
+        .post(
+            "/webhooks/own/",
+            body,
+            content_type="application/json",
+            headers={"Upstash-Signature": token, "Upstash-Message-Id": message_id},
+        )
+        .status_code
+    )
 
 
 def run(*args: str) -> str:
@@ -73,7 +88,8 @@ def test_a_receiver_with_the_old_pair_accepts_deliveries_signed_after_one_rotati
     body = b'{"after": "rotation"}'
     token = qstash_signature(body, OWN_URL, new.current, time.time())
     QStashReceiver(current_signing_key=old.current, next_signing_key=old.next).verify(
-        signature=token, body=body.decode(), url=OWN_URL)
+        signature=token, body=body.decode(), url=OWN_URL
+    )
 
 
 def test_own_keys_endpoint_accepts_current_and_next():
@@ -82,8 +98,9 @@ def test_own_keys_endpoint_accepts_current_and_next():
         assert deliver(b"{}", keys.current, "m-current") == 202
         assert deliver(b"{}", keys.next, "m-next") == 202
         assert deliver(b"{}", "sig_" + "x" * 28, "m-forged") == 401
-    assert set(InboundWebhook.objects.filter(verified=True).values_list(
-        "message_id", flat=True)) == {"m-current", "m-next"}
+    assert set(
+        InboundWebhook.objects.filter(verified=True).values_list("message_id", flat=True)
+    ) == {"m-current", "m-next"}
 
 
 def test_the_old_current_key_is_accepted_within_the_overlap_and_refused_after():
@@ -108,8 +125,7 @@ def test_the_overlap_setting_is_read_at_each_request():
 
 
 def test_own_keys_are_for_qstash_endpoints_only():
-    config = {**settings.BGJOBS, "WEBHOOKS": {
-        "std": {"scheme": "standard", "secrets": "bgjobs"}}}
+    config = {**settings.BGJOBS, "WEBHOOKS": {"std": {"scheme": "standard", "secrets": "bgjobs"}}}
     with override_settings(BGJOBS=config):
         with pytest.raises(ImproperlyConfigured, match="goes with scheme 'qstash'"):
             endpoint("std")

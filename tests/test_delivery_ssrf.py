@@ -57,7 +57,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         self.server.canary.hits.append(
-            Hit(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            Hit(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+        )
         if self.path.startswith("/redirect"):
             self.send_response(302)
             self.send_header("Location", self.path.split("to=", 1)[1])
@@ -66,8 +67,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if self.path.startswith("/slow"):
             time.sleep(2)
-        payload = b"x" * 100_000 if self.path.startswith("/big") else json.dumps(
-            {"canary": self.server.canary.address}).encode()
+        payload = (
+            b"x" * 100_000
+            if self.path.startswith("/big")
+            else json.dumps({"canary": self.server.canary.address}).encode()
+        )
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -105,8 +109,9 @@ def _start(servers: list[_Server], cls: type[_Server], address: str, port: int) 
     server = cls((address, port), _Handler)
     server.canary = Canary(address)
     servers.append(server)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                     daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
 
 
 @pytest.fixture(scope="module")
@@ -212,10 +217,21 @@ FORBIDDEN_SPELLINGS = [
     # other forbidden networks (no canary: refused before any connection)
     "http://169.254.169.254/latest/meta-data/",
     "http://[fd00:ec2::254]/latest/meta-data/",
-    "http://10.0.0.1/", "http://172.16.0.1/", "http://192.168.1.1/", "http://100.64.0.1/",
-    "http://224.0.0.1/", "http://240.0.0.1/", "http://255.255.255.255/", "http://[fc00::1]/",
-    "http://[ff02::1]/", "http://[fec0::1]/", "http://198.18.0.1/", "http://192.0.2.1/",
-    "http://256.0.0.1/", "http://1.2.3.4.5/", "http://08.0.0.1/",
+    "http://10.0.0.1/",
+    "http://172.16.0.1/",
+    "http://192.168.1.1/",
+    "http://100.64.0.1/",
+    "http://224.0.0.1/",
+    "http://240.0.0.1/",
+    "http://255.255.255.255/",
+    "http://[fc00::1]/",
+    "http://[ff02::1]/",
+    "http://[fec0::1]/",
+    "http://198.18.0.1/",
+    "http://192.0.2.1/",
+    "http://256.0.0.1/",
+    "http://1.2.3.4.5/",
+    "http://08.0.0.1/",
 ]
 
 TEST_DNS = {
@@ -228,11 +244,17 @@ TEST_DNS = {
 
 @pytest.mark.parametrize("template", FORBIDDEN_SPELLINGS)
 def test_forbidden_spellings_are_refused_and_never_reach_a_canary(
-        canaries: Canaries, template: str) -> None:
+    canaries: Canaries, template: str
+) -> None:
     url = template.format(port=canaries.port)
     with pytest.raises(Refused) as refused:
-        deliver(Attempt(url=url, body=b"{}", message_id="msg_1"), signing_key=CURRENT,
-                allow=NOTHING, resolver=resolver_for(TEST_DNS), timeout=2)
+        deliver(
+            Attempt(url=url, body=b"{}", message_id="msg_1"),
+            signing_key=CURRENT,
+            allow=NOTHING,
+            resolver=resolver_for(TEST_DNS),
+            timeout=2,
+        )
     assert refused.value.reason
     assert canaries.total() == 0
 
@@ -246,8 +268,16 @@ def test_the_real_resolver_refuses_localhost_too(canaries: Canaries) -> None:
 
 def test_spellings_read_as_the_resolver_reads_them() -> None:
     expected = ipaddress.IPv4Address("127.0.0.1")
-    for host in ("127.1", "127.0.1", "2130706433", "0x7f000001", "017700000001", "0x7f.1",
-                 "0177.0.0.1", "127.0.0.0x1"):
+    for host in (
+        "127.1",
+        "127.0.1",
+        "2130706433",
+        "0x7f000001",
+        "017700000001",
+        "0x7f.1",
+        "0177.0.0.1",
+        "127.0.0.0x1",
+    ):
         assert parse_ipv4(host) == expected, host
         assert socket.inet_aton(host) == expected.packed, host  # glibc agrees
     assert parse_ipv4("example.com") is None
@@ -282,29 +312,49 @@ def test_refusal_reason_is_clear() -> None:
 
 def test_a_public_name_is_pinned_to_its_one_lookup() -> None:
     calls: list[str] = []
-    target = check_url("https://Public.Test./hook?a=1", allow=NOTHING,
-                       resolver=resolver_for(TEST_DNS, calls))
+    target = check_url(
+        "https://Public.Test./hook?a=1", allow=NOTHING, resolver=resolver_for(TEST_DNS, calls)
+    )
     assert (target.address, target.host, target.port, target.scheme) == (
-        "93.184.215.14", "public.test", 443, "https")
+        "93.184.215.14",
+        "public.test",
+        443,
+        "https",
+    )
     assert target.host_header == "public.test"
     assert calls == ["public.test"]
 
 
 def test_unresolvable_host_is_a_retryable_failure() -> None:
     with pytest.raises(DeliveryFailed, match="cannot resolve"):
-        deliver(Attempt(url="http://nowhere.test/", body=b"", message_id="msg_1"),
-                signing_key=CURRENT, allow=NOTHING, resolver=resolver_for({}))
+        deliver(
+            Attempt(url="http://nowhere.test/", body=b"", message_id="msg_1"),
+            signing_key=CURRENT,
+            allow=NOTHING,
+            resolver=resolver_for({}),
+        )
 
 
 def test_allowlist_by_network_delivers_signed_headers_once(canaries: Canaries) -> None:
     url = f"http://127.0.0.2:{canaries.port}/hook?b=2&a=1"
     body = b'{"hello": "world"}'
     response = deliver(
-        Attempt(url=url, body=body, message_id="msg_abc", retried=2,
-                headers={"Content-Type": "application/json",
-                         "X-Tenant": "t1",
-                         "Upstash-Signature": "forged", "Host": "evil.example"}),
-        signing_key=CURRENT, allow=Allowlist.parse(["127.0.0.2/32"]), timeout=5)
+        Attempt(
+            url=url,
+            body=body,
+            message_id="msg_abc",
+            retried=2,
+            headers={
+                "Content-Type": "application/json",
+                "X-Tenant": "t1",
+                "Upstash-Signature": "forged",
+                "Host": "evil.example",
+            },
+        ),
+        signing_key=CURRENT,
+        allow=Allowlist.parse(["127.0.0.2/32"]),
+        timeout=5,
+    )
     assert response.status == 200
     assert json.loads(response.body) == {"canary": "127.0.0.2"}
     assert response.address == "127.0.0.2"
@@ -320,16 +370,21 @@ def test_allowlist_by_network_delivers_signed_headers_once(canaries: Canaries) -
     assert "upstash-method" not in hit.headers
     assert hit.headers["upstash-signature"] != "forged"
     Receiver(current_signing_key=CURRENT, next_signing_key=NEXT).verify(
-        signature=hit.headers["upstash-signature"], body=hit.body.decode(), url=url)
+        signature=hit.headers["upstash-signature"], body=hit.body.decode(), url=url
+    )
 
 
 def test_allowlist_by_name_keeps_the_host_header_and_signs_each_attempt_afresh(
-        canaries: Canaries) -> None:
+    canaries: Canaries,
+) -> None:
     url = f"http://canary.test:{canaries.port}/in"
     with override_settings(BGJOBS={"DELIVERY_ALLOW_HOSTS": ["canary.test"]}):
         for retried in (0, 1):
-            deliver(Attempt(url=url, body=b"ping", message_id="msg_same", retried=retried),
-                    signing_key=CURRENT, resolver=resolver_for(TEST_DNS))
+            deliver(
+                Attempt(url=url, body=b"ping", message_id="msg_same", retried=retried),
+                signing_key=CURRENT,
+                resolver=resolver_for(TEST_DNS),
+            )
     first, second = canaries["127.0.0.2"].hits
     assert canaries.total() == 2
     assert first.headers["host"] == second.headers["host"] == f"canary.test:{canaries.port}"
@@ -338,7 +393,8 @@ def test_allowlist_by_name_keeps_the_host_header_and_signs_each_attempt_afresh(
     assert first.headers["upstash-signature"] != second.headers["upstash-signature"]
     for hit in (first, second):  # the next key verifies too (rotation)
         Receiver(current_signing_key=NEXT, next_signing_key=CURRENT).verify(
-            signature=hit.headers["upstash-signature"], body="ping", url=url)
+            signature=hit.headers["upstash-signature"], body="ping", url=url
+        )
     # Without the setting the same URL is refused.
     with pytest.raises(Refused):
         check_url(url, resolver=resolver_for(TEST_DNS))
@@ -347,9 +403,12 @@ def test_allowlist_by_name_keeps_the_host_header_and_signs_each_attempt_afresh(
 def test_allowlisted_ipv6_loopback(canaries: Canaries) -> None:
     if "::1" not in canaries.by_address:
         pytest.skip("no IPv6 loopback")
-    response = deliver(Attempt(url=f"http://[::1]:{canaries.port}/six", body=b"",
-                               message_id="msg_6"),
-                       signing_key=CURRENT, allow=Allowlist.parse(["::1"]), timeout=5)
+    response = deliver(
+        Attempt(url=f"http://[::1]:{canaries.port}/six", body=b"", message_id="msg_6"),
+        signing_key=CURRENT,
+        allow=Allowlist.parse(["::1"]),
+        timeout=5,
+    )
     assert response.status == 200
     assert canaries["::1"].hits[0].headers["host"] == f"[::1]:{canaries.port}"
     assert canaries.total() == 1
@@ -358,9 +417,15 @@ def test_allowlisted_ipv6_loopback(canaries: Canaries) -> None:
 def test_a_redirect_to_a_private_address_is_returned_not_followed(canaries: Canaries) -> None:
     target = f"http://127.0.0.3:{canaries.port}/secret"
     response = deliver(
-        Attempt(url=f"http://127.0.0.2:{canaries.port}/redirect?to={target}", body=b"",
-                message_id="msg_r"),
-        signing_key=CURRENT, allow=Allowlist.parse(["127.0.0.2"]), timeout=5)
+        Attempt(
+            url=f"http://127.0.0.2:{canaries.port}/redirect?to={target}",
+            body=b"",
+            message_id="msg_r",
+        ),
+        signing_key=CURRENT,
+        allow=Allowlist.parse(["127.0.0.2"]),
+        timeout=5,
+    )
     assert response.status == 302
     assert response.header("Location") == target
     assert len(canaries["127.0.0.2"].hits) == 1
@@ -381,10 +446,13 @@ def test_dns_rebinding_connects_to_the_first_answer_only(canaries: Canaries) -> 
 
     for _ in range(3):
         calls.clear()
-        deliver(Attempt(url=f"http://rebind.test:{canaries.port}/", body=b"x",
-                        message_id="msg_dns"),
-                signing_key=CURRENT, allow=Allowlist.parse(["127.0.0.2/32"]),
-                resolver=rebinding, timeout=5)
+        deliver(
+            Attempt(url=f"http://rebind.test:{canaries.port}/", body=b"x", message_id="msg_dns"),
+            signing_key=CURRENT,
+            allow=Allowlist.parse(["127.0.0.2/32"]),
+            resolver=rebinding,
+            timeout=5,
+        )
         assert calls == ["rebind.test"]
     assert len(canaries["127.0.0.2"].hits) == 3
     assert canaries["127.0.0.3"].hits == []
@@ -392,7 +460,8 @@ def test_dns_rebinding_connects_to_the_first_answer_only(canaries: Canaries) -> 
 
 
 def test_dns_rebinding_with_a_public_first_answer_pins_the_public_address(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     answers = iter(["93.184.215.14", "127.0.0.1"])
 
     def rebinding(host: str, port: int, *args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
@@ -404,43 +473,82 @@ def test_dns_rebinding_with_a_public_first_answer_pins_the_public_address(
 
 
 def test_the_response_body_is_bounded(canaries: Canaries) -> None:
-    response = deliver(Attempt(url=f"http://127.0.0.2:{canaries.port}/big", body=b"",
-                               message_id="msg_big", method="GET"),
-                       signing_key=CURRENT, allow=Allowlist.parse(["127.0.0.2"]), timeout=5)
+    response = deliver(
+        Attempt(
+            url=f"http://127.0.0.2:{canaries.port}/big",
+            body=b"",
+            message_id="msg_big",
+            method="GET",
+        ),
+        signing_key=CURRENT,
+        allow=Allowlist.parse(["127.0.0.2"]),
+        timeout=5,
+    )
     assert response.status == 200
     assert len(response.body) == 4096 and response.truncated
 
 
 def test_a_slow_destination_times_out_as_a_retryable_failure(canaries: Canaries) -> None:
     with pytest.raises(DeliveryFailed, match="timed out"):
-        deliver(Attempt(url=f"http://127.0.0.2:{canaries.port}/slow", body=b"",
-                        message_id="msg_slow"),
-                signing_key=CURRENT, allow=Allowlist.parse(["127.0.0.2"]), timeout=0.3)
+        deliver(
+            Attempt(url=f"http://127.0.0.2:{canaries.port}/slow", body=b"", message_id="msg_slow"),
+            signing_key=CURRENT,
+            allow=Allowlist.parse(["127.0.0.2"]),
+            timeout=0.3,
+        )
 
 
 def test_header_injection_is_refused(canaries: Canaries) -> None:
     with pytest.raises(Refused):
-        deliver(Attempt(url=f"http://127.0.0.2:{canaries.port}/", body=b"",
-                        message_id="msg_h", headers={"X-A": "1\r\nX-B: 2"}),
-                signing_key=CURRENT, allow=Allowlist.parse(["127.0.0.2"]))
+        deliver(
+            Attempt(
+                url=f"http://127.0.0.2:{canaries.port}/",
+                body=b"",
+                message_id="msg_h",
+                headers={"X-A": "1\r\nX-B: 2"},
+            ),
+            signing_key=CURRENT,
+            allow=Allowlist.parse(["127.0.0.2"]),
+        )
     assert canaries.total() == 0
 
 
 # -- TLS: the pinned address is connected to, the certificate is checked for the name ---------
 
+
 def _certificate(tmp: Path, name: str) -> tuple[Path, Path]:
     cert, key = tmp / f"{name}.pem", tmp / f"{name}.key"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", f"/CN={name}",
-         "-addext", f"subjectAltName=DNS:{name}"],
-        check=True, capture_output=True)
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            f"/CN={name}",
+            "-addext",
+            f"subjectAltName=DNS:{name}",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
 @pytest.fixture(scope="module")
-def tls_canary(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path, list[str],
-                                                                           Canary]]:
+def tls_canary(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[int, Path, list[str], Canary]]:
     try:
         cert, key = _certificate(tmp_path_factory.mktemp("tls"), "canary.test")
     except (OSError, subprocess.CalledProcessError):
@@ -452,38 +560,52 @@ def tls_canary(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, 
     context.load_cert_chain(cert, key)
     context.sni_callback = lambda sock, name, ctx: names.append(name or "")  # type: ignore
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                     daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
     yield server.server_address[1], cert, names, server.canary
     server.shutdown()
     server.server_close()
 
 
 def test_https_to_the_pinned_address_with_sni_and_verification_for_the_name(
-        tls_canary: tuple[int, Path, list[str], Canary]) -> None:
+    tls_canary: tuple[int, Path, list[str], Canary],
+) -> None:
     port, cert, names, canary = tls_canary
     verify = ssl.create_default_context(cafile=str(cert))
     url = f"https://canary.test:{port}/tls"
-    response = deliver(Attempt(url=url, body=b"{}", message_id="msg_tls"), signing_key=CURRENT,
-                       allow=Allowlist.parse(["canary.test"]), resolver=resolver_for(TEST_DNS),
-                       verify=verify, timeout=5)
+    response = deliver(
+        Attempt(url=url, body=b"{}", message_id="msg_tls"),
+        signing_key=CURRENT,
+        allow=Allowlist.parse(["canary.test"]),
+        resolver=resolver_for(TEST_DNS),
+        verify=verify,
+        timeout=5,
+    )
     assert response.status == 200 and response.address == "127.0.0.2"
     assert names[-1] == "canary.test"
     assert canary.hits[-1].headers["host"] == f"canary.test:{port}"
     Receiver(current_signing_key=CURRENT, next_signing_key=NEXT).verify(
-        signature=canary.hits[-1].headers["upstash-signature"], body="{}", url=url)
+        signature=canary.hits[-1].headers["upstash-signature"], body="{}", url=url
+    )
     # Another name pinned to the same address fails the certificate check.
     hits = len(canary.hits)
     with pytest.raises(DeliveryFailed):
-        deliver(Attempt(url=f"https://other.test:{port}/tls", body=b"{}", message_id="msg_x"),
-                signing_key=CURRENT, allow=Allowlist.parse(["other.test"]),
-                resolver=resolver_for({"other.test": ["127.0.0.2"]}), verify=verify, timeout=5)
+        deliver(
+            Attempt(url=f"https://other.test:{port}/tls", body=b"{}", message_id="msg_x"),
+            signing_key=CURRENT,
+            allow=Allowlist.parse(["other.test"]),
+            resolver=resolver_for({"other.test": ["127.0.0.2"]}),
+            verify=verify,
+            timeout=5,
+        )
     assert len(canary.hits) == hits
 
 
 @pytest.mark.django_db(transaction=True)
 def test_published_messages_to_forbidden_addresses_fail_at_once_with_no_retry(
-        canaries: Canaries) -> None:
+    canaries: Canaries,
+) -> None:
     """Scenario 14 through the whole path: publish() -> the delivery job -> dead, refused."""
     from django.test import override_settings
 
@@ -515,11 +637,16 @@ def test_published_messages_to_forbidden_addresses_fail_at_once_with_no_retry(
 
 
 def test_by_default_a_certificate_no_public_ca_signed_is_refused(
-        tls_canary: tuple[int, Path, list[str], Canary]) -> None:
+    tls_canary: tuple[int, Path, list[str], Canary],
+) -> None:
     port, _cert, _names, canary = tls_canary
     hits = len(canary.hits)
     with pytest.raises(DeliveryFailed, match="CERTIFICATE_VERIFY_FAILED|certificate"):
-        deliver(Attempt(url=f"https://canary.test:{port}/tls", body=b"{}", message_id="m"),
-                signing_key=CURRENT, allow=Allowlist.parse(["canary.test"]),
-                resolver=resolver_for(TEST_DNS), timeout=5)
+        deliver(
+            Attempt(url=f"https://canary.test:{port}/tls", body=b"{}", message_id="m"),
+            signing_key=CURRENT,
+            allow=Allowlist.parse(["canary.test"]),
+            resolver=resolver_for(TEST_DNS),
+            timeout=5,
+        )
     assert len(canary.hits) == hits

@@ -24,7 +24,12 @@ def test_enqueue_returns_a_queued_handle_and_publishes_after_commit(
         job = jobs.add.enqueue(1, 2)
         assert captured.jobs == []  # nothing is published inside the transaction
     assert (job.status, job.name, job.queue, job.args, job.priority) == (
-        JobStatus.QUEUED, "tests.jobs.add", "emails", [1, 2], 5)
+        JobStatus.QUEUED,
+        "tests.jobs.add",
+        "emails",
+        [1, 2],
+        5,
+    )
     assert captured.jobs == [job]
     assert Job.objects.get(pk=job.pk).max_attempts == 2
 
@@ -85,7 +90,8 @@ def test_naive_run_after_is_refused():
 
 
 def test_enqueue_many_is_one_insert_and_one_publish_batch(
-    django_assert_num_queries, django_capture_on_commit_callbacks,
+    django_assert_num_queries,
+    django_capture_on_commit_callbacks,
 ):
     batches = []
     with capture_jobs() as captured, django_capture_on_commit_callbacks(execute=True):
@@ -124,11 +130,13 @@ def test_idempotency_key_is_released_after_the_window():
 
 
 def test_idempotency_key_inside_enqueue_many():
-    created = enqueue_many([
-        jobs.add.using(idempotency_key="a").prepare(1, 1),
-        jobs.add.using(idempotency_key="a").prepare(1, 1),
-        jobs.add.prepare(2, 2),
-    ])
+    created = enqueue_many(
+        [
+            jobs.add.using(idempotency_key="a").prepare(1, 1),
+            jobs.add.using(idempotency_key="a").prepare(1, 1),
+            jobs.add.prepare(2, 2),
+        ]
+    )
     assert created[0].pk == created[1].pk != created[2].pk
     assert Job.objects.count() == 2
 

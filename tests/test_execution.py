@@ -85,8 +85,13 @@ def test_a_message_for_a_deleted_job_is_dropped():
 
 
 def test_unknown_job_name_is_dead_with_a_clear_error():
-    job = Job.objects.create(name="gone.job", queue="default", status=JobStatus.QUEUED,
-                             max_attempts=4, created_at=timezone.now())
+    job = Job.objects.create(
+        name="gone.job",
+        queue="default",
+        status=JobStatus.QUEUED,
+        max_attempts=4,
+        created_at=timezone.now(),
+    )
     assert run_attempt(str(job.pk), 1) == "dead"
     job.refresh_from_db()
     assert job.status == JobStatus.DEAD and "unknown job 'gone.job'" in job.error
@@ -169,9 +174,12 @@ def test_signals_are_sent_through_the_life_of_a_job():
         seen.append((signal_names[signal], job.status))
 
     signal_names = {
-        signals.job_enqueued: "enqueued", signals.job_started: "started",
-        signals.job_succeeded: "succeeded", signals.job_failed: "failed",
-        signals.job_dead: "dead", signals.job_cancelled: "cancelled",
+        signals.job_enqueued: "enqueued",
+        signals.job_started: "started",
+        signals.job_succeeded: "succeeded",
+        signals.job_failed: "failed",
+        signals.job_dead: "dead",
+        signals.job_cancelled: "cancelled",
     }
     for signal in signal_names:
         signal.connect(receiver)
@@ -182,9 +190,14 @@ def test_signals_are_sent_through_the_life_of_a_job():
         for signal in signal_names:
             signal.disconnect(receiver)
     assert seen == [
-        ("enqueued", "queued"), ("started", "running"), ("failed", "retrying"),
-        ("started", "running"), ("succeeded", "succeeded"),
-        ("enqueued", "queued"), ("started", "running"), ("dead", "dead"),
+        ("enqueued", "queued"),
+        ("started", "running"),
+        ("failed", "retrying"),
+        ("started", "running"),
+        ("succeeded", "succeeded"),
+        ("enqueued", "queued"),
+        ("started", "running"),
+        ("dead", "dead"),
     ]
 
 
@@ -192,8 +205,7 @@ def test_structured_log_records_carry_the_job_fields(caplog):
     with caplog.at_level(logging.INFO, logger="django_bgjobs"):
         [job] = run_to_the_end(lambda: jobs.flaky.enqueue("log", 1))
     records = [r for r in caplog.records if getattr(r, "job_id", None) == str(job.pk)]
-    assert [r.status for r in records] == ["queued", "running", "retrying", "running",
-                                           "succeeded"]
+    assert [r.status for r in records] == ["queued", "running", "retrying", "running", "succeeded"]
     failed = records[2]
     assert failed.levelname == "WARNING" and failed.attempt == 1
     assert failed.error == "ConnectionError: attempt 1 failed on purpose"
@@ -261,8 +273,9 @@ def test_the_heartbeat_keeps_every_watched_attempt():
     from django_bgjobs.execution import Heartbeat
 
     beat = Heartbeat()
-    first, second = (JobContext(job_id=i, name="n", attempt=1, max_attempts=1, queue="q")
-                     for i in (1, 2))
+    first, second = (
+        JobContext(job_id=i, name="n", attempt=1, max_attempts=1, queue="q") for i in (1, 2)
+    )
     beat._thread = __import__("threading").current_thread()  # no real thread for this check
     beat._pid = __import__("os").getpid()
     beat.watch(first)

@@ -32,9 +32,14 @@ from django_bgjobs.testing import capture_jobs
 pytestmark = pytest.mark.django_db(transaction=True)
 
 URL = "https://hooks.example.com/report"
-TEMPLATE = Publish(destination=URL, body=b'{"report": "daily"}', retries=5,
-                   headers={"Content-Type": "application/json", "X-Token": "t"},
-                   callback=Callback("https://hooks.example.com/cb"), label="reports")
+TEMPLATE = Publish(
+    destination=URL,
+    body=b'{"report": "daily"}',
+    retries=5,
+    headers={"Content-Type": "application/json", "X-Token": "t"},
+    callback=Callback("https://hooks.example.com/cb"),
+    label="reports",
+)
 
 
 def at(text: str) -> datetime:
@@ -58,7 +63,12 @@ def test_create_makes_the_row_and_its_beat_task():
     assert task.queue == "default"  # BGJOBS["DELIVERY_JOB_QUEUE"]
     c = task.crontab
     assert (c.minute, c.hour, c.day_of_month, c.month_of_year, c.day_of_week) == (
-        "*/5", "*", "*", "*", "*")
+        "*/5",
+        "*",
+        "*",
+        "*",
+        "*",
+    )
     assert str(c.timezone) == "UTC"
 
     stored = Publish.from_json(row.template)
@@ -78,30 +88,38 @@ def test_cron_tz_sets_the_crontab_zone_and_the_slots():
     assert upcoming.astimezone(ZoneInfo("Europe/Paris")).hour == 9
 
 
-@pytest.mark.parametrize(("cron", "says"), [
-    ("", "empty"),
-    ("* * * *", "give five fields"),
-    ("* * * * * *", "give five fields"),
-    ("61 * * * *", "Bad minute"),
-    ("CRON_TZ=Mars/Olympus 0 9 * * *", "CRON_TZ=Mars/Olympus is not a time zone"),
-    ("CRON_TZ=Europe/Paris", "give five fields"),
-    ("0 0 L * *", "celery beat cannot run"),
-    ("0 0 * * 7", "Sunday is 0"),
-])
+@pytest.mark.parametrize(
+    ("cron", "says"),
+    [
+        ("", "empty"),
+        ("* * * *", "give five fields"),
+        ("* * * * * *", "give five fields"),
+        ("61 * * * *", "Bad minute"),
+        ("CRON_TZ=Mars/Olympus 0 9 * * *", "CRON_TZ=Mars/Olympus is not a time zone"),
+        ("CRON_TZ=Europe/Paris", "give five fields"),
+        ("0 0 L * *", "celery beat cannot run"),
+        ("0 0 * * 7", "Sunday is 0"),
+    ],
+)
 def test_a_bad_cron_is_refused_with_a_reason(cron, says):
     with pytest.raises(ValueError, match=says):
         create(URL, cron, TEMPLATE)
-    assert not MessageSchedule.objects.exists() and not PeriodicTask.objects.filter(
-        name__startswith=PREFIX).exists()
+    assert (
+        not MessageSchedule.objects.exists()
+        and not PeriodicTask.objects.filter(name__startswith=PREFIX).exists()
+    )
 
 
-@pytest.mark.parametrize(("destination", "template", "says"), [
-    ("", TEMPLATE, "destination is empty"),
-    ("ftp://example.com/x", TEMPLATE, "http"),
-    (URL, Publish(URL, retries=-1), "retries"),
-    (URL, Publish(URL, retry_delay="pow(2, retried"), "retry delay"),
-    (URL, Publish(URL, not_before=timezone.now()), "not_before"),
-])
+@pytest.mark.parametrize(
+    ("destination", "template", "says"),
+    [
+        ("", TEMPLATE, "destination is empty"),
+        ("ftp://example.com/x", TEMPLATE, "http"),
+        (URL, Publish(URL, retries=-1), "retries"),
+        (URL, Publish(URL, retry_delay="pow(2, retried"), "retry delay"),
+        (URL, Publish(URL, not_before=timezone.now()), "not_before"),
+    ],
+)
 def test_a_bad_template_is_refused(destination, template, says):
     with pytest.raises(ValueError, match=says):
         create(destination, "* * * * *", template)
@@ -118,19 +136,29 @@ def test_a_given_id_upserts_and_keeps_the_pause():
     first = create(URL, "0 * * * *", TEMPLATE, schedule_id="nightly-report")
     assert first.id == "nightly-report"
     assert pause("nightly-report")
-    again = create("https://hooks.example.com/v2", "CRON_TZ=Asia/Tokyo 30 2 * * *",
-                   Publish("ignored", body=b"v2", queue="reports"), schedule_id="nightly-report")
+    again = create(
+        "https://hooks.example.com/v2",
+        "CRON_TZ=Asia/Tokyo 30 2 * * *",
+        Publish("ignored", body=b"v2", queue="reports"),
+        schedule_id="nightly-report",
+    )
     assert MessageSchedule.objects.count() == 1
     assert PeriodicTask.objects.filter(name__startswith=PREFIX).count() == 1
     again.refresh_from_db()
     assert again.created_at == first.created_at
     assert (again.destination, again.cron, again.queue) == (
-        "https://hooks.example.com/v2", "CRON_TZ=Asia/Tokyo 30 2 * * *", "reports")
+        "https://hooks.example.com/v2",
+        "CRON_TZ=Asia/Tokyo 30 2 * * *",
+        "reports",
+    )
     template = Publish.from_json(again.template)
     assert template.destination == "https://hooks.example.com/v2" and template.body == b"v2"
     task = task_of(again)
     assert (task.crontab.minute, task.crontab.hour, str(task.crontab.timezone)) == (
-        "30", "2", "Asia/Tokyo")
+        "30",
+        "2",
+        "Asia/Tokyo",
+    )
     assert not task.enabled and again.paused  # paused stays paused, as in the jobs admin
     assert next_run(again) is None
 
@@ -171,8 +199,10 @@ def test_each_slot_is_published_once_however_often_it_is_fired():
     assert later.skipped == "slot already published"
 
     messages = list(Message.objects.order_by("created_at"))
-    assert [m.pk for m in messages] == [first.published[0].message_id,
-                                        early.published[0].message_id]
+    assert [m.pk for m in messages] == [
+        first.published[0].message_id,
+        early.published[0].message_id,
+    ]
     assert len(captured.jobs) == 2  # their delivery jobs
     message = messages[0]
     assert message.url == URL and bytes(message.body) == b'{"report": "daily"}'
@@ -206,8 +236,10 @@ def test_a_schedule_to_a_url_group_publishes_to_each_endpoint():
     row = create("billing", "* * * * *", Publish("billing", body=b"tick"))
     with capture_jobs():
         fired = fire(row.id, timezone.now())
-    assert sorted(p.url for p in fired.published) == ["https://e1.example.com/",
-                                                      "https://e2.example.com/"]
+    assert sorted(p.url for p in fired.published) == [
+        "https://e1.example.com/",
+        "https://e2.example.com/",
+    ]
     assert set(Message.objects.values_list("topic", "schedule_id")) == {("billing", row.id)}
     Topic.objects.all().delete()  # the group is gone: the next slot is not published
     refused = fire(row.id, timezone.now() + timedelta(minutes=1))
@@ -228,7 +260,8 @@ def test_the_celery_task_fires_the_schedule():
     row = create(URL, "* * * * *", TEMPLATE)
     with capture_jobs():
         outcome = message_schedules.fire_message_schedule.apply(
-            kwargs={"schedule_id": row.id}).get()
+            kwargs={"schedule_id": row.id}
+        ).get()
     assert outcome.startswith("published 1 message(s)")
     assert Message.objects.filter(schedule_id=row.id).count() == 1
 

@@ -42,31 +42,50 @@ def scrape(client, **headers) -> dict[str, dict[tuple[tuple[str, str], ...], flo
     samples: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
     for family in text_string_to_metric_families(response.content.decode()):
         for sample in family.samples:
-            samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = (
-                sample.value)
+            samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
     return samples
 
 
-def make_job(name: str = "tests.jobs.add", status: str = JobStatus.SUCCEEDED, *,
-             queue: str = "default", created: timedelta = timedelta(minutes=5),
-             published: timedelta | None = None, **fields) -> Job:
+def make_job(
+    name: str = "tests.jobs.add",
+    status: str = JobStatus.SUCCEEDED,
+    *,
+    queue: str = "default",
+    created: timedelta = timedelta(minutes=5),
+    published: timedelta | None = None,
+    **fields,
+) -> Job:
     """A job row in a known state, ``created`` ago (published then, unless told)."""
     now = timezone.now()
     fields.setdefault("published_at", now - (created if published is None else published))
-    return Job.objects.create(name=name, queue=queue, status=status, max_attempts=3,
-                              created_at=now - created, **fields)
+    return Job.objects.create(
+        name=name, queue=queue, status=status, max_attempts=3, created_at=now - created, **fields
+    )
 
 
-def make_run(job: Job, *, ended: timedelta, duration_ms: int, attempt: int = 1,
-             status: str = RunStatus.SUCCEEDED, worker: str = "host:1") -> JobRun:
+def make_run(
+    job: Job,
+    *,
+    ended: timedelta,
+    duration_ms: int,
+    attempt: int = 1,
+    status: str = RunStatus.SUCCEEDED,
+    worker: str = "host:1",
+) -> JobRun:
     """An attempt that ended ``ended`` ago after ``duration_ms``; the job's latest."""
     finished = timezone.now() - ended
     started = finished - timedelta(milliseconds=duration_ms)
     Job.objects.filter(pk=job.pk).update(attempts=attempt, started_at=started)
     job.refresh_from_db()
-    return JobRun.objects.create(job=job, attempt=attempt, status=status, worker=worker,
-                                 started_at=started, finished_at=finished,
-                                 duration_ms=duration_ms)
+    return JobRun.objects.create(
+        job=job,
+        attempt=attempt,
+        status=status,
+        worker=worker,
+        started_at=started,
+        finished_at=finished,
+        duration_ms=duration_ms,
+    )
 
 
 # --- who may scrape ------------------------------------------------------------------------------
@@ -80,10 +99,16 @@ def test_the_token_in_the_authorization_header(client):
     assert b"# TYPE bgjobs_jobs gauge" in response.content
 
 
-@pytest.mark.parametrize("header", [
-    "Bearer wrong-token-wrong-token-wrong", f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", "Bearer ",
-    f"bearer  {TOKEN[:8]}",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer wrong-token-wrong-token-wrong",
+        f"Bearer {TOKEN}x",
+        f"Bearer {TOKEN[:-1]}",
+        "Bearer ",
+        f"bearer  {TOKEN[:8]}",
+    ],
+)
 def test_a_wrong_token_is_401(client, header):
     response = client.get(metrics_url(), HTTP_AUTHORIZATION=header)
     assert response.status_code == 401
@@ -97,8 +122,9 @@ def test_no_credentials_is_401_with_a_challenge(client):
     assert response["WWW-Authenticate"] == 'Bearer realm="bgjobs metrics"'
 
 
-@pytest.mark.parametrize("query", [f"token={TOKEN}", f"access_token={TOKEN}", f"x={TOKEN}",
-                                   "token=whatever"])
+@pytest.mark.parametrize(
+    "query", [f"token={TOKEN}", f"access_token={TOKEN}", f"x={TOKEN}", "token=whatever"]
+)
 def test_a_token_in_the_query_string_is_refused_even_the_right_one(client, query):
     response = client.get(f"{metrics_url()}?{query}", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     assert response.status_code == 400
@@ -140,8 +166,11 @@ def test_only_get_and_head(client):
 
 
 def test_openmetrics_when_the_scraper_asks(client):
-    response = client.get(metrics_url(), HTTP_AUTHORIZATION=f"Bearer {TOKEN}",
-                          HTTP_ACCEPT="application/openmetrics-text; version=1.0.0")
+    response = client.get(
+        metrics_url(),
+        HTTP_AUTHORIZATION=f"Bearer {TOKEN}",
+        HTTP_ACCEPT="application/openmetrics-text; version=1.0.0",
+    )
     assert response["Content-Type"].startswith("application/openmetrics-text")
     text = response.content.decode()
     assert text.endswith("# EOF\n") and "# TYPE bgjobs_run_duration_seconds gaugehistogram" in text
@@ -188,17 +217,25 @@ def test_queue_depth_and_oldest_age(client):
     make_job(status=JobStatus.QUEUED, queue="emails", created=timedelta(minutes=10))
     make_job(status=JobStatus.QUEUED, queue="emails", created=timedelta(minutes=3))
     # Queued again by retry() a minute ago, created long before: waiting since its publication.
-    make_job(status=JobStatus.QUEUED, queue="slow", created=timedelta(days=2),
-             published=timedelta(minutes=1))
+    make_job(
+        status=JobStatus.QUEUED,
+        queue="slow",
+        created=timedelta(days=2),
+        published=timedelta(minutes=1),
+    )
     # Publishing failed (the dispatcher will publish it): waiting since it became due.
-    make_job(status=JobStatus.QUEUED, queue="slow", created=timedelta(minutes=30),
-             published_at=None, run_after=timezone.now() - timedelta(minutes=2))
+    make_job(
+        status=JobStatus.QUEUED,
+        queue="slow",
+        created=timedelta(minutes=30),
+        published_at=None,
+        run_after=timezone.now() - timedelta(minutes=2),
+    )
     make_job(status=JobStatus.RUNNING, queue="default")
     make_job(status=JobStatus.SCHEDULED, queue="default", published_at=None)
     samples = scrape(client)
     depth, oldest = samples["bgjobs_queue_depth"], samples["bgjobs_queue_oldest_age_seconds"]
-    assert depth == {(("queue", "default"),): 0, (("queue", "emails"),): 2,
-                     (("queue", "slow"),): 2}
+    assert depth == {(("queue", "default"),): 0, (("queue", "emails"),): 2, (("queue", "slow"),): 2}
     assert 600 <= oldest[(("queue", "emails"),)] < 660
     assert 120 <= oldest[(("queue", "slow"),)] < 180
     assert oldest[(("queue", "default"),)] == 0
@@ -216,14 +253,20 @@ def test_run_duration_histogram_counts_the_window_only(client):
     make_run(failed, ended=timedelta(minutes=2), duration_ms=7_200_000, status=RunStatus.FAILED)
     # Not timed: lost (timed until the lease expired), released, superseded.
     for status in (RunStatus.LOST, RunStatus.RELEASED, RunStatus.SUPERSEDED):
-        make_run(make_job("tests.jobs.add"), ended=timedelta(minutes=1), duration_ms=30_000,
-                 status=status)
+        make_run(
+            make_job("tests.jobs.add"),
+            ended=timedelta(minutes=1),
+            duration_ms=30_000,
+            status=status,
+        )
     make_run(make_job("tests.jobs.noop"), ended=timedelta(seconds=30), duration_ms=100)
 
     samples = scrape(client)
-    buckets = {dict(labels)["le"]: value
-               for labels, value in samples["bgjobs_run_duration_seconds_bucket"].items()
-               if dict(labels)["name"] == "tests.jobs.add"}
+    buckets = {
+        dict(labels)["le"]: value
+        for labels, value in samples["bgjobs_run_duration_seconds_bucket"].items()
+        if dict(labels)["name"] == "tests.jobs.add"
+    }
     assert buckets["0.005"] == 1
     assert buckets["0.01"] == 2
     assert buckets["0.05"] == 3
@@ -233,21 +276,25 @@ def test_run_duration_histogram_counts_the_window_only(client):
     add = (("name", "tests.jobs.add"),)
     assert samples["bgjobs_run_duration_seconds_gcount"][add] == 5
     assert samples["bgjobs_run_duration_seconds_gsum"][add] == pytest.approx(
-        (5 + 6 + 40 + 2000 + 7_200_000) / 1000)
+        (5 + 6 + 40 + 2000 + 7_200_000) / 1000
+    )
     assert samples["bgjobs_run_duration_seconds_gcount"][(("name", "tests.jobs.noop"),)] == 1
     assert samples["bgjobs_metrics_window_seconds"][()] == 3600
 
 
 def test_histogram_buckets_are_sane(client):
     for index, duration_ms in enumerate((1, 3, 8, 70, 400, 900, 15_000, 100_000)):
-        job = make_job("tests.jobs.add", created=timedelta(minutes=5),
-                       published=timedelta(minutes=5))
+        job = make_job(
+            "tests.jobs.add", created=timedelta(minutes=5), published=timedelta(minutes=5)
+        )
         make_run(job, ended=timedelta(seconds=10 + index), duration_ms=duration_ms)
     samples = scrape(client)
     for metric in ("bgjobs_run_duration_seconds", "bgjobs_wait_seconds"):
         series = sorted(
-            ((float(dict(labels)["le"]), value)
-             for labels, value in samples[f"{metric}_bucket"].items()),
+            (
+                (float(dict(labels)["le"]), value)
+                for labels, value in samples[f"{metric}_bucket"].items()
+            ),
         )
         bounds = [bound for bound, _ in series]
         counts = [count for _, count in series]
@@ -262,20 +309,24 @@ def test_wait_from_publication_to_start(client):
     job = make_job("tests.jobs.add", created=timedelta(seconds=120))
     make_run(job, ended=timedelta(seconds=29), duration_ms=1000)
     # A delayed job: created a day ago, published by the dispatcher 3 s before it started.
-    delayed = make_job("tests.jobs.add", created=timedelta(days=1),
-                       published=timedelta(seconds=33))
+    delayed = make_job("tests.jobs.add", created=timedelta(days=1), published=timedelta(seconds=33))
     make_run(delayed, ended=timedelta(seconds=29), duration_ms=1000)
     # Published again after this attempt (its retry is queued): that attempt's wait is unknown.
-    retried = make_job("tests.jobs.add", JobStatus.QUEUED, created=timedelta(minutes=5),
-                       published=timedelta(seconds=1))
+    retried = make_job(
+        "tests.jobs.add",
+        JobStatus.QUEUED,
+        created=timedelta(minutes=5),
+        published=timedelta(seconds=1),
+    )
     make_run(retried, ended=timedelta(seconds=20), duration_ms=10, status=RunStatus.FAILED)
     samples = scrape(client)
     add = (("name", "tests.jobs.add"),)
     assert samples["bgjobs_wait_seconds_gcount"][add] == 2
     # Each row is placed relative to its own timezone.now(): a loaded machine drifts by ms.
     assert samples["bgjobs_wait_seconds_gsum"][add] == pytest.approx(90 + 3, abs=0.25)
-    waits = {dict(labels)["le"]: value for labels, value in samples["bgjobs_wait_seconds_bucket"]
-             .items()}
+    waits = {
+        dict(labels)["le"]: value for labels, value in samples["bgjobs_wait_seconds_bucket"].items()
+    }
     assert (waits["2.5"], waits["5.0"], waits["60.0"], waits["120.0"]) == (0, 1, 1, 2)
     assert samples["bgjobs_run_duration_seconds_gcount"][add] == 3  # the failed attempt ran
 
@@ -316,8 +367,11 @@ def test_the_snapshot_matches_the_orm():
     snap = stats.snapshot()
     for (name, status), count in snap.jobs.items():
         assert Job.objects.filter(name=name, status=status).count() == count
-    assert snap.queues["emails"].depth == Job.objects.filter(
-        queue="emails", status=JobStatus.QUEUED).count() == 1
+    assert (
+        snap.queues["emails"].depth
+        == Job.objects.filter(queue="emails", status=JobStatus.QUEUED).count()
+        == 1
+    )
 
 
 def test_the_collector_registers_without_querying(django_assert_num_queries):
@@ -327,13 +381,20 @@ def test_the_collector_registers_without_querying(django_assert_num_queries):
     with django_assert_num_queries(0):
         registry.register(BgJobsCollector())
     names = {metric.name for metric in registry.collect()}
-    assert {"bgjobs_jobs", "bgjobs_queue_depth", "bgjobs_queue_oldest_age_seconds",
-            "bgjobs_dead_jobs", "bgjobs_run_duration_seconds", "bgjobs_wait_seconds",
-            "bgjobs_workers_seen"} <= names
+    assert {
+        "bgjobs_jobs",
+        "bgjobs_queue_depth",
+        "bgjobs_queue_oldest_age_seconds",
+        "bgjobs_dead_jobs",
+        "bgjobs_run_duration_seconds",
+        "bgjobs_wait_seconds",
+        "bgjobs_workers_seen",
+    } <= names
 
 
-def test_a_few_statements_per_scrape_whatever_the_number_of_jobs(client,
-                                                                django_assert_max_num_queries):
+def test_a_few_statements_per_scrape_whatever_the_number_of_jobs(
+    client, django_assert_max_num_queries
+):
     for n in range(30):
         make_run(make_job(f"tests.jobs.j{n % 5}"), ended=timedelta(minutes=1), duration_ms=n)
     with django_assert_max_num_queries(4):
@@ -343,16 +404,19 @@ def test_a_few_statements_per_scrape_whatever_the_number_of_jobs(client,
 # --- settings checks -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("changes", "fails"), [
-    ({"METRICS_TOKEN": None}, False),
-    ({"METRICS_TOKEN": "x" * 16}, False),
-    ({"METRICS_TOKEN": "short"}, True),
-    ({"METRICS_TOKEN": "with a space in the middle"}, True),
-    ({"METRICS_TOKEN": 1234567890123456789}, True),
-    ({"METRICS_WINDOW": 0}, True),
-    ({"METRICS_WORKERS_WINDOW": timedelta(minutes=-1)}, True),
-    ({"METRICS_WINDOW": 300}, False),
-])
+@pytest.mark.parametrize(
+    ("changes", "fails"),
+    [
+        ({"METRICS_TOKEN": None}, False),
+        ({"METRICS_TOKEN": "x" * 16}, False),
+        ({"METRICS_TOKEN": "short"}, True),
+        ({"METRICS_TOKEN": "with a space in the middle"}, True),
+        ({"METRICS_TOKEN": 1234567890123456789}, True),
+        ({"METRICS_WINDOW": 0}, True),
+        ({"METRICS_WORKERS_WINDOW": timedelta(minutes=-1)}, True),
+        ({"METRICS_WINDOW": 300}, False),
+    ],
+)
 def test_metrics_settings_are_checked(changes, fails):
     with override_settings(BGJOBS={**settings.BGJOBS, **changes}):
         found = [m.id for m in checks.check_metrics()]
@@ -367,7 +431,12 @@ def test_log_records_carry_the_job_fields(caplog):
         job = jobs.add.enqueue(1, 2)
     record = next(r for r in caplog.records if r.name == "django_bgjobs.jobs")
     assert (record.job_id, record.job_name, record.status, record.queue, record.attempt) == (
-        str(job.pk), "tests.jobs.add", "queued", "emails", 0)
+        str(job.pk),
+        "tests.jobs.add",
+        "queued",
+        "emails",
+        0,
+    )
 
 
 def readme_logging_config() -> dict:
@@ -388,8 +457,11 @@ def test_the_readme_json_logging_configuration_works(capsys, django_capture_on_c
         with capture_jobs() as captured, django_capture_on_commit_callbacks(execute=True):
             job = jobs.add.enqueue(20, 22)
         captured.run_all()
-        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()
-                 if line.startswith("{")]
+        lines = [
+            json.loads(line)
+            for line in capsys.readouterr().err.splitlines()
+            if line.startswith("{")
+        ]
     finally:
         logging.config.dictConfig(settings.LOGGING)  # the test settings' logging again
     by_status = {line["status"]: line for line in lines if line.get("job_id") == str(job.pk)}

@@ -8,8 +8,9 @@ from django.test import override_settings
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("auto_field", ["django.db.models.BigAutoField",
-                                        "django.db.models.AutoField"])
+@pytest.mark.parametrize(
+    "auto_field", ["django.db.models.BigAutoField", "django.db.models.AutoField"]
+)
 def test_no_missing_migrations(auto_field):
     with override_settings(DEFAULT_AUTO_FIELD=auto_field):
         out = StringIO()

@@ -51,13 +51,15 @@ def verify(client: QStash, hit: Hit, url: str) -> None:
     """The stock receiver, with the keys the API hands out."""
     keys = client.signing_key.get()
     QStashReceiver(current_signing_key=keys.current, next_signing_key=keys.next).verify(
-        signature=hit.headers["upstash-signature"], body=hit.body.decode(), url=url)
+        signature=hit.headers["upstash-signature"], body=hit.body.decode(), url=url
+    )
 
 
 def test_publish_to_a_url_arrives_signed(worker, client: QStash, receiver: Receiver):
     url = receiver.url("/hook?a=1&b=two%20words")
-    result = client.message.publish_json(url=url, body={"user": 7},
-                                         headers={"X-Trace": "t1"}, retries=1)
+    result = client.message.publish_json(
+        url=url, body={"user": 7}, headers={"X-Trace": "t1"}, retries=1
+    )
     [hit] = receiver.wait("/hook", 1)
     assert hit.path == "/hook?a=1&b=two%20words"
     assert json.loads(hit.body) == {"user": 7}
@@ -70,10 +72,10 @@ def test_publish_to_a_url_arrives_signed(worker, client: QStash, receiver: Recei
     assert message.headers["X-Trace"] == ["t1"]
 
 
-def test_publish_to_a_url_group_reaches_each_endpoint(worker, client: QStash,
-                                                      receiver: Receiver):
-    client.url_group.upsert_endpoints("team", [{"url": receiver.url("/g1"), "name": "one"},
-                                              {"url": receiver.url("/g2?x=1")}])
+def test_publish_to_a_url_group_reaches_each_endpoint(worker, client: QStash, receiver: Receiver):
+    client.url_group.upsert_endpoints(
+        "team", [{"url": receiver.url("/g1"), "name": "one"}, {"url": receiver.url("/g2?x=1")}]
+    )
     group = client.url_group.get("team")
     assert [e.url for e in group.endpoints] == [receiver.url("/g1"), receiver.url("/g2?x=1")]
     results = client.message.publish_json(url_group="team", body={"to": "all"})
@@ -106,11 +108,17 @@ def test_enqueue_and_the_queue_api(worker, client: QStash, receiver: Receiver):
 
 
 def test_batch(worker, client: QStash, receiver: Receiver):
-    results = client.message.batch_json([
-        {"url": receiver.url("/b1"), "body": {"n": 1}},
-        {"url": receiver.url("/b2"), "body": {"n": 2}, "queue": "batched",
-         "headers": {"X-N": "2"}},
-    ])
+    results = client.message.batch_json(
+        [
+            {"url": receiver.url("/b1"), "body": {"n": 1}},
+            {
+                "url": receiver.url("/b2"),
+                "body": {"n": 2},
+                "queue": "batched",
+                "headers": {"X-N": "2"},
+            },
+        ]
+    )
     assert len(results) == 2
     [one] = receiver.wait("/b1", 1)
     [two] = receiver.wait("/b2", 1)
@@ -119,11 +127,11 @@ def test_batch(worker, client: QStash, receiver: Receiver):
     assert json.loads(two.body) == {"n": 2} and two.headers["x-n"] == "2"
 
 
-def test_a_schedule_fires_and_can_be_paused_and_deleted(worker, client: QStash,
-                                                        receiver: Receiver):
+def test_a_schedule_fires_and_can_be_paused_and_deleted(worker, client: QStash, receiver: Receiver):
     url = receiver.url("/cron?s=1")
-    schedule_id = client.schedule.create_json(destination=url, cron="* * * * *",
-                                              body={"tick": True}, retries=0)
+    schedule_id = client.schedule.create_json(
+        destination=url, cron="* * * * *", body={"tick": True}, retries=0
+    )
     schedule = client.schedule.get(schedule_id)
     assert schedule.destination == url and not schedule.paused
     assert schedule.next_schedule_time is not None
@@ -141,8 +149,9 @@ def test_a_schedule_fires_and_can_be_paused_and_deleted(worker, client: QStash,
     assert client.schedule.list() == []
 
 
-def test_the_dlq_read_and_retried(worker, client: QStash, receiver: Receiver, token: str,
-                                  base_url: str):
+def test_the_dlq_read_and_retried(
+    worker, client: QStash, receiver: Receiver, token: str, base_url: str
+):
     receiver.answer("/dead", (500, {"X-Why": "down"}, b"broken"))
     url = receiver.url("/dead")
     result = client.message.publish_json(url=url, body={"n": 1}, retries=0)
@@ -153,8 +162,11 @@ def test_the_dlq_read_and_retried(worker, client: QStash, receiver: Receiver, to
     assert entry.response_body == "broken" and entry.url == url
     assert client.dlq.get(entry.dlq_id).message_id == result.message_id
     # The Python SDK has no retry: the REST call, as the JS SDK makes it.
-    response = httpx.post(f"{base_url}/v2/dlq/retry", params={"dlqIds": entry.dlq_id},
-                          headers={"Authorization": f"Bearer {token}", "Upstash-Retries": "2"})
+    response = httpx.post(
+        f"{base_url}/v2/dlq/retry",
+        params={"dlqIds": entry.dlq_id},
+        headers={"Authorization": f"Bearer {token}", "Upstash-Retries": "2"},
+    )
     assert response.status_code == 201, response.text
     [retried] = response.json()["responses"]
     first, second = receiver.wait("/dead", 2)
@@ -173,16 +185,23 @@ def test_cancel_and_logs(worker, client: QStash, receiver: Receiver):
     later = client.message.publish_json(url=receiver.url("/later"), body={}, delay="1h")
     client.message.cancel(later.message_id)
     assert Message.objects.get(pk=later.message_id).cancelled_at is not None
-    others = [client.message.publish_json(url=receiver.url("/later"), body={}, delay=3600)
-              for _ in range(2)]
+    others = [
+        client.message.publish_json(url=receiver.url("/later"), body={}, delay=3600)
+        for _ in range(2)
+    ]
     assert client.message.cancel_many([m.message_id for m in others]) == 2
     client.message.publish_json(url=receiver.url("/later"), body={}, delay=3600)
     assert client.message.cancel_all() == 1
     delivered = client.message.publish_json(url=receiver.url("/now"), body={})
     receiver.wait("/now", 1)
-    logs = wait_for(lambda: [log for log in client.log.list(
-        filter={"message_id": delivered.message_id}).logs
-        if log.state is LogState.DELIVERED], message="the DELIVERED event")
+    logs = wait_for(
+        lambda: [
+            log
+            for log in client.log.list(filter={"message_id": delivered.message_id}).logs
+            if log.state is LogState.DELIVERED
+        ],
+        message="the DELIVERED event",
+    )
     assert logs[0].url == receiver.url("/now")
     cancelled = client.log.list(filter={"message_id": later.message_id}).logs
     assert [log.state for log in cancelled] == [LogState.CANCELED, LogState.CREATED]
@@ -209,7 +228,8 @@ def test_key_rotation_keeps_deliveries_verifiable(worker, client: QStash, receiv
     verify(client, hit, receiver.url("/rotated"))
     # A receiver still configured with the old pair accepts it too (its old next).
     QStashReceiver(current_signing_key=before.current, next_signing_key=before.next).verify(
-        signature=hit.headers["upstash-signature"], body="x", url=receiver.url("/rotated"))
+        signature=hit.headers["upstash-signature"], body="x", url=receiver.url("/rotated")
+    )
 
 
 def test_errors_reach_the_sdk_as_qstash_errors(client: QStash, base_url: str):
@@ -240,8 +260,13 @@ def js_sdk(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("node and npm are needed for the JS SDK test")
     folder = tmp_path_factory.mktemp("qstash-js")
     (folder / "package.json").write_text('{"name": "qstash-js-test", "private": true}')
-    done = subprocess.run(["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund",
-                           JS_SDK], cwd=folder, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        ["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund", JS_SDK],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if done.returncode != 0:
         pytest.skip(f"npm install {JS_SDK} failed: {done.stderr[-500:]}")
     return folder
@@ -294,15 +319,25 @@ const client = new Client({ baseUrl, token, retry: false });
 """
 
 
-def test_the_js_sdk(worker, js_sdk: Path, token: str, base_url: str, client: QStash,
-                    receiver: Receiver):
+def test_the_js_sdk(
+    worker, js_sdk: Path, token: str, base_url: str, client: QStash, receiver: Receiver
+):
     receiver.answer("/jsdead", (500, {}, b"no"))
     script = js_sdk / "run.js"
     script.write_text(JS_SCRIPT)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("QSTASH_", "UPSTASH_")) and not k.endswith("_QSTASH_URL")}
-    done = subprocess.run(["node", str(script), base_url, token, receiver.url("")],
-                          cwd=js_sdk, capture_output=True, text=True, timeout=120, env=env)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("QSTASH_", "UPSTASH_")) and not k.endswith("_QSTASH_URL")
+    }
+    done = subprocess.run(
+        ["node", str(script), base_url, token, receiver.url("")],
+        cwd=js_sdk,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
 

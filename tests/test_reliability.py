@@ -28,21 +28,32 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 def test_a_paused_worker_cannot_overwrite_the_attempt_that_replaced_it(worker):
     job = jobs.long_task.enqueue(30, 0.1)
-    job = wait_for(lambda: Job.objects.filter(pk=job.pk, progress_done__gte=3).first(),
-                   message="the first attempt to make progress")
+    job = wait_for(
+        lambda: Job.objects.filter(pk=job.pk, progress_done__gte=3).first(),
+        message="the first attempt to make progress",
+    )
     zombie = int(job.worker.rsplit(":", 1)[1])
     os.kill(zombie, signal.SIGSTOP)
     try:
-        wait_for(lambda: Job.objects.get(pk=job.pk).attempts == 2, timeout=30,
-                 message="the lease to expire and attempt 2 to start elsewhere")
+        wait_for(
+            lambda: Job.objects.get(pk=job.pk).attempts == 2,
+            timeout=30,
+            message="the lease to expire and attempt 2 to start elsewhere",
+        )
     finally:
         os.kill(zombie, signal.SIGCONT)
     job.wait_until_finished(timeout=30)
     assert (job.status, job.result, job.attempts) == (JobStatus.SUCCEEDED, 30, 2)
-    runs = wait_for(lambda: list(JobRun.objects.filter(job=job).order_by("attempt")
-                                 .values_list("attempt", "status")) if
-                    JobRun.objects.filter(job=job, status=RunStatus.SUPERSEDED).exists()
-                    else None, message="the zombie to report in")
+    runs = wait_for(
+        lambda: (
+            list(
+                JobRun.objects.filter(job=job).order_by("attempt").values_list("attempt", "status")
+            )
+            if JobRun.objects.filter(job=job, status=RunStatus.SUPERSEDED).exists()
+            else None
+        ),
+        message="the zombie to report in",
+    )
     assert runs == [(1, RunStatus.SUPERSEDED), (2, RunStatus.SUCCEEDED)]
 
 
@@ -52,12 +63,22 @@ def test_a_pickle_message_is_refused_and_never_executed(worker, tmp_path):
     with app.producer_or_acquire() as producer:
         producer.publish(
             {"payload": jobs.Canary(str(canary))},
-            serializer="pickle", routing_key="default", exchange="", declare=[],
-            headers={"task": "django_bgjobs.execute", "id": str(uuid.uuid4()), "lang": "py",
-                     "argsrepr": "", "kwargsrepr": ""},
+            serializer="pickle",
+            routing_key="default",
+            exchange="",
+            declare=[],
+            headers={
+                "task": "django_bgjobs.execute",
+                "id": str(uuid.uuid4()),
+                "lang": "py",
+                "argsrepr": "",
+                "kwargsrepr": "",
+            },
         )
-    wait_for(lambda: "Refusing to deserialize untrusted content of type pickle" in
-             worker.log_text(), message="the refusal in the worker log")
+    wait_for(
+        lambda: "Refusing to deserialize untrusted content of type pickle" in worker.log_text(),
+        message="the refusal in the worker log",
+    )
     assert not canary.exists()
     assert jobs.add.enqueue(3, 4).wait_until_finished().result == 7  # still serving
 
@@ -103,9 +124,16 @@ def test_a_backlog_is_not_republished_but_a_lost_message_is(worker):
     from django_bgjobs.broker import publish, queue_depth
 
     queue = f"nobody-{uuid.uuid4().hex[:8]}"
-    waiting = [Job.objects.create(name="tests.jobs.noop", queue=queue, status=JobStatus.QUEUED,
-                                  max_attempts=1, created_at=timezone.now())
-               for _ in range(3)]
+    waiting = [
+        Job.objects.create(
+            name="tests.jobs.noop",
+            queue=queue,
+            status=JobStatus.QUEUED,
+            max_attempts=1,
+            created_at=timezone.now(),
+        )
+        for _ in range(3)
+    ]
     publish([(job.pk, 1, queue, 0, job.name) for job in waiting])
     assert queue_depth(queue) == 3
     old = timezone.now() - timedelta(hours=1)
@@ -128,9 +156,16 @@ def test_a_queue_that_lost_part_of_its_messages_gets_that_many_back(worker):
     from django_bgjobs.broker import publish, queue_depth
 
     queue = f"nobody-{uuid.uuid4().hex[:8]}"
-    waiting = [Job.objects.create(name="tests.jobs.noop", queue=queue, status=JobStatus.QUEUED,
-                                  max_attempts=1, created_at=timezone.now())
-               for _ in range(5)]
+    waiting = [
+        Job.objects.create(
+            name="tests.jobs.noop",
+            queue=queue,
+            status=JobStatus.QUEUED,
+            max_attempts=1,
+            created_at=timezone.now(),
+        )
+        for _ in range(5)
+    ]
     publish([(job.pk, 1, queue, 0, job.name) for job in waiting[3:]])  # 2 of 5 made it
     Job.objects.filter(queue=queue).update(published_at=timezone.now() - timedelta(hours=1))
     Dispatcher().run_once()
@@ -147,8 +182,10 @@ def test_jobs_survive_the_broker_being_wiped(worker):
     import redis
 
     waiting = [jobs.long_task.enqueue(4, 0.1) for _ in range(12)]
-    wait_for(lambda: Job.objects.filter(status=JobStatus.RUNNING).exists(),
-             message="the first jobs to start")
+    wait_for(
+        lambda: Job.objects.filter(status=JobStatus.RUNNING).exists(),
+        message="the first jobs to start",
+    )
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
     for job in waiting:
         job.wait_until_finished(timeout=60)
@@ -171,7 +208,9 @@ def test_database_connections_cut_repeatedly_lose_nothing(worker):
     admin = psycopg.connect(
         host=connection.settings_dict["HOST"] or "127.0.0.1",
         port=connection.settings_dict["PORT"] or 5432,
-        user=connection.settings_dict["USER"], dbname="postgres", autocommit=True,
+        user=connection.settings_dict["USER"],
+        dbname="postgres",
+        autocommit=True,
     )
     try:
         deadline = time.monotonic() + 4

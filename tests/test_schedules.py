@@ -35,16 +35,19 @@ def paris(*args: int, fold: int = 0) -> datetime:
 # --- declaration -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ({"cron": "61 * * * *"}, "not valid"),
-    ({"cron": "0 9 * *"}, "five fields"),
-    ({"cron": "0 9 * * *", "tz": "Mars/Olympus"}, "not a time zone"),
-    ({"cron": "0 9 * * *", "every": timedelta(minutes=1)}, "exactly one of"),
-    ({"every": timedelta(milliseconds=500)}, "at least one second"),
-    ({"every": timedelta(minutes=5), "tz": "Europe/Paris"}, "tz= applies to cron"),
-    ({"cron": "0 9 * * *", "catch_up": "some"}, "catch_up must be one of"),
-    ({"cron": "0 9 * * *", "overlap": "queue"}, "overlap must be one of"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"cron": "61 * * * *"}, "not valid"),
+        ({"cron": "0 9 * *"}, "five fields"),
+        ({"cron": "0 9 * * *", "tz": "Mars/Olympus"}, "not a time zone"),
+        ({"cron": "0 9 * * *", "every": timedelta(minutes=1)}, "exactly one of"),
+        ({"every": timedelta(milliseconds=500)}, "at least one second"),
+        ({"every": timedelta(minutes=5), "tz": "Europe/Paris"}, "tz= applies to cron"),
+        ({"cron": "0 9 * * *", "catch_up": "some"}, "catch_up must be one of"),
+        ({"cron": "0 9 * * *", "overlap": "queue"}, "overlap must be one of"),
+    ],
+)
 def test_bad_schedules_fail_when_declared(options, message):
     with pytest.raises(JobConfigurationError, match=message):
         Schedule(**options)
@@ -62,7 +65,8 @@ def test_schedule_arguments_are_checked_against_the_job_when_decorated():
         Schedule(cron="0 9 * * *", args=(object(),))
     with pytest.raises(JobConfigurationError, match="greet"):
         bgjob(name="tests.greet_bad", schedules=[Schedule(cron="0 9 * * *", args=(1, 2))])(
-            _module_level(greet))
+            _module_level(greet)
+        )
     with pytest.raises(JobConfigurationError, match="tz= goes with cron="):
         bgjob(name="tests.greet_tz", tz="Europe/Paris")(_module_level(greet))
 
@@ -105,7 +109,8 @@ def test_every_slots_are_a_utc_grid():
     assert five.latest_slot(now) == datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC)
     assert five.next_slot(now) == datetime(2026, 1, 1, 0, 0, 10, tzinfo=UTC)
     assert five.slots_between(now - timedelta(seconds=12), now, 10) == [
-        datetime(2026, 1, 1, 0, 0, s, tzinfo=UTC) for s in (0, 5)]
+        datetime(2026, 1, 1, 0, 0, s, tzinfo=UTC) for s in (0, 5)
+    ]
     assert len(five.slots_between(now - timedelta(hours=1), now, 10)) == 10  # the newest 10
 
 
@@ -135,8 +140,11 @@ def declare() -> Iterator:  # type: ignore[type-arg]
 
 
 def jobs_of(key: str) -> list[tuple[datetime, str]]:
-    return list(ScheduleSlot.objects.filter(schedule__key=key).order_by("slot_at")
-                .values_list("slot_at", "job__status"))
+    return list(
+        ScheduleSlot.objects.filter(schedule__key=key)
+        .order_by("slot_at")
+        .values_list("slot_at", "job__status")
+    )
 
 
 @pytest.mark.django_db
@@ -179,8 +187,9 @@ def test_concurrent_fires_of_one_slot_make_one_job(declare):
 def test_every_claims_the_next_slot_ahead_due_at_its_time(declare):
     declare("tests.s.tick", every=timedelta(minutes=5))
     # Mid-slot, tomorrow (so that the slot ahead is in the future whatever the clock says).
-    now = datetime.fromtimestamp(int(timezone.now().timestamp()) // 300 * 300 + 150,
-                                 UTC) + timedelta(days=1)
+    now = datetime.fromtimestamp(
+        int(timezone.now().timestamp()) // 300 * 300 + 150, UTC
+    ) + timedelta(days=1)
     fired = fire("tests.s.tick", now)
     assert fired is not None
     slot = datetime.fromtimestamp(int(now.timestamp()) // 300 * 300, UTC)
@@ -199,8 +208,9 @@ def test_a_fire_just_before_a_boundary_claims_the_coming_slot_due_at_its_time(de
     """A fire up to EARLY (2 s) before a boundary counts for the coming slot; its job waits
     for the slot's time. The slot after it is claimed by the next fire, in its own slot."""
     declare("tests.s.early", every=timedelta(minutes=5))
-    boundary = datetime.fromtimestamp((int(timezone.now().timestamp()) // 300 + 1) * 300,
-                                      UTC) + timedelta(days=1)
+    boundary = datetime.fromtimestamp(
+        (int(timezone.now().timestamp()) // 300 + 1) * 300, UTC
+    ) + timedelta(days=1)
     fired = fire("tests.s.early", boundary - timedelta(seconds=1))
     assert fired is not None and fired.enqueued == [boundary]
     job = Job.objects.get(schedule_slot__slot_at=boundary)
@@ -208,9 +218,14 @@ def test_a_fire_just_before_a_boundary_claims_the_coming_slot_due_at_its_time(de
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("catch_up", "expected_jobs", "skipped"), [
-    ("latest", 1, 0), ("all", 4, 0), ("none", 0, 1),
-])
+@pytest.mark.parametrize(
+    ("catch_up", "expected_jobs", "skipped"),
+    [
+        ("latest", 1, 0),
+        ("all", 4, 0),
+        ("none", 0, 1),
+    ],
+)
 def test_missed_slots_follow_the_catch_up_policy(declare, catch_up, expected_jobs, skipped):
     """Beat was down from 10:00 to 14:10: the hourly slots 11:00-14:00 were missed."""
     key = f"tests.s.hourly_{catch_up}"
@@ -250,16 +265,24 @@ def test_a_fire_for_a_schedule_no_code_declares_enqueues_nothing(caplog):
 
 @pytest.mark.django_db
 def test_sync_makes_stable_periodic_tasks_and_a_second_sync_changes_nothing(declare):
-    declare("tests.s.report", schedules=[
-        Schedule(cron="0 9 * * 1-5", tz="Europe/Paris", name="weekday", args=(1,)),
-        Schedule(every=timedelta(minutes=10), name="often", args=(2,)),
-    ])
+    declare(
+        "tests.s.report",
+        schedules=[
+            Schedule(cron="0 9 * * 1-5", tz="Europe/Paris", name="weekday", args=(1,)),
+            Schedule(every=timedelta(minutes=10), name="often", args=(2,)),
+        ],
+    )
     tasks = {t.name: t for t in PeriodicTask.objects.filter(name__startswith="bgjobs:tests.s.")}
     weekday, often = tasks["bgjobs:tests.s.report:weekday"], tasks["bgjobs:tests.s.report:often"]
-    assert (weekday.task, weekday.kwargs) == ("django_bgjobs.fire_schedule",
-                                              '{"key": "tests.s.report:weekday"}')
+    assert (weekday.task, weekday.kwargs) == (
+        "django_bgjobs.fire_schedule",
+        '{"key": "tests.s.report:weekday"}',
+    )
     assert (weekday.crontab.hour, weekday.crontab.day_of_week, str(weekday.crontab.timezone)) == (
-        "9", "1-5", "Europe/Paris")
+        "9",
+        "1-5",
+        "Europe/Paris",
+    )
     assert (often.interval.every, often.interval.period) == (600, "seconds")
     again = sync()
     assert not again.created and not again.updated and not again.drift
@@ -272,8 +295,7 @@ def test_a_paused_schedule_stays_paused_across_syncs(declare):
     PeriodicTask.objects.filter(name="bgjobs:tests.s.paused").update(enabled=False)
     sync()
     assert not PeriodicTask.objects.get(name="bgjobs:tests.s.paused").enabled
-    assert not JobSchedule.objects.select_related("periodic_task").get(
-        key="tests.s.paused").enabled
+    assert not JobSchedule.objects.select_related("periodic_task").get(key="tests.s.paused").enabled
 
 
 @pytest.mark.django_db
@@ -292,8 +314,9 @@ def test_a_paused_every_schedule_resumed_before_its_claimed_slot_runs_it(declare
 
     declare("tests.s.resume", every=timedelta(minutes=5))
     # Mid-slot, tomorrow: the slot ahead is the one job still to come.
-    now = datetime.fromtimestamp(int(timezone.now().timestamp()) // 300 * 300 + 150,
-                                 UTC) + timedelta(days=1)
+    now = datetime.fromtimestamp(
+        int(timezone.now().timestamp()) // 300 * 300 + 150, UTC
+    ) + timedelta(days=1)
     fire("tests.s.resume", now)
     row = JobSchedule.objects.get(key="tests.s.resume")
     assert cancel_future_slots(row) == 1  # paused: the job claimed ahead is cancelled
@@ -342,11 +365,18 @@ def test_migrate_syncs_the_code_schedules():
 
 def _finished(status: str, age: timedelta) -> Job:
     now = timezone.now()
-    job = Job.objects.create(name="tests.jobs.noop", queue="default", status=status,
-                             max_attempts=1, attempts=1, created_at=now - age,
-                             finished_at=now - age)
-    JobRun.objects.create(job=job, attempt=1, status=RunStatus.SUCCEEDED,
-                          started_at=now - age, finished_at=now - age)
+    job = Job.objects.create(
+        name="tests.jobs.noop",
+        queue="default",
+        status=status,
+        max_attempts=1,
+        attempts=1,
+        created_at=now - age,
+        finished_at=now - age,
+    )
+    JobRun.objects.create(
+        job=job, attempt=1, status=RunStatus.SUCCEEDED, started_at=now - age, finished_at=now - age
+    )
     return job
 
 
@@ -356,13 +386,19 @@ def test_prune_deletes_finished_jobs_past_their_retention_in_batches(declare):
     new_ok = _finished(JobStatus.SUCCEEDED, timedelta(days=1))
     old_dead = _finished(JobStatus.DEAD, timedelta(days=8))  # dead jobs are kept 30 days
     very_old_dead = _finished(JobStatus.DEAD, timedelta(days=31))
-    running = Job.objects.create(name="tests.jobs.noop", queue="default", max_attempts=1,
-                                 status=JobStatus.RUNNING, created_at=timezone.now())
+    running = Job.objects.create(
+        name="tests.jobs.noop",
+        queue="default",
+        max_attempts=1,
+        status=JobStatus.RUNNING,
+        created_at=timezone.now(),
+    )
     declare("tests.s.pruned", cron="0 9 * * *")
     fire("tests.s.pruned", timezone.now())
     slot_job = Job.objects.get(name="tests.s.pruned")
-    Job.objects.filter(pk=slot_job.pk).update(status=JobStatus.SUCCEEDED,
-                                              finished_at=timezone.now() - timedelta(days=9))
+    Job.objects.filter(pk=slot_job.pk).update(
+        status=JobStatus.SUCCEEDED, finished_at=timezone.now() - timedelta(days=9)
+    )
     with override_settings(BGJOBS={"QUEUES": ["default", "emails", "slow"], "PRUNE_BATCH": 2}):
         assert prune(dry_run=True)["succeeded"] == 6
         counts = prune()

@@ -32,8 +32,7 @@ SLOW = {"BGJOBS_TEST_LEASE": "30", "BGJOBS_TEST_REPUBLISH_AFTER": "60"}
 
 
 def runs(job: Job) -> list[tuple[int, str]]:
-    return list(JobRun.objects.filter(job=job).order_by("attempt")
-                .values_list("attempt", "status"))
+    return list(JobRun.objects.filter(job=job).order_by("attempt").values_list("attempt", "status"))
 
 
 @pytest.fixture
@@ -47,7 +46,8 @@ def start_worker(
         log = Path(settings.STATE_DIR) / f"shutdown-{name}.log"
         log.unlink(missing_ok=True)  # the assertions read this run's log only
         worker = WorkerProcess(
-            str(connection.settings_dict["NAME"]), log,
+            str(connection.settings_dict["NAME"]),
+            log,
             env={**SLOW, "BGJOBS_TEST_SHUTDOWN_GRACE": str(grace)},
         )
         worker.start()
@@ -67,14 +67,17 @@ def sigterm_and_wait(worker: WorkerProcess, timeout: float) -> tuple[int, float]
     try:
         code = worker.proc.wait(timeout)
     except subprocess.TimeoutExpired:
-        raise AssertionError(f"worker still running {timeout}s after SIGTERM; "
-                             f"see {worker.log_path}") from None
+        raise AssertionError(
+            f"worker still running {timeout}s after SIGTERM; see {worker.log_path}"
+        ) from None
     return code, time.monotonic() - started
 
 
 def running(job: Job) -> Job:
-    return wait_for(lambda: Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).first(),
-                    message="the job to start")
+    return wait_for(
+        lambda: Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).first(),
+        message="the job to start",
+    )
 
 
 @pytest.mark.worker
@@ -163,8 +166,7 @@ def test_release_is_fenced_by_status_and_attempt():
     assert states.release(job.pk, 2, "stale") is None  # not the running attempt
     released = states.release(job.pk, 1, "shutting down")
     assert released is not None
-    assert (released.status, released.attempts, released.max_attempts) == (
-        JobStatus.QUEUED, 1, 2)
+    assert (released.status, released.attempts, released.max_attempts) == (JobStatus.QUEUED, 1, 2)
     assert states.release(job.pk, 1, "twice") is None  # no longer running: changes nothing
     assert runs(job) == [(1, RunStatus.RELEASED)]
     # The released attempt reports late: rejected by the finish fence; the record stays.

@@ -66,15 +66,17 @@ class JobLifecycle(RuleBasedStateMachine):
             if won:
                 self.wins[str(claim.job.pk)] = self.wins.get(str(claim.job.pk), 0) + 1
             return won
-        return states.fail(claim, "boom", "", retry_in=0 if outcome == "retry" else None) \
-            is not None
+        return (
+            states.fail(claim, "boom", "", retry_in=0 if outcome == "retry" else None) is not None
+        )
 
     @precondition(lambda self: self.running)
     @rule(index=st.integers(0, 1000))
     def worker_vanishes(self, index: int) -> None:
         claim = self.running.pop(index % len(self.running))
         Job.objects.filter(pk=claim.job.pk).update(
-            lease_expires_at=timezone.now() - timedelta(seconds=1))
+            lease_expires_at=timezone.now() - timedelta(seconds=1)
+        )
         self.zombies.append(claim)
 
     @precondition(lambda self: self.running)
@@ -114,19 +116,27 @@ class JobLifecycle(RuleBasedStateMachine):
         ids = list(Job.objects.order_by("pk").values_list("pk", flat=True))
         states.cancel(Job.objects.get(pk=ids[index % len(ids)]))
 
-    @precondition(lambda self: Job.objects.filter(status__in=[JobStatus.DEAD,
-                                                              JobStatus.CANCELLED]).exists())
+    @precondition(
+        lambda self: Job.objects.filter(status__in=[JobStatus.DEAD, JobStatus.CANCELLED]).exists()
+    )
     @rule(index=st.integers(0, 1000))
     def someone_retries(self, index: int) -> None:
-        ids = list(Job.objects.filter(status__in=[JobStatus.DEAD, JobStatus.CANCELLED])
-                   .order_by("pk").values_list("pk", flat=True))
+        ids = list(
+            Job.objects.filter(status__in=[JobStatus.DEAD, JobStatus.CANCELLED])
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
         assert states.retry(Job.objects.get(pk=ids[index % len(ids)]))
 
     @invariant()
     def at_most_one_success_per_job(self) -> None:
         assert all(count <= 1 for count in self.wins.values())
-        doubled = (JobRun.objects.filter(status=RunStatus.SUCCEEDED).values("job")
-                   .annotate(n=Count("id")).filter(n__gt=1))
+        doubled = (
+            JobRun.objects.filter(status=RunStatus.SUCCEEDED)
+            .values("job")
+            .annotate(n=Count("id"))
+            .filter(n__gt=1)
+        )
         assert not doubled.exists()
 
     @invariant()
@@ -156,7 +166,9 @@ class JobLifecycle(RuleBasedStateMachine):
 @pytest.mark.usefixtures("no_session_worker")  # its dispatcher would change jobs under us
 def test_job_transitions_hold_their_invariants() -> None:
     JobLifecycle.TestCase.settings = settings(
-        max_examples=500, stateful_step_count=50, deadline=None,
+        max_examples=500,
+        stateful_step_count=50,
+        deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )
     JobLifecycle.TestCase().runTest()

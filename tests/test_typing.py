@@ -32,18 +32,32 @@ SNIPPET = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(shutil.which("mypy", path=str(Path(sys.executable).parent)) is None,
-                    reason="mypy is installed by scripts/test")
+@pytest.mark.skipif(
+    shutil.which("mypy", path=str(Path(sys.executable).parent)) is None,
+    reason="mypy is installed by scripts/test",
+)
 def test_enqueue_arguments_are_type_checked(tmp_path):
     snippet = tmp_path / "snippet.py"
     snippet.write_text(SNIPPET)
     config = tmp_path / "mypy.ini"  # not the project's strict config: only the call sites matter
     config.write_text("[mypy]\n")
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--config-file", str(config),
-         "--ignore-missing-imports", "--follow-imports=silent",
-         "--no-incremental", "--python-version", "3.12", str(snippet)],
-        capture_output=True, text=True, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(config),
+            "--ignore-missing-imports",
+            "--follow-imports=silent",
+            "--no-incremental",
+            "--python-version",
+            "3.12",
+            str(snippet),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     errors = [line for line in result.stdout.splitlines() if ": error:" in line]
     assert [line.split(":")[1] for line in errors] == ["12", "14"], result.stdout

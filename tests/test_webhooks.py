@@ -38,15 +38,18 @@ def captured():  # type: ignore[no-untyped-def]
 
 
 def post(path: str, body: bytes, headers: dict[str, str], client: Client | None = None):  # type: ignore[no-untyped-def]
-    return (client or Client()).post(path, body, content_type="application/json",
-                                     headers=headers)
+    return (client or Client()).post(path, body, content_type="application/json", headers=headers)
 
 
-def clerk_headers(body: bytes, message_id: str = "msg_1", at: float | None = None,
-                  secret: str = CLERK) -> dict[str, str]:
+def clerk_headers(
+    body: bytes, message_id: str = "msg_1", at: float | None = None, secret: str = CLERK
+) -> dict[str, str]:
     stamp = int(time.time() if at is None else at)
-    return {"svix-id": message_id, "svix-timestamp": str(stamp),
-            "svix-signature": standard_signature(body, message_id, stamp, secret)}
+    return {
+        "svix-id": message_id,
+        "svix-timestamp": str(stamp),
+        "svix-signature": standard_signature(body, message_id, stamp, secret),
+    }
 
 
 def test_a_verified_delivery_is_stored_and_its_handler_enqueued_once(captured):
@@ -65,22 +68,40 @@ def test_a_verified_delivery_is_stored_and_its_handler_enqueued_once(captured):
 
 def test_each_provider_through_the_generic_receiver(captured):
     stripe_body = json.dumps({"id": "evt_9", "type": "invoice.paid"}).encode()
-    stripe_header = stripe.WebhookSignature.generate_signature_header(stripe_body.decode(),
-                                                                      STRIPE)
+    stripe_header = stripe.WebhookSignature.generate_signature_header(stripe_body.decode(), STRIPE)
     github_body = b"Hello, World!"
     qstash_body = bytes(range(256))  # binary: the official Python receiver cannot take it
     stamp = int(time.time())
     svix = Webhook(CLERK).sign("msg_lib", datetime.fromtimestamp(stamp, tz=UTC), "{}")
     cases = [
         ("stripe", stripe_body, {"Stripe-Signature": stripe_header}, "evt_9"),
-        ("github", github_body, {"X-Hub-Signature-256": "sha256=757107ea0eb2509fc211221cce984b8a"
-                                 "37570b6d7586c22c46f4379c8b043e17",
-                                 "X-GitHub-Delivery": "d-1"}, "d-1"),
-        ("qstash-generic", qstash_body, {
-            "Upstash-Signature": qstash_signature(qstash_body, GENERIC_URL, CURRENT, time.time()),
-            "Upstash-Message-Id": "msg_q"}, "msg_q"),
-        ("clerk", b"{}", {"webhook-id": "msg_lib", "webhook-timestamp": str(stamp),
-                          "webhook-signature": svix}, "msg_lib"),
+        (
+            "github",
+            github_body,
+            {
+                "X-Hub-Signature-256": "sha256=757107ea0eb2509fc211221cce984b8a"
+                "37570b6d7586c22c46f4379c8b043e17",
+                "X-GitHub-Delivery": "d-1",
+            },
+            "d-1",
+        ),
+        (
+            "qstash-generic",
+            qstash_body,
+            {
+                "Upstash-Signature": qstash_signature(
+                    qstash_body, GENERIC_URL, CURRENT, time.time()
+                ),
+                "Upstash-Message-Id": "msg_q",
+            },
+            "msg_q",
+        ),
+        (
+            "clerk",
+            b"{}",
+            {"webhook-id": "msg_lib", "webhook-timestamp": str(stamp), "webhook-signature": svix},
+            "msg_lib",
+        ),
     ]
     for name, body, headers, message_id in cases:
         response = post(f"/webhooks/{name}/", body, headers)
@@ -91,17 +112,27 @@ def test_each_provider_through_the_generic_receiver(captured):
     assert len(captured.jobs) == len(cases)
 
 
-@pytest.mark.parametrize(("path", "method", "body", "headers", "status", "check"), [
-    ("/webhooks/nobody/", "post", b"{}", {}, 404, "endpoint"),
-    ("/webhooks/clerk/", "get", b"", {}, 405, "method"),
-    ("/webhooks/clerk/", "post", b"{}", {}, 400, "missing_header"),
-    ("/webhooks/clerk/", "post", b"{}", {"svix-id": "m", "svix-timestamp": "soon",
-                                         "svix-signature": "v1,AAAA"}, 400, "malformed_header"),
-    ("/webhooks/stripe/", "post", b"{}", {"Stripe-Signature": "t=1,v1=00"}, 401, "signature"),
-    ("/webhooks/clerk/", "post", b"x" * (256 * 1024 + 1), {}, 413, "too_large"),
-])
-def test_bad_requests_get_their_status_and_a_short_json_error(path, method, body, headers,
-                                                              status, check):
+@pytest.mark.parametrize(
+    ("path", "method", "body", "headers", "status", "check"),
+    [
+        ("/webhooks/nobody/", "post", b"{}", {}, 404, "endpoint"),
+        ("/webhooks/clerk/", "get", b"", {}, 405, "method"),
+        ("/webhooks/clerk/", "post", b"{}", {}, 400, "missing_header"),
+        (
+            "/webhooks/clerk/",
+            "post",
+            b"{}",
+            {"svix-id": "m", "svix-timestamp": "soon", "svix-signature": "v1,AAAA"},
+            400,
+            "malformed_header",
+        ),
+        ("/webhooks/stripe/", "post", b"{}", {"Stripe-Signature": "t=1,v1=00"}, 401, "signature"),
+        ("/webhooks/clerk/", "post", b"x" * (256 * 1024 + 1), {}, 413, "too_large"),
+    ],
+)
+def test_bad_requests_get_their_status_and_a_short_json_error(
+    path, method, body, headers, status, check
+):
     client = Client()
     if method == "get":
         response = client.get(path)
@@ -132,7 +163,11 @@ def test_rejected_deliveries_are_recorded_without_body_when_asked():
         assert post("/webhooks/clerk/", body, headers).status_code == 401
     receipt = InboundWebhook.objects.get()
     assert (receipt.verified, receipt.failed_check, bytes(receipt.body), receipt.job) == (
-        False, "signature", b"", None)
+        False,
+        "signature",
+        b"",
+        None,
+    )
 
 
 def test_csrf_is_exempt_on_webhook_views_only(captured):
@@ -159,7 +194,8 @@ def test_the_decorator_the_mixin_and_the_drf_class_guard_your_own_views():
     stripe_body = b'{"id": "evt_7"}'
     header = stripe.WebhookSignature.generate_signature_header(stripe_body.decode(), STRIPE)
     assert post("/own/stripe", stripe_body, {"Stripe-Signature": header}).json() == {
-        "message_id": "evt_7"}
+        "message_id": "evt_7"
+    }
     assert post("/own/stripe", stripe_body, {}).status_code == 400
 
 
@@ -180,9 +216,14 @@ def _valid_requests(rng: random.Random) -> list[tuple[str, bytes, dict[str, str]
         ("clerk", body, clerk_headers(body, message, stamp)),
         ("stripe", body, {"Stripe-Signature": stripe_header}),
         ("github", body, {"X-Hub-Signature-256": github, "X-GitHub-Delivery": message}),
-        ("qstash-generic", body, {"Upstash-Signature": qstash_signature(body, GENERIC_URL,
-                                                                        CURRENT, now),
-                                  "Upstash-Message-Id": message}),
+        (
+            "qstash-generic",
+            body,
+            {
+                "Upstash-Signature": qstash_signature(body, GENERIC_URL, CURRENT, now),
+                "Upstash-Message-Id": message,
+            },
+        ),
     ]
 
 
@@ -206,12 +247,17 @@ def _shift_time(rng, body, headers):  # type: ignore[no-untyped-def]
         return body, clerk_headers(body, headers["svix-id"], at)
     if "Stripe-Signature" in headers:
         at = int(time.time()) + rng.choice([-1, 1]) * rng.randrange(302, 10**6)
-        return body, {"Stripe-Signature": stripe.WebhookSignature.generate_signature_header(
-            body.decode(), STRIPE, timestamp=at)}
+        return body, {
+            "Stripe-Signature": stripe.WebhookSignature.generate_signature_header(
+                body.decode(), STRIPE, timestamp=at
+            )
+        }
     if "Upstash-Signature" in headers:
         at = time.time() + rng.choice([-1, 1]) * rng.randrange(400, 10**6)
-        return body, {**headers, "Upstash-Signature": qstash_signature(body, GENERIC_URL,
-                                                                        CURRENT, at)}
+        return body, {
+            **headers,
+            "Upstash-Signature": qstash_signature(body, GENERIC_URL, CURRENT, at),
+        }
     return _flip_body(rng, body, headers)  # GitHub has no timestamp
 
 
@@ -223,19 +269,27 @@ def _drop_header(rng, body, headers):  # type: ignore[no-untyped-def]
 def _old_key(rng, body, headers):  # type: ignore[no-untyped-def]
     """A secret retired in a rotation: signed correctly, with a key no longer configured."""
     if "svix-id" in headers:
-        return body, clerk_headers(body, headers["svix-id"],
-                                   secret="whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=")
+        return body, clerk_headers(
+            body, headers["svix-id"], secret="whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo="
+        )
     if "Stripe-Signature" in headers:
-        return body, {"Stripe-Signature": stripe.WebhookSignature.generate_signature_header(
-            body.decode(), "whsec_retired")}
+        return body, {
+            "Stripe-Signature": stripe.WebhookSignature.generate_signature_header(
+                body.decode(), "whsec_retired"
+            )
+        }
     if "Upstash-Signature" in headers:  # NEXT is not configured on the generic endpoint
-        return body, {**headers, "Upstash-Signature": qstash_signature(body, GENERIC_URL, NEXT,
-                                                                        time.time())}
+        return body, {
+            **headers,
+            "Upstash-Signature": qstash_signature(body, GENERIC_URL, NEXT, time.time()),
+        }
     import hashlib
     import hmac
 
-    return body, {**headers, "X-Hub-Signature-256":
-                  "sha256=" + hmac.new(b"retired", body, hashlib.sha256).hexdigest()}
+    return body, {
+        **headers,
+        "X-Hub-Signature-256": "sha256=" + hmac.new(b"retired", body, hashlib.sha256).hexdigest(),
+    }
 
 
 def _oversize(rng, body, headers):  # type: ignore[no-untyped-def]
@@ -243,7 +297,13 @@ def _oversize(rng, body, headers):  # type: ignore[no-untyped-def]
 
 
 MUTATIONS: list[Callable[..., tuple[bytes, dict[str, str]]]] = [
-    _flip_body, _tamper_header, _shift_time, _drop_header, _old_key, _oversize]
+    _flip_body,
+    _tamper_header,
+    _shift_time,
+    _drop_header,
+    _old_key,
+    _oversize,
+]
 
 
 def test_fuzz_ten_thousand_corrupted_requests_none_accepted(captured):

@@ -85,8 +85,11 @@ def test_unknown_job_name_goes_dead_and_the_worker_keeps_serving(worker):
     from django_bgjobs.broker import publish_on_commit
 
     ghost = Job.objects.create(
-        name="shop.jobs.renamed_long_ago", queue="default", status=JobStatus.QUEUED,
-        max_attempts=3, created_at=timezone.now(),
+        name="shop.jobs.renamed_long_ago",
+        queue="default",
+        status=JobStatus.QUEUED,
+        max_attempts=3,
+        created_at=timezone.now(),
     )
     publish_on_commit([ghost])
     ghost.wait_until_finished()
@@ -120,10 +123,17 @@ def _web_process(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 
     result = subprocess.run(
         [sys.executable, "-c", "import django; django.setup()\n" + code],
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",
-             "BGJOBS_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
-             "PYTHONPATH": str(REPO), **env},
-        capture_output=True, text=True, timeout=60, cwd=REPO,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "BGJOBS_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
+            "PYTHONPATH": str(REPO),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
     )
     assert result.returncode == 0, result.stderr
     return result
@@ -171,8 +181,10 @@ def test_a_duplicated_message_runs_the_job_once(worker):
     ref = (job.pk, 1, job.queue, job.priority, job.name)
     publish([ref, ref, ref])
     job.wait_until_finished()
-    wait_for(lambda: worker.log_text().count("'stale'") >= stale_before + 3,
-             message="the three duplicates to be dropped")
+    wait_for(
+        lambda: worker.log_text().count("'stale'") >= stale_before + 3,
+        message="the three duplicates to be dropped",
+    )
     assert Effect.objects.filter(key="dup").count() == 1
     assert runs(job) == ["succeeded"]
 
@@ -197,9 +209,22 @@ def test_the_projects_own_celery_worker_runs_jobs_without_listing_queues(worker)
 
     worker.stop()  # so that only the project's worker can take the job
     project = WorkerProcess(
-        worker.db_name, Path(worker.log_path).with_name("project-worker.log"),
-        command=[sys.executable, "-m", "celery", "-A", "tests.project_celery", "worker",
-                 "--concurrency", "1", "--loglevel", "info", "--hostname", "project@%h"],
+        worker.db_name,
+        Path(worker.log_path).with_name("project-worker.log"),
+        command=[
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tests.project_celery",
+            "worker",
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "info",
+            "--hostname",
+            "project@%h",
+        ],
     )
     project.start()
     try:

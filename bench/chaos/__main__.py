@@ -22,14 +22,24 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.chaos.settings")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="bench/chaos/run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", action="store_true",
-                        help="10,000 jobs a scenario and seeds 1-5 (default: ~1,000 jobs, seed 1)")
+    parser = argparse.ArgumentParser(
+        prog="bench/chaos/run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="10,000 jobs a scenario and seeds 1-5 (default: ~1,000 jobs, seed 1)",
+    )
     parser.add_argument("--seeds", default=None, help="comma-separated seeds")
     parser.add_argument("--scenarios", default=None, help="comma-separated scenario numbers")
-    parser.add_argument("--flush", choices=["flushall", "flushdb"], default="flushall",
-                        help="how scenario 6 wipes Redis (flushdb spares other databases)")
+    parser.add_argument(
+        "--flush",
+        choices=["flushall", "flushdb"],
+        default="flushall",
+        help="how scenario 6 wipes Redis (flushdb spares other databases)",
+    )
     parser.add_argument("--logs", default=str(REPO / ".state" / "chaos"))
     args = parser.parse_args()
 
@@ -44,8 +54,11 @@ def main() -> int:
     from bench.chaos.ledger import Report
 
     size = scenarios.FULL if args.full else scenarios.SMALL
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else (
-        [1, 2, 3, 4, 5] if args.full else [1])
+    seeds = (
+        [int(s) for s in args.seeds.split(",")]
+        if args.seeds
+        else ([1, 2, 3, 4, 5] if args.full else [1])
+    )
     chosen = args.scenarios.split(",") if args.scenarios else list(scenarios.SCENARIOS)
     unknown = [s for s in chosen if s not in scenarios.SCENARIOS]
     if unknown:
@@ -62,9 +75,11 @@ def main() -> int:
         pg = cursor.fetchone()[0]
     redis_version = harness.broker().info("server")["redis_version"]
     print(f"# chaos suite: {'full' if args.full else 'small'}, seeds {seeds}, {size}", flush=True)
-    print(f"# python {platform.python_version()} celery {celery.__version__} kombu "
-          f"{kombu.__version__} postgresql {pg} redis {redis_version}; logs in {log_dir}",
-          flush=True)
+    print(
+        f"# python {platform.python_version()} celery {celery.__version__} kombu "
+        f"{kombu.__version__} postgresql {pg} redis {redis_version}; logs in {log_dir}",
+        flush=True,
+    )
     print(Report.HEADER, flush=True)
     failed = 0
     for seed in seeds:

@@ -70,24 +70,27 @@ class Destination:
         return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
 
     def _draw(self, message_id: str, retried: str) -> int:
-        return int(hashlib.sha256(f"{self.seed}:{message_id}:{retried}".encode())
-                   .hexdigest()[:8], 16)
+        return int(
+            hashlib.sha256(f"{self.seed}:{message_id}:{retried}".encode()).hexdigest()[:8], 16
+        )
 
     def handle(self, request: BaseHTTPRequestHandler) -> None:
         body = request.rfile.read(int(request.headers.get("Content-Length") or 0))
         message_id = request.headers.get("Upstash-Message-Id", "")
         retried = request.headers.get("Upstash-Retried", "")
         try:
-            self.verifier.verify(signature=request.headers.get("Upstash-Signature", ""),
-                                 body=body.decode(), url=self.url(request.path))
+            self.verifier.verify(
+                signature=request.headers.get("Upstash-Signature", ""),
+                body=body.decode(),
+                url=self.url(request.path),
+            )
         except Exception:
             with self.lock:
                 self.bad_signatures += 1
         draw = self._draw(message_id, retried)
         with self.lock:
             self.in_flight[request.path] += 1
-            self.most[request.path] = max(self.most[request.path],
-                                          self.in_flight[request.path])
+            self.most[request.path] = max(self.most[request.path], self.in_flight[request.path])
         time.sleep(0.01 + (draw % 71) / 1000)
         status = 500 if draw % 10 == 0 else 200
         with self.lock:
@@ -110,21 +113,34 @@ def _requests(destination: Destination, count: int, prefix: str) -> list[Publish
         body = f'{{"key": "{prefix}-{n}"}}'.encode()
         kind = n % 3
         if kind == 0:
-            made.append(Publish(destination.url("/queue"), body=body, queue=f"{prefix}-q",
-                                retries=10, retry_delay="200"))
+            made.append(
+                Publish(
+                    destination.url("/queue"),
+                    body=body,
+                    queue=f"{prefix}-q",
+                    retries=10,
+                    retry_delay="200",
+                )
+            )
         elif kind == 1:
-            made.append(Publish(destination.url("/flow"), body=body, retries=10,
-                                retry_delay="200",
-                                flow=Flow(f"{prefix}-k", parallelism=LIMITS["/flow"])))
+            made.append(
+                Publish(
+                    destination.url("/flow"),
+                    body=body,
+                    retries=10,
+                    retry_delay="200",
+                    flow=Flow(f"{prefix}-k", parallelism=LIMITS["/flow"]),
+                )
+            )
         else:
-            made.append(Publish(destination.url("/free"), body=body, retries=10,
-                                retry_delay="200"))
+            made.append(Publish(destination.url("/free"), body=body, retries=10, retry_delay="200"))
     return made
 
 
 def _settled(ids: list[str]) -> bool:
     pending = Message.objects.filter(pk__in=ids).filter(
-        Q(job__isnull=True, cancelled_at__isnull=True) | Q(job__status__in=UNFINISHED))
+        Q(job__isnull=True, cancelled_at__isnull=True) | Q(job__status__in=UNFINISHED)
+    )
     return not pending.exists()
 
 
@@ -142,18 +158,20 @@ def delivery(run: Run) -> Report:
     try:
         now = timezone.now()
         DeliveryQueue.objects.update_or_create(
-            name=f"{prefix}-q", defaults={"parallelism": LIMITS["/queue"], "created_at": now,
-                                          "updated_at": now})
+            name=f"{prefix}-q",
+            defaults={"parallelism": LIMITS["/queue"], "created_at": now, "updated_at": now},
+        )
         requests = _requests(destination, count, prefix)
         for start in range(0, count, 200):
-            ids += [p.message_id for made in send_many(requests[start:start + 200])
-                    for p in made]
+            ids += [p.message_id for made in send_many(requests[start : start + 200]) for p in made]
         report.attempted = len(ids)
         # Gated messages go two and three at a time: the run takes a while; faults in the
         # first half of it.
         span = max(count / 3 * 0.045 / 2, 5.0)
-        plan = sorted([(rng.uniform(0.1, 0.9) * span, "kill") for _ in range(run.size.kills)]
-                      + [(rng.uniform(0.2, 0.8) * span, "wipe")])
+        plan = sorted(
+            [(rng.uniform(0.1, 0.9) * span, "kill") for _ in range(run.size.kills)]
+            + [(rng.uniform(0.2, 0.8) * span, "wipe")]
+        )
         began = time.monotonic()
         for at, fault in plan:
             time.sleep(max(0.0, began + at - time.monotonic()))
@@ -169,21 +187,33 @@ def delivery(run: Run) -> Report:
     finally:
         stack.stop()
         destination.close()
-    delivered = set(DeliveryAttempt.objects.filter(message_id__in=ids, outcome="delivered")
-                    .values_list("message_id", flat=True))
+    delivered = set(
+        DeliveryAttempt.objects.filter(message_id__in=ids, outcome="delivered").values_list(
+            "message_id", flat=True
+        )
+    )
     answered = {m for m in ids if destination.ok[m] > 0}
     report.executed = sum(destination.ok[m] for m in ids)
     report.effects = len(delivered)
     report.lost = len(set(ids) - (delivered & answered))
     report.dup_exec = report.executed - len(answered)
-    report.stuck = 0 if _settled(ids) else Message.objects.filter(pk__in=ids).filter(
-        Q(job__isnull=True) | Q(job__status__in=UNFINISHED)).count()
+    report.stuck = (
+        0
+        if _settled(ids)
+        else Message.objects.filter(pk__in=ids)
+        .filter(Q(job__isnull=True) | Q(job__status__in=UNFINISHED))
+        .count()
+    )
     report.unexpected = len(set(destination.ok) - set(ids))
     for path, limit in LIMITS.items():
         if destination.most[path] > limit:
             report.failures.append(f"{path} had {destination.most[path]} in flight > {limit}")
     if destination.bad_signatures:
         report.failures.append(f"{destination.bad_signatures} signature(s) refused")
-    report.notes.update(kills=len(faults) - 1, wipe=scenarios.FLUSH, restarts=stack.restarts,
-                        most_in_flight="/".join(str(destination.most[p]) for p in LIMITS))
+    report.notes.update(
+        kills=len(faults) - 1,
+        wipe=scenarios.FLUSH,
+        restarts=stack.restarts,
+        most_in_flight="/".join(str(destination.most[p]) for p in LIMITS),
+    )
     return report

@@ -48,9 +48,12 @@ def admin_connection():  # type: ignore[no-untyped-def]
 
     params = connection.settings_dict
     return psycopg.connect(
-        host=params["HOST"] or "127.0.0.1", port=params["PORT"] or 5432,
-        user=params["USER"] or None, password=params["PASSWORD"] or None,
-        dbname="postgres", autocommit=True,
+        host=params["HOST"] or "127.0.0.1",
+        port=params["PORT"] or 5432,
+        user=params["USER"] or None,
+        password=params["PASSWORD"] or None,
+        dbname="postgres",
+        autocommit=True,
     )
 
 
@@ -88,10 +91,23 @@ class WorkerProcess:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "django", "bgjobs", "worker", "--concurrency",
-             str(self.concurrency), "--loglevel", "info", "--hostname",
-             f"chaos{self.index}-{os.getpid()}@%h"],
-            env=child_env(), stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "django",
+                "bgjobs",
+                "worker",
+                "--concurrency",
+                str(self.concurrency),
+                "--loglevel",
+                "info",
+                "--hostname",
+                f"chaos{self.index}-{os.getpid()}@%h",
+            ],
+            env=child_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
             start_new_session=True,  # its own process group: a fault hits the whole worker
         )
         log.close()
@@ -140,8 +156,10 @@ class Stack:
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.procs = [WorkerProcess(i, self.concurrency, self.log_dir / f"worker{i}.log")
-                      for i in range(self.workers)]
+        self.procs = [
+            WorkerProcess(i, self.concurrency, self.log_dir / f"worker{i}.log")
+            for i in range(self.workers)
+        ]
         try:
             for proc in self.procs:
                 proc.start()
@@ -213,8 +231,11 @@ class BeatProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "django", "bgjobs", "beat", "--loglevel", "info"],
-            env=child_env(**{HARNESS_MARK: str(os.getpid())}), stdout=log,
-            stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
+            env=child_env(**{HARNESS_MARK: str(os.getpid())}),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
         )
         log.close()
 
@@ -229,8 +250,7 @@ class BeatProcess:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"beat {self.index} exited at start; see {self.log_path}")
             time.sleep(0.05)
-        raise RuntimeError(f"beat {self.index} sent nothing after {timeout}s; "
-                           f"see {self.log_path}")
+        raise RuntimeError(f"beat {self.index} sent nothing after {timeout}s; see {self.log_path}")
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no last write of its schedule state."""
@@ -311,8 +331,7 @@ def unfinished() -> int:
     return Job.objects.filter(status__in=UNFINISHED).count()
 
 
-def wait_quiet(timeout: float, poll: float = 0.5,
-               tick: Callable[[], None] | None = None) -> float:
+def wait_quiet(timeout: float, poll: float = 0.5, tick: Callable[[], None] | None = None) -> float:
     """Wait until no job is unfinished (two polls in a row). Returns the seconds waited."""
     started = time.monotonic()
     quiet_polls = 0
@@ -329,8 +348,13 @@ def wait_quiet(timeout: float, poll: float = 0.5,
 def run_web(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
     """A "web process" (bench/chaos/web.py) that enqueues like views do."""
     log = open(log_path, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "bench.chaos.web", *args], env=child_env(),
-                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.chaos.web", *args],
+        env=child_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
     log.close()
     return proc
 
@@ -349,7 +373,9 @@ class DatabaseOutage:
             admin.execute(f'ALTER DATABASE "{self.name}" WITH ALLOW_CONNECTIONS false')
             admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()", [self.name])
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                [self.name],
+            )
 
     def end(self) -> None:
         with admin_connection() as admin:

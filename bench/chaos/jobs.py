@@ -53,9 +53,11 @@ def poison(ctx: JobContext, key: str) -> None:
 # Scenario 10: ten schedules, every 2-6 s, half of them catching up only the latest missed slot
 # (the default), half catching up all. Only beat processes fire them: no other scenario runs one.
 TICK_PERIODS = (2, 3, 4, 5, 6)
-TICK_SCHEDULES = [Schedule(every=timedelta(seconds=seconds), name=f"{policy}{seconds}s",
-                           catch_up=policy)
-                  for policy in ("latest", "all") for seconds in TICK_PERIODS]
+TICK_SCHEDULES = [
+    Schedule(every=timedelta(seconds=seconds), name=f"{policy}{seconds}s", catch_up=policy)
+    for policy in ("latest", "all")
+    for seconds in TICK_PERIODS
+]
 
 
 def slot_key(schedule: str, slot: datetime) -> str:

@@ -58,22 +58,25 @@ class Report:
     notes: dict[str, object] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)  # scenario-specific checks that failed
 
-    HEADER = ("scenario seed attempted executed effects lost dup_exec dup_effect stuck "
-          "recovery_p99_s unexpected notes")
+    HEADER = (
+        "scenario seed attempted executed effects lost dup_exec dup_effect stuck "
+        "recovery_p99_s unexpected notes"
+    )
 
     @property
     def passed(self) -> bool:
-        return not (self.lost or self.dup_effect or self.stuck or self.unexpected
-                    or self.failures)
+        return not (self.lost or self.dup_effect or self.stuck or self.unexpected or self.failures)
 
     def line(self) -> str:
         recovery = p99(self.recovery)
         notes = " ".join(f"{k}={v}" for k, v in self.notes.items())
         verdict = "PASS" if self.passed else "FAIL " + "; ".join(self.failures)
-        return (f"{self.scenario:<8} {self.seed:>4} {self.attempted:>9} {self.executed:>8} "
-                f"{self.effects:>7} {self.lost:>4} {self.dup_exec:>8} {self.dup_effect:>10} "
-                f"{self.stuck:>5} {'-' if recovery is None else f'{recovery:.2f}':>14} "
-                f"{self.unexpected:>10} {notes} {verdict}")
+        return (
+            f"{self.scenario:<8} {self.seed:>4} {self.attempted:>9} {self.executed:>8} "
+            f"{self.effects:>7} {self.lost:>4} {self.dup_exec:>8} {self.dup_effect:>10} "
+            f"{self.stuck:>5} {'-' if recovery is None else f'{recovery:.2f}':>14} "
+            f"{self.unexpected:>10} {notes} {verdict}"
+        )
 
 
 def _scalar(sql: str, params: list[object]) -> int:
@@ -96,18 +99,23 @@ def check(
 ) -> Report:
     like = [prefix + "-%"]
     jobs = {
-        job.args[0]: job for job in Job.objects.filter(args__0__startswith=prefix + "-")
-        .only("id", "args", "status", "attempts", "max_attempts", "result")
+        job.args[0]: job
+        for job in Job.objects.filter(args__0__startswith=prefix + "-").only(
+            "id", "args", "status", "attempts", "max_attempts", "result"
+        )
     }
     report.executed = _scalar("SELECT count(*) FROM chaos_execution WHERE key LIKE %s", like)
     executed_jobs = _scalar(
-        "SELECT count(DISTINCT job_id) FROM chaos_execution WHERE key LIKE %s", like)
+        "SELECT count(DISTINCT job_id) FROM chaos_execution WHERE key LIKE %s", like
+    )
     report.dup_exec = report.executed - executed_jobs
     report.effects = _scalar("SELECT count(*) FROM chaos_effect WHERE key LIKE %s", like)
     effect_keys = _scalar("SELECT count(DISTINCT key) FROM chaos_effect WHERE key LIKE %s", like)
     jobs_per_key = _scalar(
         "SELECT count(*) FROM (SELECT args->>0 FROM django_bgjobs_job WHERE args->>0 LIKE %s "
-        "GROUP BY 1 HAVING count(*) > 1) many", like)
+        "GROUP BY 1 HAVING count(*) > 1) many",
+        like,
+    )
     report.dup_effect = (report.effects - effect_keys) + jobs_per_key
 
     with connection.cursor() as cursor:
@@ -123,8 +131,10 @@ def check(
     orphans = len(effected - set(jobs))
     # A job's result must be its last attempt's: a superseded attempt may not overwrite it.
     overwritten = sum(
-        1 for key, job in jobs.items()
-        if key not in poison and job.status == JobStatus.SUCCEEDED
+        1
+        for key, job in jobs.items()
+        if key not in poison
+        and job.status == JobStatus.SUCCEEDED
         and (job.result or {}).get("attempt") != job.attempts
     )
     report.unexpected = phantoms + orphans + overwritten
@@ -133,8 +143,11 @@ def check(
         report.notes.update(phantoms=phantoms, orphans=orphans, overwritten=overwritten)
 
     if poison:
-        counts = (Job.objects.filter(pk__in=[jobs[k].pk for k in poison if k in jobs])
-                  .annotate(n=Count("runs")).values_list("status", "n", "max_attempts"))
+        counts = (
+            Job.objects.filter(pk__in=[jobs[k].pk for k in poison if k in jobs])
+            .annotate(n=Count("runs"))
+            .values_list("status", "n", "max_attempts")
+        )
         exact = sum(1 for status, n, budget in counts if status == JobStatus.DEAD and n == budget)
         report.notes.update(poison_dead_after_budget=f"{exact}/{len(poison)}")
         if exact != len(poison):
@@ -143,9 +156,12 @@ def check(
     report.recovery, restarted = recovery([*interrupted(prefix, faults, fault_of), *waiting])
     if restarted:
         report.notes["restart_p99_s"] = f"{p99(restarted):.2f}"
-    by_status = (JobRun.objects.filter(job__args__0__startswith=prefix + "-",
-                                       status__in=INTERRUPTED)
-                 .values_list("status").annotate(n=Count("id")).order_by("status"))
+    by_status = (
+        JobRun.objects.filter(job__args__0__startswith=prefix + "-", status__in=INTERRUPTED)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .order_by("status")
+    )
     for status, n in by_status:
         report.notes[f"runs_{status}"] = n
     return report
@@ -161,8 +177,11 @@ class Hit:
     at: datetime
 
 
-def interrupted(prefix: str, faults: Collection[datetime],
-                fault_of: Callable[[UUID, int], datetime | None] | None = None) -> list[Hit]:
+def interrupted(
+    prefix: str,
+    faults: Collection[datetime],
+    fault_of: Callable[[UUID, int], datetime | None] | None = None,
+) -> list[Hit]:
     """The attempts the faults interrupted (their JobRun is lost, superseded or released).
     ``fault_of`` names the moment an attempt was hit when the scenario knows it (a poison job
     kills itself); otherwise it is the last fault before the attempt was found out."""
@@ -175,7 +194,8 @@ def interrupted(prefix: str, faults: Collection[datetime],
     ).values_list("job_id", "attempt", "started_at", "finished_at"):
         before = [f for f in ordered if f <= (finished or started)]
         fault = (fault_of(job_id, attempt) if fault_of else None) or (
-            before[-1] if before else ordered[0])
+            before[-1] if before else ordered[0]
+        )
         # An attempt that started after the fault was not interrupted by it before it began.
         hits.append(Hit(job_id, attempt, max(fault, started)))
     return hits
@@ -195,17 +215,25 @@ def recovery(hits: Collection[Hit]) -> tuple[list[float], list[float]]:
     if not hits:
         return [], []
     ids = {hit.job_id for hit in hits}
-    rows = {pk: (run_after, published) for pk, run_after, published in
-            Job.objects.filter(pk__in=ids).values_list("pk", "run_after", "published_at")}
+    rows = {
+        pk: (run_after, published)
+        for pk, run_after, published in Job.objects.filter(pk__in=ids).values_list(
+            "pk", "run_after", "published_at"
+        )
+    }
     runs: dict[UUID, dict[int, tuple[str, datetime, datetime | None]]] = {}
     for job_id, attempt, status, started, finished in JobRun.objects.filter(
-            job__in=ids).values_list("job_id", "attempt", "status", "started_at", "finished_at"):
+        job__in=ids
+    ).values_list("job_id", "attempt", "status", "started_at", "finished_at"):
         runs.setdefault(job_id, {})[attempt] = (status, started, finished)
     available, restarted = [], []
     for hit in hits:
         attempts = runs.get(hit.job_id, {})
-        later = sorted((attempt, started) for attempt, (_, started, _) in attempts.items()
-                       if started > hit.at and (hit.attempt is None or attempt > hit.attempt))
+        later = sorted(
+            (attempt, started)
+            for attempt, (_, started, _) in attempts.items()
+            if started > hit.at and (hit.attempt is None or attempt > hit.attempt)
+        )
         status, _, finished = attempts.get(hit.attempt or 0, ("", hit.at, None))
         start = later[0][1] if later else finished
         if start is None:
@@ -214,8 +242,9 @@ def recovery(hits: Collection[Hit]) -> tuple[list[float], list[float]]:
             back = finished
         else:
             run_after, published = rows.get(hit.job_id, (None, None))
-            back = min([start, *(m for m in (run_after, published)
-                                 if m is not None and m > hit.at)])
+            back = min(
+                [start, *(m for m in (run_after, published) if m is not None and m > hit.at)]
+            )
         available.append((back - hit.at).total_seconds())
         restarted.append((start - hit.at).total_seconds())
     return available, restarted

@@ -51,13 +51,39 @@ class Size:
     beat_outage: float  # scenario 10: seconds with no beat at all
 
 
-SMALL = Size(jobs=1000, workers=3, concurrency=3, ms=(10, 80), kills=3, web_kills=5,
-             redis_pause=3, outage=10, delayed=300, zombies=60, drain_timeout=180,
-             beat_seconds=60, beat_kills=1, beat_outage=10)
+SMALL = Size(
+    jobs=1000,
+    workers=3,
+    concurrency=3,
+    ms=(10, 80),
+    kills=3,
+    web_kills=5,
+    redis_pause=3,
+    outage=10,
+    delayed=300,
+    zombies=60,
+    drain_timeout=180,
+    beat_seconds=60,
+    beat_kills=1,
+    beat_outage=10,
+)
 # Jobs of 20-200 ms (reliability.md has 50-500 ms) keep five seeds within about an hour here.
-FULL = Size(jobs=10_000, workers=4, concurrency=4, ms=(20, 200), kills=3, web_kills=50,
-            redis_pause=30, outage=60, delayed=1000, zombies=100, drain_timeout=900,
-            beat_seconds=240, beat_kills=3, beat_outage=30)
+FULL = Size(
+    jobs=10_000,
+    workers=4,
+    concurrency=4,
+    ms=(20, 200),
+    kills=3,
+    web_kills=50,
+    redis_pause=30,
+    outage=60,
+    delayed=1000,
+    zombies=100,
+    drain_timeout=900,
+    beat_seconds=240,
+    beat_kills=3,
+    beat_outage=30,
+)
 
 
 @dataclass
@@ -79,12 +105,17 @@ class Run:
     def prefix(self, scenario: str) -> str:
         return f"s{scenario}x{self.seed}"
 
-    def enqueue_upfront(self, prefix: str, count: int, rng: random.Random,
-                        delay: Callable[[random.Random], float] | None = None) -> list[str]:
+    def enqueue_upfront(
+        self,
+        prefix: str,
+        count: int,
+        rng: random.Random,
+        delay: Callable[[random.Random], float] | None = None,
+    ) -> list[str]:
         keys = [f"{prefix}-{i}" for i in range(count)]
         for start in range(0, count, 500):
             calls = []
-            for key in keys[start:start + 500]:
+            for key in keys[start : start + 500]:
                 ms = rng.randint(*self.size.ms)
                 job = work if delay is None else work.using(delay=delay(rng))
                 calls.append(job.prepare(key, ms))
@@ -117,8 +148,10 @@ def hard_crash(run: Run) -> Report:
         keys = run.enqueue_upfront(prefix, run.size.jobs, rng)
         report.attempted = len(keys)
         span = max(run.estimate(len(keys)), 3.0)
-        plan = sorted((rng.uniform(0.1, 0.7) * span, rng.randrange(run.size.workers))
-                      for _ in range(run.size.kills))
+        plan = sorted(
+            (rng.uniform(0.1, 0.7) * span, rng.randrange(run.size.workers))
+            for _ in range(run.size.kills)
+        )
         began = time.monotonic()
         for at, index in plan:
             time.sleep(max(0.0, began + at - time.monotonic()))
@@ -153,7 +186,7 @@ def rolling_deploy(run: Run) -> Report:
             ms = int(grace * 1000 * rng.uniform(1.5, 3)) if long else rng.randint(*run.size.ms)
             calls.append(work.prepare(f"{prefix}-{i}", ms))
         for start in range(0, len(calls), 500):
-            enqueue_many(calls[start:start + 500])
+            enqueue_many(calls[start : start + 500])
         report.attempted = len(calls)
         for index in range(run.size.workers):
             time.sleep(rng.uniform(0.5, 1.5))
@@ -172,8 +205,7 @@ def rolling_deploy(run: Run) -> Report:
         stack.stop()
     check(report, prefix, faults=faults)
     released = int(str(report.notes.get("runs_released", 0)))
-    report.notes.update(grace_s=grace, exit_max_s=f"{max(exits):.1f}",
-                        stops=len(faults))
+    report.notes.update(grace_s=grace, exit_max_s=f"{max(exits):.1f}", stops=len(faults))
     if report.notes.get("runs_lost"):
         report.failures.append("an attempt was left to its lease instead of released")
     if report.dup_exec > released:
@@ -198,19 +230,31 @@ def poison_pill(run: Run) -> Report:
             else:
                 calls.append(work.prepare(key, rng.randint(*run.size.ms)))
         for start in range(0, len(calls), 500):
-            enqueue_many(calls[start:start + 500])
+            enqueue_many(calls[start : start + 500])
         report.attempted = len(calls)
         run.drain(stack)
     finally:
         stack.stop()
     # A poison attempt is hit when it kills its process, right after logging its execution.
-    killed_at = dict(((job_id, attempt), at) for job_id, attempt, at in Execution.objects.filter(
-        key__in=bad).values_list("job_id", "attempt", "at"))
-    check(report, prefix, poison=bad,
-          fault_of=lambda job_id, attempt: killed_at.get((job_id, attempt)))
+    killed_at = dict(
+        ((job_id, attempt), at)
+        for job_id, attempt, at in Execution.objects.filter(key__in=bad).values_list(
+            "job_id", "attempt", "at"
+        )
+    )
+    check(
+        report,
+        prefix,
+        poison=bad,
+        fault_of=lambda job_id, attempt: killed_at.get((job_id, attempt)),
+    )
     executions_of_poison = JobRun.objects.filter(job__args__0__in=list(bad)).count()
-    report.notes.update(poison=len(bad), poison_runs=executions_of_poison,
-                        budget=POISON_ATTEMPTS, unexpected_worker_exits=stack.unexpected_exits)
+    report.notes.update(
+        poison=len(bad),
+        poison_runs=executions_of_poison,
+        budget=POISON_ATTEMPTS,
+        unexpected_worker_exits=stack.unexpected_exits,
+    )
     if stack.unexpected_exits:
         report.failures.append("a worker main process exited")
     return report
@@ -241,15 +285,36 @@ def outbox(run: Run) -> Report:
     faults: list[datetime] = []
     try:
         began = time.monotonic()
-        pauser = _at(pause_at, lambda: (faults.append(timezone.now()), harness.broker()
-                                        .client_pause(int(run.size.redis_pause * 1000))))
+        pauser = _at(
+            pause_at,
+            lambda: (
+                faults.append(timezone.now()),
+                harness.broker().client_pause(int(run.size.redis_pause * 1000)),
+            ),
+        )
         start, restarts = 0, 0
         while start < count:
             web = harness.run_web(
-                ["--prefix", prefix, "--start", str(start), "--count", str(count - start),
-                 "--rate", str(rate), "--rollback", "0.1", "--journal", str(journal),
-                 "--kill-at", ",".join(map(str, kill_at)), "--ms", str(run.size.ms[0])],
-                run.log_dir / "web.log")
+                [
+                    "--prefix",
+                    prefix,
+                    "--start",
+                    str(start),
+                    "--count",
+                    str(count - start),
+                    "--rate",
+                    str(rate),
+                    "--rollback",
+                    "0.1",
+                    "--journal",
+                    str(journal),
+                    "--kill-at",
+                    ",".join(map(str, kill_at)),
+                    "--ms",
+                    str(run.size.ms[0]),
+                ],
+                run.log_dir / "web.log",
+            )
             web.wait()
             if web.returncode == 0:
                 break
@@ -267,12 +332,26 @@ def outbox(run: Run) -> Report:
     seen = _journal(journal)
     report.attempted = count
     # A job stranded by a crash after COMMIT is hit at its commit; the dispatcher republishes.
-    stranded = [Hit(pk, None, created) for pk, created in Job.objects.filter(
-        args__0__in=list(seen["kill"])).values_list("pk", "created_at")]
-    check(report, prefix, acknowledged=seen["ok"], rolled_back=seen["rollback"],
-          faults=faults, waiting=stranded)
-    report.notes.update(ok=len(seen["ok"]), rolled_back=len(seen["rollback"]),
-                        killed_after_commit=len(seen["kill"]), web_restarts=restarts)
+    stranded = [
+        Hit(pk, None, created)
+        for pk, created in Job.objects.filter(args__0__in=list(seen["kill"])).values_list(
+            "pk", "created_at"
+        )
+    ]
+    check(
+        report,
+        prefix,
+        acknowledged=seen["ok"],
+        rolled_back=seen["rollback"],
+        faults=faults,
+        waiting=stranded,
+    )
+    report.notes.update(
+        ok=len(seen["ok"]),
+        rolled_back=len(seen["rollback"]),
+        killed_after_commit=len(seen["kill"]),
+        web_restarts=restarts,
+    )
     if len(seen["kill"]) != run.size.web_kills:
         report.failures.append("not every planned kill happened")
     return report
@@ -293,8 +372,11 @@ def redis_wiped(run: Run) -> Report:
         for proc in stack.procs:
             proc.signal_group(signal.SIGCONT)
         time.sleep(rng.uniform(0.2, 0.4) * max(run.estimate(len(keys)), 2.0))
-        waiting = set(Job.objects.filter(args__0__startswith=prefix + "-",
-                                         status=JobStatus.QUEUED).values_list("pk", flat=True))
+        waiting = set(
+            Job.objects.filter(
+                args__0__startswith=prefix + "-", status=JobStatus.QUEUED
+            ).values_list("pk", flat=True)
+        )
         faults.append(timezone.now())
         flush = harness.broker().flushall if FLUSH == "flushall" else harness.broker().flushdb
         flush()
@@ -328,12 +410,27 @@ def database_outage(run: Run) -> Report:
     faults: list[datetime] = []
     try:
         # Jobs long enough that the outage catches several of them running.
-        web = harness.run_web(["--prefix", prefix, "--count", str(count), "--rate", str(rate),
-                               "--journal", str(journal), "--ms", str(ms)],
-                              run.log_dir / "web.log")
+        web = harness.run_web(
+            [
+                "--prefix",
+                prefix,
+                "--count",
+                str(count),
+                "--rate",
+                str(rate),
+                "--journal",
+                str(journal),
+                "--ms",
+                str(ms),
+            ],
+            run.log_dir / "web.log",
+        )
         time.sleep(rng.uniform(0.15, 0.3) * duration)
-        queued = list(Job.objects.filter(args__0__startswith=prefix + "-",
-                                         status=JobStatus.QUEUED).values_list("pk", flat=True))
+        queued = list(
+            Job.objects.filter(
+                args__0__startswith=prefix + "-", status=JobStatus.QUEUED
+            ).values_list("pk", flat=True)
+        )
         outage.begin()
         try:
             time.sleep(run.size.outage)
@@ -350,11 +447,20 @@ def database_outage(run: Run) -> Report:
     report.attempted = count
     # Recovery counts from the database's return, for the attempts the outage broke and the
     # jobs that were waiting when it began.
-    check(report, prefix, acknowledged=seen["ok"], faults=faults,
-          waiting=[Hit(pk, None, faults[0]) for pk in queued])
-    report.notes.update(ok=len(seen["ok"]), refused=len(seen["refused"]),
-                        outage_s=run.size.outage, worker_exits=stack.unexpected_exits,
-                        workers_never_restarted=f"{survivors}/{len(mains)}")
+    check(
+        report,
+        prefix,
+        acknowledged=seen["ok"],
+        faults=faults,
+        waiting=[Hit(pk, None, faults[0]) for pk in queued],
+    )
+    report.notes.update(
+        ok=len(seen["ok"]),
+        refused=len(seen["refused"]),
+        outage_s=run.size.outage,
+        worker_exits=stack.unexpected_exits,
+        workers_never_restarted=f"{survivors}/{len(mains)}",
+    )
     if stack.unexpected_exits:
         report.failures.append("a worker process exited during the outage")
     if not seen["refused"]:
@@ -371,8 +477,9 @@ def delayed_jobs(run: Run) -> Report:
     stack = run.stack()
     faults: list[datetime] = []
     try:
-        keys = run.enqueue_upfront(prefix, run.size.delayed, rng,
-                                   delay=lambda r: r.uniform(2, 4) * vt)
+        keys = run.enqueue_upfront(
+            prefix, run.size.delayed, rng, delay=lambda r: r.uniform(2, 4) * vt
+        )
         report.attempted = len(keys)
         time.sleep(rng.uniform(0.3, 0.9) * vt)
         faults.append(timezone.now())
@@ -480,9 +587,13 @@ def beat_duplication(run: Run) -> Report:
         stack.stop()
     _check_slots(report, began, stopped, outages)
     report.notes.update(
-        beats=len(beats), beat_kills=len(one_down) + len(beats) * len(outages),
+        beats=len(beats),
+        beat_kills=len(one_down) + len(beats) * len(outages),
         one_beat_down_s="/".join(f"{(up - down).total_seconds():.0f}" for down, up in one_down),
-        outage_s=size.beat_outage, fires=sum(beat.sent() for beat in beats), run_s=span)
+        outage_s=size.beat_outage,
+        fires=sum(beat.sent() for beat in beats),
+        run_s=span,
+    )
     return report
 
 
@@ -493,37 +604,46 @@ def _drain_fires(timeout: float) -> None:
     broker = harness.broker()
     deadline, quiet = time.monotonic() + timeout, 0
     while time.monotonic() < deadline and quiet < 2:
-        waiting = sum(broker.llen(key) for key in broker.scan_iter("chaos*")
-                      if broker.type(key) == b"list")
+        waiting = sum(
+            broker.llen(key) for key in broker.scan_iter("chaos*") if broker.type(key) == b"list"
+        )
         busy = harness.unfinished() or waiting or broker.hlen("unacked")
         quiet = 0 if busy else quiet + 1
         time.sleep(0.5)
 
 
-def _check_slots(report: Report, began: datetime, stopped: datetime,
-                 outages: list[tuple[datetime, datetime]]) -> None:
+def _check_slots(
+    report: Report, began: datetime, stopped: datetime, outages: list[tuple[datetime, datetime]]
+) -> None:
     """The ledger of scenario 10, per schedule: the slots of the run (after the beats' first
     fire, up to a period before they stopped) must each have exactly one job that took effect,
     except slots of a "latest" schedule missed while no beat ran: after an outage, its first
     fire claims the newest due slot (and the next one ahead), none of the older ones."""
     from django_bgjobs.schedule_sync import declared
 
-    schedules = {key: schedule for key, (spec, schedule) in declared().items()
-                 if spec.name == tick.name}
+    schedules = {
+        key: schedule for key, (spec, schedule) in declared().items() if spec.name == tick.name
+    }
     rows: dict[str, list[ScheduleSlot]] = {key: [] for key in schedules}
-    for row in ScheduleSlot.objects.filter(schedule__key__in=list(schedules)).select_related(
-            "schedule", "job").order_by("slot_at"):
+    for row in (
+        ScheduleSlot.objects.filter(schedule__key__in=list(schedules))
+        .select_related("schedule", "job")
+        .order_by("slot_at")
+    ):
         rows[row.schedule.key].append(row)
     with connection.cursor() as cursor:
         cursor.execute("SELECT key FROM chaos_effect WHERE key LIKE %s", [f"{tick.name}:%"])
         effected = {key for (key,) in cursor.fetchall()}
         cursor.execute(
             "SELECT count(*), count(DISTINCT job_id) FROM chaos_execution WHERE key LIKE %s",
-            [f"{tick.name}:%"])
+            [f"{tick.name}:%"],
+        )
         report.executed, executed_jobs = cursor.fetchone()
         cursor.execute(
             "SELECT count(*) FROM (SELECT key FROM chaos_execution WHERE key LIKE %s "
-            "GROUP BY key HAVING count(DISTINCT job_id) > 1) many", [f"{tick.name}:%"])
+            "GROUP BY key HAVING count(DISTINCT job_id) > 1) many",
+            [f"{tick.name}:%"],
+        )
         (slots_run_by_two_jobs,) = cursor.fetchone()
     report.effects = len(effected)
     report.dup_exec = report.executed - executed_jobs
@@ -531,11 +651,13 @@ def _check_slots(report: Report, began: datetime, stopped: datetime,
     claimed_jobs = {row.job_id for slots in rows.values() for row in slots if row.job_id}
     # Two jobs for one slot would show as a job outside any slot (UNIQUE (schedule, slot)
     # allows no second row) or as executions of one slot key by two jobs.
-    report.dup_effect = slots_run_by_two_jobs + sum(1 for pk, _, _ in jobs
-                                                    if pk not in claimed_jobs)
+    report.dup_effect = slots_run_by_two_jobs + sum(
+        1 for pk, _, _ in jobs if pk not in claimed_jobs
+    )
     report.stuck = sum(1 for _, status, _ in jobs if status in harness.UNFINISHED)
-    failed = sum(1 for _, status, _ in jobs if status not in (*harness.UNFINISHED,
-                                                              JobStatus.SUCCEEDED))
+    failed = sum(
+        1 for _, status, _ in jobs if status not in (*harness.UNFINISHED, JobStatus.SUCCEEDED)
+    )
     must, explained, skipped, claimed_late = set(), 0, 0, 0
     counts: list[int] = []
     late: list[float] = []
@@ -548,9 +670,13 @@ def _check_slots(report: Report, began: datetime, stopped: datetime,
         counts.append(len(rows[key]))
         # Lateness of the jobs claimed ahead of their time (the steady state); the others
         # were claimed after it (a beat's first fire, catch-up after the outage).
-        late += [(row.job.started_at - row.slot_at).total_seconds() for row in rows[key]
-                 if row.job is not None and row.job.started_at is not None
-                 and row.created_at <= row.slot_at]
+        late += [
+            (row.job.started_at - row.slot_at).total_seconds()
+            for row in rows[key]
+            if row.job is not None
+            and row.job.started_at is not None
+            and row.created_at <= row.slot_at
+        ]
         claimed_late += sum(1 for row in rows[key] if row.created_at > row.slot_at)
         # The longest time without a claim (an outage, or fires the broker held up).
         times = sorted({row.created_at for row in rows[key]})
@@ -575,7 +701,9 @@ def _check_slots(report: Report, began: datetime, stopped: datetime,
             fired = min(row.created_at for row in after)
             claimed = {row.slot_at for row in after if row.created_at == fired}
             if schedule.catch_up == "latest" and not claimed <= {
-                    schedule.latest_slot(fired), schedule.next_slot(fired)}:
+                schedule.latest_slot(fired),
+                schedule.next_slot(fired),
+            }:
                 report.failures.append(f"{key}: caught up {sorted(claimed)} at {fired}")
     report.attempted = len(must)
     report.lost = len(must - effected)
@@ -583,14 +711,18 @@ def _check_slots(report: Report, began: datetime, stopped: datetime,
     if failed:
         report.failures.append(f"{failed} job(s) did not succeed")
     report.notes.update(
-        slots=sum(counts), missed_by_catch_up=explained,
+        slots=sum(counts),
+        missed_by_catch_up=explained,
         slots_per_schedule=f"{min(counts)}-{max(counts)}",
         ahead_started_late_s=f"{min(late):.2f}-{max(late):.2f}" if late else "-",
-        claimed_after_due=claimed_late, claim_gap_max_s=f"{max(gaps, default=0):.1f}")
+        claimed_after_due=claimed_late,
+        claim_gap_max_s=f"{max(gaps, default=0):.1f}",
+    )
 
 
-def _missed_in_outage(slot: datetime, rows: list[ScheduleSlot],
-                      outages: list[tuple[datetime, datetime]]) -> bool:
+def _missed_in_outage(
+    slot: datetime, rows: list[ScheduleSlot], outages: list[tuple[datetime, datetime]]
+) -> bool:
     """Whether catch_up="latest" explains that ``slot`` has no job: it fell between the last
     fire before an outage and the first fire after it, and was older than what that fire
     claimed."""
@@ -601,7 +733,8 @@ def _missed_in_outage(slot: datetime, rows: list[ScheduleSlot],
             continue
         fired = min(row.created_at for row in after)
         if max(before) < slot <= fired + EARLY and slot < min(
-                row.slot_at for row in after if row.created_at == fired):
+            row.slot_at for row in after if row.created_at == fired
+        ):
             return True
     return False
 
@@ -614,14 +747,26 @@ def state_machine(run: Run) -> Report:
     env = harness.child_env(
         DJANGO_SETTINGS_MODULE="tests.settings",
         DATABASE_URL=f"postgres://{url['USER'] or 'postgres'}@{url['HOST'] or '127.0.0.1'}:"
-                     f"{url['PORT'] or 5432}/{url['NAME']}_model",
+        f"{url['PORT'] or 5432}/{url['NAME']}_model",
         CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
         BGJOBS_TEST_STATE=str(run.log_dir / "model"),
     )
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--create-db",
-         f"--hypothesis-seed={run.seed}", "tests/test_state_machine.py"],
-        env=env, cwd=harness.REPO, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--create-db",
+            f"--hypothesis-seed={run.seed}",
+            "tests/test_state_machine.py",
+        ],
+        env=env,
+        cwd=harness.REPO,
+        capture_output=True,
+        text=True,
     )
     (run.log_dir / "model.log").write_text(result.stdout + result.stderr)
     tail = (result.stdout.strip().splitlines() or ["?"])[-1]

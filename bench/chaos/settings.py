@@ -63,7 +63,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        "django_bgjobs": {"handlers": ["console"], "propagate": False,
-                          "level": os.environ.get("CHAOS_LOG_LEVEL", "WARNING")},
+        "django_bgjobs": {
+            "handlers": ["console"],
+            "propagate": False,
+            "level": os.environ.get("CHAOS_LOG_LEVEL", "WARNING"),
+        },
     },
 }

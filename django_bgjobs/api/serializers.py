@@ -11,9 +11,23 @@ from rest_framework import serializers
 from django_bgjobs.models import Job, JobStatus
 
 # The columns read: never the arguments (they may hold what `redact=` hides).
-FIELDS = ("id", "name", "queue", "status", "attempts", "max_attempts", "progress_done",
-          "progress_total", "progress_message", "result", "error", "created_at", "run_after",
-          "started_at", "finished_at")
+FIELDS = (
+    "id",
+    "name",
+    "queue",
+    "status",
+    "attempts",
+    "max_attempts",
+    "progress_done",
+    "progress_total",
+    "progress_message",
+    "result",
+    "error",
+    "created_at",
+    "run_after",
+    "started_at",
+    "finished_at",
+)
 
 
 class JobProgressSerializer(serializers.Serializer):
@@ -26,17 +40,33 @@ class JobProgressSerializer(serializers.Serializer):
 
 class JobStatusSerializer(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField(
-        help_text="The running attempt's progress, null until the job reports some.")
+        help_text="The running attempt's progress, null until the job reports some."
+    )
     result = serializers.SerializerMethodField(
-        help_text="The function's return value (JSON) once the job succeeded, else null.")
+        help_text="The function's return value (JSON) once the job succeeded, else null."
+    )
     finished = serializers.SerializerMethodField(
-        help_text="True once the job succeeded, is dead or was cancelled: stop polling.")
+        help_text="True once the job succeeded, is dead or was cancelled: stop polling."
+    )
 
     class Meta:
         model = Job
-        fields = ("id", "name", "queue", "status", "finished", "attempts", "max_attempts",
-                  "progress", "result", "error", "created_at", "run_after", "started_at",
-                  "finished_at")
+        fields = (
+            "id",
+            "name",
+            "queue",
+            "status",
+            "finished",
+            "attempts",
+            "max_attempts",
+            "progress",
+            "result",
+            "error",
+            "created_at",
+            "run_after",
+            "started_at",
+            "finished_at",
+        )
         read_only_fields = fields
         extra_kwargs = {
             "error": {"help_text": "The last failure's message, empty if none."},
@@ -48,8 +78,11 @@ class JobStatusSerializer(serializers.ModelSerializer):
     def get_progress(self, job: Job) -> dict[str, Any] | None:
         if job.progress_done is None:
             return None
-        return {"done": job.progress_done, "total": job.progress_total,
-                "message": job.progress_message}
+        return {
+            "done": job.progress_done,
+            "total": job.progress_total,
+            "message": job.progress_message,
+        }
 
     @extend_schema_field(OpenApiTypes.ANY)
     def get_result(self, job: Job) -> Any:

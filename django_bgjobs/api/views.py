@@ -95,5 +95,6 @@ class BgJobsSchemaView(SpectacularAPIView):
         prefix = request.path_info.removesuffix(schema_route).lstrip("/")
         self.patterns = [path(prefix, include(status_patterns))]
         response: Response = super().get(  # type: ignore[no-untyped-call]
-            request, *args, **kwargs)
+            request, *args, **kwargs
+        )
         return response

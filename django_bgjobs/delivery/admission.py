@@ -56,14 +56,20 @@ def start(messages: list[Message], now: datetime, using: str) -> int:
     calls = []
     for message in messages:
         due = message.not_before if message.not_before and message.not_before > now else None
-        calls.append(deliver_message.using(
-            max_attempts=message.retries + 1, run_after=due, queue=queue,
-        ).prepare(message.pk, gated=is_gated(message)))
+        calls.append(
+            deliver_message.using(
+                max_attempts=message.retries + 1,
+                run_after=due,
+                queue=queue,
+            ).prepare(message.pk, gated=is_gated(message))
+        )
     jobs = enqueue_many(calls)
     started = 0
     for message, job in zip(messages, jobs, strict=True):
         if not message._state.adding and not Message.objects.using(using).filter(
-                pk=message.pk, admitted_at__isnull=True, cancelled_at__isnull=True,
+            pk=message.pk,
+            admitted_at__isnull=True,
+            cancelled_at__isnull=True,
         ).update(job=job, admitted_at=now):
             states.cancel(job)  # cancelled while it was being admitted: it never runs
             continue
@@ -85,8 +91,13 @@ def admit_new(messages: list[Message], now: datetime, using: str) -> None:
 
 
 def _in_flight(messages: QuerySet[Message]) -> int:
-    return messages.filter(admitted_at__isnull=False, settled_at__isnull=True,
-                           job__status__in=UNFINISHED).exclude(queue="", flow_key="").count()
+    return (
+        messages.filter(
+            admitted_at__isnull=False, settled_at__isnull=True, job__status__in=UNFINISHED
+        )
+        .exclude(queue="", flow_key="")
+        .count()
+    )
 
 
 def _waiting(using: str, now: datetime) -> QuerySet[Message]:
@@ -94,7 +105,9 @@ def _waiting(using: str, now: datetime) -> QuerySet[Message]:
     comes (it neither holds a place nor spends the rate while it waits)."""
     return Message.objects.using(using).filter(
         Q(not_before__isnull=True) | Q(not_before__lte=now),
-        admitted_at__isnull=True, cancelled_at__isnull=True)
+        admitted_at__isnull=True,
+        cancelled_at__isnull=True,
+    )
 
 
 def _flow_room(key: str, now: datetime, using: str) -> int:
@@ -114,8 +127,9 @@ def _flow_room(key: str, now: datetime, using: str) -> int:
     return max(room, 0)
 
 
-def _lock(model: type[DeliveryQueue] | type[FlowControl], field: str, values: Iterable[str],
-          using: str) -> None:
+def _lock(
+    model: type[DeliveryQueue] | type[FlowControl], field: str, values: Iterable[str], using: str
+) -> None:
     # Sorted, so two admissions needing the same rows take them in the same order.
     for value in sorted(set(values)):
         model.objects.using(using).filter(**{field: value}).update(updated_at=F("updated_at"))
@@ -133,8 +147,9 @@ def admit_queue(name: str, now: datetime | None = None) -> int:
         room = queue.parallelism - _in_flight(Message.objects.using(using).filter(queue=name))
         if room <= 0:
             return 0
-        candidates = list(_waiting(using, now).filter(queue=name)
-                          .order_by("created_at", "pk")[:min(room, BATCH)])
+        candidates = list(
+            _waiting(using, now).filter(queue=name).order_by("created_at", "pk")[: min(room, BATCH)]
+        )
         keys = {m.flow_key for m in candidates if m.flow_key}
         _lock(FlowControl, "key", keys, using)
         flow_room = {key: _flow_room(key, now, using) for key in keys}
@@ -157,8 +172,9 @@ def admit_flow(key: str, now: datetime | None = None) -> int:
         room = _flow_room(key, now, using)
         if room <= 0:
             return 0
-        admitted = list(_waiting(using, now).filter(flow_key=key, queue="")
-                        .order_by("created_at", "pk")[:room])
+        admitted = list(
+            _waiting(using, now).filter(flow_key=key, queue="").order_by("created_at", "pk")[:room]
+        )
         return start(admitted, now, using)
 
 
@@ -177,12 +193,13 @@ def admit_gates(gates: Iterable[Gate]) -> int:
 _cursors: dict[str, str] = {"queue": "", "flow": ""}
 
 
-def _next_gates(model: type[DeliveryQueue] | type[FlowControl], field: str, kind: str,
-                limit: int, using: str) -> list[str]:
+def _next_gates(
+    model: type[DeliveryQueue] | type[FlowControl], field: str, kind: str, limit: int, using: str
+) -> list[str]:
     names = model.objects.using(using).order_by(field).values_list(field, flat=True)
     page = list(names.filter(**{f"{field}__gt": _cursors[kind]})[:limit])
     if len(page) < limit:  # wrap around
-        page += [n for n in names[:limit - len(page)] if n not in page]
+        page += [n for n in names[: limit - len(page)] if n not in page]
     if page:
         _cursors[kind] = page[-1] if len(page) == limit else ""
     return page
@@ -200,7 +217,8 @@ def sweep(limit: int = 100) -> int:
     for name in sorted(set(waiting.filter(queue__in=queues).values_list("queue", flat=True))):
         admitted += admit_queue(name, now)
     keys = _next_gates(FlowControl, "key", "flow", limit, using)
-    for key in sorted(set(waiting.filter(queue="", flow_key__in=keys)
-                          .values_list("flow_key", flat=True))):
+    for key in sorted(
+        set(waiting.filter(queue="", flow_key__in=keys).values_list("flow_key", flat=True))
+    ):
         admitted += admit_flow(key, now)
     return admitted

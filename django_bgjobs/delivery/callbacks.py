@@ -20,8 +20,9 @@ def _as_lists(headers: dict[str, Any]) -> dict[str, list[str]]:
     return {k: v if isinstance(v, list) else [v] for k, v in headers.items()}
 
 
-def body(message: Message, attempt: DeliveryAttempt | None,
-         dlq_id: str | None = None) -> dict[str, Any]:
+def body(
+    message: Message, attempt: DeliveryAttempt | None, dlq_id: str | None = None
+) -> dict[str, Any]:
     """QStash's callback body for ``attempt`` of ``message`` (the last attempt, if any, for a
     failure callback). ``status`` is 0 when no response came; ``error`` then says why."""
     data: dict[str, Any] = {
@@ -37,16 +38,22 @@ def body(message: Message, attempt: DeliveryAttempt | None,
         "sourceBody": base64.b64encode(bytes(message.body)).decode(),
         "createdAt": _ms(message.created_at),
     }
-    optional = {"topicName": message.topic, "endpointName": message.endpoint_name,
-                "scheduleId": message.schedule_id, "callerIP": message.caller_ip,
-                "notBefore": _ms(message.not_before), "dlqId": dlq_id,
-                "error": attempt.error if attempt else None}
+    optional = {
+        "topicName": message.topic,
+        "endpointName": message.endpoint_name,
+        "scheduleId": message.schedule_id,
+        "callerIP": message.caller_ip,
+        "notBefore": _ms(message.not_before),
+        "dlqId": dlq_id,
+        "error": attempt.error if attempt else None,
+    }
     data.update({k: v for k, v in optional.items() if v})
     return data
 
 
-def send(message: Message, kind: str, attempt: DeliveryAttempt | None,
-         dlq_id: str | None = None) -> str | None:
+def send(
+    message: Message, kind: str, attempt: DeliveryAttempt | None, dlq_id: str | None = None
+) -> str | None:
     """Publish the ``kind`` ("callback" or "failure_callback") of ``message``, if it has one
     (in the current transaction). Returns the callback message's id."""
     from django_bgjobs.delivery.publish import Publish
@@ -56,12 +63,18 @@ def send(message: Message, kind: str, attempt: DeliveryAttempt | None,
     if not config or message.kind != "message":
         return None
     payload = json.dumps(body(message, attempt, dlq_id), separators=(",", ":")).encode()
-    [published] = publish(Publish(
-        destination=config["url"], body=payload,
-        headers={"Content-Type": "application/json", **(config.get("headers") or {})},
-        method=config.get("method") or "POST", retries=config.get("retries", 3),
-        retry_delay=config.get("retry_delay"), delay=config.get("delay"),
-        timeout=config.get("timeout"), signature=message.signature,  # type: ignore[arg-type]
-    ))
+    [published] = publish(
+        Publish(
+            destination=config["url"],
+            body=payload,
+            headers={"Content-Type": "application/json", **(config.get("headers") or {})},
+            method=config.get("method") or "POST",
+            retries=config.get("retries", 3),
+            retry_delay=config.get("retry_delay"),
+            delay=config.get("delay"),
+            timeout=config.get("timeout"),
+            signature=message.signature,  # type: ignore[arg-type]
+        )
+    )
     Message.objects.filter(pk=published.message_id).update(kind=kind, source=message)
     return published.message_id

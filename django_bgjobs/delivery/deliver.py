@@ -35,21 +35,30 @@ logger = logging.getLogger("django_bgjobs.delivery")
 
 def _attempt(message: Message, retried: int) -> tuple[http.Response | None, Decision, str]:
     keys = signing_keys()
-    attempt = http.Attempt(url=message.url, body=bytes(message.body), message_id=message.pk,
-                           retried=retried, method=message.method, headers=message.headers)
+    attempt = http.Attempt(
+        url=message.url,
+        body=bytes(message.body),
+        message_id=message.pk,
+        retried=retried,
+        method=message.method,
+        headers=message.headers,
+    )
     retry = message.retry_delay or None
     try:
         response = http.deliver(
-            attempt, signing_key=keys.current,
+            attempt,
+            signing_key=keys.current,
             standard_secret=keys.standard_secret if message.signature == "standard" else None,
             timeout=message.timeout or bgjobs_settings.DELIVERY_TIMEOUT,
-            max_body=bgjobs_settings.DELIVERY_MAX_RESPONSE_BODY)
+            max_body=bgjobs_settings.DELIVERY_MAX_RESPONSE_BODY,
+        )
     except Refused as exc:
         return None, Decision("dead", None, f"refused: {exc.reason}"), exc.reason
     except http.DeliveryFailed as exc:
         return None, classify(None, retried=retried, retry_delay=retry), str(exc)
-    decision = classify(response.status, response.first_headers(), retried=retried,
-                        retry_delay=retry)
+    decision = classify(
+        response.status, response.first_headers(), retried=retried, retry_delay=retry
+    )
     return response, decision, ""
 
 
@@ -72,14 +81,18 @@ def deliver_message(ctx: JobContext, message_id: str, gated: bool = False) -> di
     if message is None:
         raise NonRetriable(f"message {message_id} no longer exists")
     # Attempt numbers only grow: before the second there can be no attempt on record.
-    last = None if ctx.attempt == 1 else \
-        DeliveryAttempt.objects.filter(message=message).order_by("-id").first()
+    last = (
+        None
+        if ctx.attempt == 1
+        else DeliveryAttempt.objects.filter(message=message).order_by("-id").first()
+    )
     if last is not None and last.outcome == "delivered":
         # Recorded, then the worker died before the job was: do not deliver it twice.
         return {"status": last.status}
     if last is not None and last.outcome in ("failed", "refused"):
-        if not JobRun.objects.filter(job_id=ctx.job_id, attempt=last.job_attempt,
-                                     status=RunStatus.FAILED).exists():
+        if not JobRun.objects.filter(
+            job_id=ctx.job_id, attempt=last.job_attempt, status=RunStatus.FAILED
+        ).exists():
             # Recorded, then the worker died before the job was: finish dying.
             raise NonRetriable(f"already failed for good: {last.error}")
         # The job recorded its death, so someone retried it (admin, `bgjobs retry`).
@@ -100,15 +113,23 @@ def deliver_message(ctx: JobContext, message_id: str, gated: bool = False) -> di
         outcome = "failed" if final else "retry"
     with transaction.atomic():
         record = DeliveryAttempt.objects.create(
-            message=message, retried=retried, job_attempt=ctx.attempt, started_at=started,
-            duration_ms=int((time.monotonic() - clock) * 1000), outcome=outcome,
+            message=message,
+            retried=retried,
+            job_attempt=ctx.attempt,
+            started_at=started,
+            duration_ms=int((time.monotonic() - clock) * 1000),
+            outcome=outcome,
             status=response.status if response else None,
             response_headers=response.first_headers() if response else {},
             response_body=response.body if response else b"",
             body_truncated=response.truncated if response else False,
-            address=response.address if response else "", error=error or decision.reason,
-            next_attempt_at=(started + timedelta(seconds=decision.delay)
-                             if outcome == "retry" and decision.delay is not None else None),
+            address=response.address if response else "",
+            error=error or decision.reason,
+            next_attempt_at=(
+                started + timedelta(seconds=decision.delay)
+                if outcome == "retry" and decision.delay is not None
+                else None
+            ),
         )
         _callback(message, record)
         if final:  # with the attempt, not after: the receiver of job_dead finds it done
@@ -117,6 +138,7 @@ def deliver_message(ctx: JobContext, message_id: str, gated: bool = False) -> di
         return {"status": record.status}
     if final:
         # A refusal's reason is the decision's already; a failure's error adds to it.
-        raise NonRetriable(decision.reason if error in decision.reason
-                           else f"{decision.reason}: {error}")
+        raise NonRetriable(
+            decision.reason if error in decision.reason else f"{decision.reason}: {error}"
+        )
     raise RetryAfter(decision.delay or 0.0, decision.reason)

@@ -55,12 +55,26 @@ DEFAULT_TIMEOUT = 30.0  # seconds, for the whole attempt
 USER_AGENT = "Upstash-QStash"
 
 # Set by deliver() itself, or meaningless to forward (hop-by-hop, framing).
-_RESERVED = frozenset({
-    "host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade",
-    "te", "trailer", "proxy-connection", "proxy-authorization", "upstash-signature",
-    "upstash-message-id", "upstash-retried", "webhook-id", "webhook-timestamp",
-    "webhook-signature",
-})
+_RESERVED = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-connection",
+        "proxy-authorization",
+        "upstash-signature",
+        "upstash-message-id",
+        "upstash-retried",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    }
+)
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 
@@ -98,8 +112,9 @@ class Response:
         return {name: values[0] for name, values in self.headers.items() if values}
 
 
-def _request_headers(attempt: Attempt, signed: Mapping[str, str],
-                     host_header: str) -> dict[str, str]:
+def _request_headers(
+    attempt: Attempt, signed: Mapping[str, str], host_header: str
+) -> dict[str, str]:
     headers: dict[str, str] = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     for name, value in attempt.headers.items():
         if not _TOKEN.match(name):
@@ -118,24 +133,35 @@ def _request_headers(attempt: Attempt, signed: Mapping[str, str],
     return headers
 
 
-def _signature_headers(attempt: Attempt, signing_key: str, standard_secret: str | None,
-                       now: float) -> dict[str, str]:
+def _signature_headers(
+    attempt: Attempt, signing_key: str, standard_secret: str | None, now: float
+) -> dict[str, str]:
     """Upstash-Signature, or the Standard Webhooks headers when a secret is given."""
     if standard_secret is None:
-        return {"Upstash-Signature": qstash_signature(attempt.body, attempt.url, signing_key,
-                                                      now)}
+        return {"Upstash-Signature": qstash_signature(attempt.body, attempt.url, signing_key, now)}
     timestamp = int(now)
-    return {"webhook-id": attempt.message_id, "webhook-timestamp": str(timestamp),
-            "webhook-signature": standard_signature(attempt.body, attempt.message_id, timestamp,
-                                                    standard_secret)}
+    return {
+        "webhook-id": attempt.message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": standard_signature(
+            attempt.body, attempt.message_id, timestamp, standard_secret
+        ),
+    }
 
 
-def deliver(attempt: Attempt, *, signing_key: str, standard_secret: str | None = None,
-            timeout: float = DEFAULT_TIMEOUT,
-            max_body: int = MAX_BODY, allow: Allowlist | None = None,
-            resolver: Resolver | None = None, now: float | None = None,
-            verify: ssl.SSLContext | None = None,
-            transport: httpx.BaseTransport | None = None) -> Response:
+def deliver(
+    attempt: Attempt,
+    *,
+    signing_key: str,
+    standard_secret: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_body: int = MAX_BODY,
+    allow: Allowlist | None = None,
+    resolver: Resolver | None = None,
+    now: float | None = None,
+    verify: ssl.SSLContext | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> Response:
     """Send one attempt, signed with ``signing_key`` (QStash), or with ``standard_secret``
     (Standard Webhooks) when given. ``verify``: the TLS context (default: the system's CAs
     through certifi, made once per process). Raises ``Refused`` (do not retry) or
@@ -146,30 +172,47 @@ def deliver(attempt: Attempt, *, signing_key: str, standard_secret: str | None =
         target = check_url(attempt.url, allow=allow, resolver=resolver)
     except NotResolved as exc:
         raise DeliveryFailed(str(exc)) from None
-    signed = _signature_headers(attempt, signing_key, standard_secret,
-                                time.time() if now is None else now)
+    signed = _signature_headers(
+        attempt, signing_key, standard_secret, time.time() if now is None else now
+    )
     headers = _request_headers(attempt, signed, target.host_header)
-    url = httpx.URL(attempt.url).copy_with(scheme=target.scheme, host=target.address,
-                                          port=target.port)
+    url = httpx.URL(attempt.url).copy_with(
+        scheme=target.scheme, host=target.address, port=target.port
+    )
     started = time.monotonic()
     deadline = started + timeout
-    with _Watchdog(timeout) as watchdog, \
-            httpx.Client(transport=transport, verify=verify or default_tls(), trust_env=False,
-                         follow_redirects=False, timeout=httpx.Timeout(timeout)) as client:
+    with (
+        _Watchdog(timeout) as watchdog,
+        httpx.Client(
+            transport=transport,
+            verify=verify or default_tls(),
+            trust_env=False,
+            follow_redirects=False,
+            timeout=httpx.Timeout(timeout),
+        ) as client,
+    ):
         extensions: dict[str, Any] = {"trace": watchdog.trace}
         if target.scheme == "https":
             extensions["sni_hostname"] = target.host
-        request = client.build_request(attempt.method.upper(), url, headers=headers,
-                                       content=attempt.body, extensions=extensions)
+        request = client.build_request(
+            attempt.method.upper(),
+            url,
+            headers=headers,
+            content=attempt.body,
+            extensions=extensions,
+        )
         try:
             response = client.send(request, stream=True)
         except httpx.HTTPError as exc:
             if watchdog.fired:  # whatever the shutdown surfaced as (read, write, TLS error)
-                raise DeliveryFailed(f"timed out after {timeout:g} s (deadline for the whole "
-                                     f"attempt; {type(exc).__name__})") from None
+                raise DeliveryFailed(
+                    f"timed out after {timeout:g} s (deadline for the whole "
+                    f"attempt; {type(exc).__name__})"
+                ) from None
             if isinstance(exc, httpx.TimeoutException):
-                raise DeliveryFailed(f"timed out after {timeout:g} s "
-                                     f"({type(exc).__name__})") from None
+                raise DeliveryFailed(
+                    f"timed out after {timeout:g} s ({type(exc).__name__})"
+                ) from None
             if isinstance(exc, httpx.TransportError):
                 raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from None
             raise
@@ -181,9 +224,14 @@ def deliver(attempt: Attempt, *, signing_key: str, standard_secret: str | None =
     received: dict[str, list[str]] = {}
     for name, value in response.headers.multi_items():
         received.setdefault(name.lower(), []).append(value)
-    return Response(status=response.status_code, headers=received, body=body,
-                    truncated=truncated, address=target.address,
-                    elapsed=time.monotonic() - started)
+    return Response(
+        status=response.status_code,
+        headers=received,
+        body=body,
+        truncated=truncated,
+        address=target.address,
+        elapsed=time.monotonic() - started,
+    )
 
 
 class _Watchdog:
@@ -260,8 +308,7 @@ def default_tls() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def _read_bounded(response: httpx.Response, max_body: int,
-                  deadline: float) -> tuple[bytes, bool]:
+def _read_bounded(response: httpx.Response, max_body: int, deadline: float) -> tuple[bytes, bool]:
     """The first ``max_body`` bytes; a body that is longer, breaks off or is still arriving at
     the deadline is cut (the status is what counts; the body is only kept for display)."""
     chunks: list[bytes] = []

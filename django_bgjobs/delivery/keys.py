@@ -33,7 +33,8 @@ def new_key() -> str:
 def _seed() -> SigningKeys:
     configured = bgjobs_settings.DELIVERY_SIGNING_KEYS or {}
     return SigningKeys(
-        pk=1, current=configured.get("current") or new_key(),
+        pk=1,
+        current=configured.get("current") or new_key(),
         next=configured.get("next") or new_key(),
         standard_secret="whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
     )
@@ -64,7 +65,10 @@ def verification_keys() -> tuple[str, ...]:
     previous current key while the overlap after a rotation lasts."""
     keys = signing_keys()
     found = [keys.current, keys.next]
-    if keys.previous and keys.rotated_at is not None and \
-            timezone.now() - keys.rotated_at < bgjobs_settings.DELIVERY_KEY_OVERLAP:
+    if (
+        keys.previous
+        and keys.rotated_at is not None
+        and timezone.now() - keys.rotated_at < bgjobs_settings.DELIVERY_KEY_OVERLAP
+    ):
         found.append(keys.previous)
     return tuple(found)

@@ -19,8 +19,12 @@ from django_bgjobs.models import UNFINISHED, JobStatus
 
 # The job's status, as QStash names a message's state.
 _STATES = {
-    JobStatus.SCHEDULED: "CREATED", JobStatus.QUEUED: "ACTIVE", JobStatus.RUNNING: "ACTIVE",
-    JobStatus.RETRYING: "RETRY", JobStatus.SUCCEEDED: "DELIVERED", JobStatus.DEAD: "FAILED",
+    JobStatus.SCHEDULED: "CREATED",
+    JobStatus.QUEUED: "ACTIVE",
+    JobStatus.RUNNING: "ACTIVE",
+    JobStatus.RETRYING: "RETRY",
+    JobStatus.SUCCEEDED: "DELIVERED",
+    JobStatus.DEAD: "FAILED",
     JobStatus.CANCELLED: "CANCELLED",
 }
 
@@ -45,8 +49,9 @@ def cancel(message_id: str) -> bool:
         return False
     now = timezone.now()
     if message.job_id is None:
-        if Message.objects.filter(pk=message_id, admitted_at__isnull=True,
-                                  cancelled_at__isnull=True).update(cancelled_at=now):
+        if Message.objects.filter(
+            pk=message_id, admitted_at__isnull=True, cancelled_at__isnull=True
+        ).update(cancelled_at=now):
             return True
         # Admitted (or cancelled) since it was read: cancel what it is now.
         message = Message.objects.filter(pk=message_id).select_related("job").first()
@@ -62,8 +67,9 @@ def cancel(message_id: str) -> bool:
 def reopen(message: Message) -> None:
     """Its dead or cancelled delivery job was retried: out of the DLQ, no longer cancelled, and
     holding its gate's place again while it is delivered."""
-    Message.objects.filter(pk=message.pk).update(dlq_id=None, dlq_removed_at=None,
-                                                 cancelled_at=None, settled_at=None)
+    Message.objects.filter(pk=message.pk).update(
+        dlq_id=None, dlq_removed_at=None, cancelled_at=None, settled_at=None
+    )
     message.dlq_id = message.dlq_removed_at = message.cancelled_at = message.settled_at = None
 
 
@@ -83,8 +89,9 @@ def dead_letter(message: Message) -> str | None:
         dlq_id = f"{int(time.time() * 1000)}-{n}"
         try:
             with transaction.atomic():
-                if not Message.objects.filter(pk=message.pk, dlq_id__isnull=True) \
-                        .update(dlq_id=dlq_id):
+                if not Message.objects.filter(pk=message.pk, dlq_id__isnull=True).update(
+                    dlq_id=dlq_id
+                ):
                     return None
                 last = DeliveryAttempt.objects.filter(message=message).order_by("-id").first()
                 callbacks.send(message, "failure_callback", last, dlq_id)
@@ -117,15 +124,17 @@ def settle(message: Message, dead: bool) -> None:
     if dead and message.dlq_id is None:
         dead_letter(message)
     if message.queue or message.flow_key:
-        Message.objects.filter(pk=message.pk, settled_at__isnull=True) \
-            .update(settled_at=timezone.now())
+        Message.objects.filter(pk=message.pk, settled_at__isnull=True).update(
+            settled_at=timezone.now()
+        )
 
 
 def in_flight() -> QuerySet[Message]:
     """Gated messages admitted and not seen finished: the partial index's rows. Ungated ones
     are never in it (they hold no place), and their end needs no settling."""
     return Message.objects.filter(admitted_at__isnull=False, settled_at__isnull=True).exclude(
-        queue="", flow_key="")
+        queue="", flow_key=""
+    )
 
 
 _straggler_cursor = [""]  # where this process's passes are in the in-flight index
@@ -135,11 +144,19 @@ def settle_stragglers(limit: int = 500) -> int:
     """Messages whose job finished while no receiver ran (the process stopped in between, or
     the job was cancelled or pruned outside a worker): settle them now. Part of the dispatcher's
     pass; it reads the next ``limit`` rows of the in-flight index, so all of them in turn."""
-    page = list(in_flight().filter(pk__gt=_straggler_cursor[0]).order_by("pk")
-                .values_list("pk", flat=True)[:limit])
+    page = list(
+        in_flight()
+        .filter(pk__gt=_straggler_cursor[0])
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
     _straggler_cursor[0] = page[-1] if len(page) == limit else ""
-    found = list(Message.objects.filter(pk__in=page).exclude(job__status__in=UNFINISHED)
-                 .select_related("job").order_by())
+    found = list(
+        Message.objects.filter(pk__in=page)
+        .exclude(job__status__in=UNFINISHED)
+        .select_related("job")
+        .order_by()
+    )
     for message in found:
         settle(message, dead=message.job is not None and message.job.status == JobStatus.DEAD)
     return len(found)

@@ -58,21 +58,27 @@ def parse_cron(cron: str) -> Schedule:
     """``Upstash-Cron`` as a Schedule: five fields, optionally after ``CRON_TZ=Area/City``
     (default UTC). Raises ValueError saying what is wrong."""
     if not isinstance(cron, str) or not cron.strip():
-        raise ValueError("the cron expression is empty: give five fields, minute hour "
-                         "day-of-month month day-of-week (e.g. '*/5 * * * *')")
+        raise ValueError(
+            "the cron expression is empty: give five fields, minute hour "
+            "day-of-month month day-of-week (e.g. '*/5 * * * *')"
+        )
     text, zone = cron.strip(), "UTC"
     if text.startswith(CRON_TZ):
         head, _, text = text.partition(" ")
-        zone = head[len(CRON_TZ):]
+        zone = head[len(CRON_TZ) :]
         try:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"cron {cron!r}: {head} is not a time zone (give an IANA name, "
-                             "e.g. CRON_TZ=Europe/Paris)") from None
+            raise ValueError(
+                f"cron {cron!r}: {head} is not a time zone (give an IANA name, "
+                "e.g. CRON_TZ=Europe/Paris)"
+            ) from None
     fields = text.split()
     if len(fields) != 5:
-        raise ValueError(f"cron {cron!r}: give five fields, minute hour day-of-month month "
-                         "day-of-week (e.g. '*/5 * * * *'), optionally after CRON_TZ=Area/City")
+        raise ValueError(
+            f"cron {cron!r}: give five fields, minute hour day-of-month month "
+            "day-of-week (e.g. '*/5 * * * *'), optionally after CRON_TZ=Area/City"
+        )
     try:
         CronSim(" ".join(fields), datetime.now(UTC))
     except CronSimError as exc:
@@ -83,10 +89,15 @@ def parse_cron(cron: str) -> Schedule:
 
 
 def _check_id(schedule_id: str) -> None:
-    if not isinstance(schedule_id, str) or not 0 < len(schedule_id) <= MAX_ID or any(
-            ord(c) <= 0x20 or ord(c) == 0x7F or c in "/?#" for c in schedule_id):
-        raise ValueError(f"schedule id {schedule_id!r}: 1 to {MAX_ID} characters, without "
-                         "spaces, control characters, '/', '?' or '#'")
+    if (
+        not isinstance(schedule_id, str)
+        or not 0 < len(schedule_id) <= MAX_ID
+        or any(ord(c) <= 0x20 or ord(c) == 0x7F or c in "/?#" for c in schedule_id)
+    ):
+        raise ValueError(
+            f"schedule id {schedule_id!r}: 1 to {MAX_ID} characters, without "
+            "spaces, control characters, '/', '?' or '#'"
+        )
 
 
 def _check_template(destination: str, template: Publish) -> None:
@@ -95,8 +106,9 @@ def _check_template(destination: str, template: Publish) -> None:
     if not destination:
         raise ValueError("the destination is empty: give a URL or a URL group's name")
     if "://" in destination and not is_url(destination):
-        raise ValueError(f"destination {destination!r} is not an http(s) URL (nor a URL "
-                         "group's name)")
+        raise ValueError(
+            f"destination {destination!r} is not an http(s) URL (nor a URL group's name)"
+        )
     try:
         if is_url(destination):
             check_destination_url(destination)
@@ -104,12 +116,15 @@ def _check_template(destination: str, template: Publish) -> None:
     except PublishError as exc:
         raise ValueError(str(exc)) from None
     if template.not_before is not None:
-        raise ValueError("a schedule's messages cannot have not_before (Upstash-Not-Before): "
-                         "each is published at its slot; use delay to postpone them")
+        raise ValueError(
+            "a schedule's messages cannot have not_before (Upstash-Not-Before): "
+            "each is published at its slot; use delay to postpone them"
+        )
 
 
-def create(destination: str, cron: str, template: Publish, *,
-           schedule_id: str | None = None) -> MessageSchedule:
+def create(
+    destination: str, cron: str, template: Publish, *, schedule_id: str | None = None
+) -> MessageSchedule:
     """Make the schedule, or replace the one with ``schedule_id`` (QStash's upsert: its
     definition changes, its id, creation time, last fire and pause state stay). Raises
     ValueError for a bad cron, id or template."""
@@ -118,16 +133,31 @@ def create(destination: str, cron: str, template: Publish, *,
         _check_id(schedule_id)
     _check_template(destination, template)
     sid = schedule_id or new_schedule_id()
-    stored = replace(template, destination=destination, schedule_id=sid, deduplication_id=None,
-                     content_based_deduplication=False)
+    stored = replace(
+        template,
+        destination=destination,
+        schedule_id=sid,
+        deduplication_id=None,
+        content_based_deduplication=False,
+    )
     now = timezone.now()
     with transaction.atomic():
         row, _ = MessageSchedule.objects.update_or_create(
-            pk=sid, defaults={"destination": destination, "cron": cron.strip(),
-                              "template": stored.to_json(), "queue": template.queue or ""},
-            create_defaults={"destination": destination, "cron": cron.strip(),
-                             "template": stored.to_json(), "queue": template.queue or "",
-                             "created_at": now})
+            pk=sid,
+            defaults={
+                "destination": destination,
+                "cron": cron.strip(),
+                "template": stored.to_json(),
+                "queue": template.queue or "",
+            },
+            create_defaults={
+                "destination": destination,
+                "cron": cron.strip(),
+                "template": stored.to_json(),
+                "queue": template.queue or "",
+                "created_at": now,
+            },
+        )
         _sync_beat(row, schedule, enabled=None)
     return row
 
@@ -140,16 +170,18 @@ def _sync_beat(row: MessageSchedule, schedule: Schedule, enabled: bool | None) -
     from django_bgjobs.schedule_sync import beat_schedule
 
     fields: dict[str, Any] = {
-        "task": FIRE_TASK, "kwargs": json.dumps({"schedule_id": row.pk}),
+        "task": FIRE_TASK,
+        "kwargs": json.dumps({"schedule_id": row.pk}),
         "queue": job_queue(),
         "description": f"django-bgjobs message schedule: {schedule.describe()} -> "
-                       f"{row.destination}. Pause it in the message schedules admin.",
+        f"{row.destination}. Pause it in the message schedules admin.",
         **beat_schedule(schedule),
     }
     task = row.periodic_task or PeriodicTask.objects.filter(name=PREFIX + row.pk).first()
     if task is None:
-        task = PeriodicTask(name=PREFIX + row.pk, enabled=True if enabled is None else enabled,
-                            **fields)
+        task = PeriodicTask(
+            name=PREFIX + row.pk, enabled=True if enabled is None else enabled, **fields
+        )
         task.save()
     else:
         changed = [name for name, value in fields.items() if getattr(task, name) != value]
@@ -167,8 +199,12 @@ def _sync_beat(row: MessageSchedule, schedule: Schedule, enabled: bool | None) -
 
 def _set_enabled(schedule_id: str, enabled: bool) -> bool:
     with transaction.atomic():
-        row = (MessageSchedule.objects.select_for_update(of=("self",))
-               .select_related("periodic_task").filter(pk=schedule_id).first())
+        row = (
+            MessageSchedule.objects.select_for_update(of=("self",))
+            .select_related("periodic_task")
+            .filter(pk=schedule_id)
+            .first()
+        )
         if row is None:
             return False
         _sync_beat(row, parse_cron(row.cron), enabled=enabled)
@@ -197,7 +233,8 @@ def delete(schedule_id: str) -> bool:
             return False
         # delete() on the instances, not a queryset: the signal tells beat to reload.
         for task in PeriodicTask.objects.filter(
-                Q(name=PREFIX + schedule_id) | Q(pk=row.periodic_task_id or 0)):
+            Q(name=PREFIX + schedule_id) | Q(pk=row.periodic_task_id or 0)
+        ):
             task.delete()
         row.delete()
     return True
@@ -237,11 +274,11 @@ def fire(schedule_id: str, now: datetime) -> Fired:
     """Publish the schedule's message for its newest slot at ``now``, unless it was already."""
     from django_bgjobs.delivery.publish import send
 
-    row = (MessageSchedule.objects.select_related("periodic_task")
-           .filter(pk=schedule_id).first())
+    row = MessageSchedule.objects.select_related("periodic_task").filter(pk=schedule_id).first()
     if row is None:
-        logger.warning("beat fired message schedule %r, which no longer exists; nothing "
-                       "published", schedule_id)
+        logger.warning(
+            "beat fired message schedule %r, which no longer exists; nothing published", schedule_id
+        )
         return Fired(skipped="unknown schedule")
     if row.paused:  # a task sent just before the pause
         return Fired(skipped="paused")
@@ -252,25 +289,40 @@ def fire(schedule_id: str, now: datetime) -> Fired:
         return Fired(skipped=str(exc))
     if row.last_fired_at is not None and row.last_fired_at >= slot:
         return Fired(slot=slot, skipped="slot already published")
-    request = replace(Publish.from_json(row.template), destination=row.destination,
-                      schedule_id=row.pk, deduplication_id=f"{row.pk}:{slot.isoformat()}",
-                      content_based_deduplication=False, not_before=None)
+    request = replace(
+        Publish.from_json(row.template),
+        destination=row.destination,
+        schedule_id=row.pk,
+        deduplication_id=f"{row.pk}:{slot.isoformat()}",
+        content_based_deduplication=False,
+        not_before=None,
+    )
     try:
         with transaction.atomic():
             published = send(request)
             # Never backwards: a late fire for an older slot leaves the newer one recorded.
             MessageSchedule.objects.filter(
-                Q(last_fired_at__isnull=True) | Q(last_fired_at__lt=slot), pk=row.pk,
+                Q(last_fired_at__isnull=True) | Q(last_fired_at__lt=slot),
+                pk=row.pk,
             ).update(last_fired_at=slot, last_message_id=published[0].message_id)
     except PublishError as exc:  # e.g. its URL group was deleted
-        logger.warning("message schedule %s: slot %s not published: %s", row.pk,
-                       slot.isoformat(), exc,
-                       extra={"schedule": row.pk, "slot": slot.isoformat()})
+        logger.warning(
+            "message schedule %s: slot %s not published: %s",
+            row.pk,
+            slot.isoformat(),
+            exc,
+            extra={"schedule": row.pk, "slot": slot.isoformat()},
+        )
         return Fired(slot=slot, skipped=f"not published: {exc}")
     if all(p.deduplicated for p in published):  # a concurrent fire published it
-        return Fired(slot=slot, published=published,
-                     skipped="slot already published (deduplicated)")
-    logger.info("message schedule %s: published %s for %s", row.pk,
-                ", ".join(p.message_id for p in published), slot.isoformat(),
-                extra={"schedule": row.pk, "slot": slot.isoformat()})
+        return Fired(
+            slot=slot, published=published, skipped="slot already published (deduplicated)"
+        )
+    logger.info(
+        "message schedule %s: published %s for %s",
+        row.pk,
+        ", ".join(p.message_id for p in published),
+        slot.isoformat(),
+        extra={"schedule": row.pk, "slot": slot.isoformat()},
+    )
     return Fired(slot=slot, published=published)

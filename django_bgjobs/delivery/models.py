@@ -20,29 +20,48 @@ from django_bgjobs.conf import django_setting
 
 
 class Message(models.Model):
-    id = models.CharField(primary_key=True, max_length=40, editable=False, help_text=_(
-        "msg_…, sent as Upstash-Message-Id on every attempt."))
+    id = models.CharField(
+        primary_key=True,
+        max_length=40,
+        editable=False,
+        help_text=_("msg_…, sent as Upstash-Message-Id on every attempt."),
+    )
     url = models.TextField(help_text=_("The destination exactly as published (the JWT's sub)."))
     method = models.CharField(max_length=10, default="POST")
     body = models.BinaryField(blank=True)
     # Sent with every attempt as they are: Content-Type, the forwarded headers,
     # Upstash-Topic-Name, Upstash-Schedule-Id...
     headers = models.JSONField(default=dict)
-    retries = models.PositiveIntegerField(default=3, help_text=_(
-        "Retries after the first attempt: 1 + retries attempts in all."))
-    retry_delay = models.CharField(max_length=256, blank=True, help_text=_(
-        "An Upstash-Retry-Delay expression (milliseconds); empty: QStash's default backoff."))
+    retries = models.PositiveIntegerField(
+        default=3, help_text=_("Retries after the first attempt: 1 + retries attempts in all.")
+    )
+    retry_delay = models.CharField(
+        max_length=256,
+        blank=True,
+        help_text=_(
+            "An Upstash-Retry-Delay expression (milliseconds); empty: QStash's default backoff."
+        ),
+    )
     timeout = models.FloatField(null=True, blank=True, help_text=_("Seconds per attempt."))
     not_before = models.DateTimeField(null=True, blank=True)
-    signature = models.CharField(max_length=10, default="qstash", help_text=_(
-        "How attempts are signed: qstash (Upstash-Signature) or standard (webhook-*)."))
+    signature = models.CharField(
+        max_length=10,
+        default="qstash",
+        help_text=_("How attempts are signed: qstash (Upstash-Signature) or standard (webhook-*)."),
+    )
     # {"url", "method", "retries", "timeout", "delay", "retry_delay", "headers"} or None.
     callback = models.JSONField(null=True, blank=True)
     failure_callback = models.JSONField(null=True, blank=True)
     # What this message is: a published message, or the callback of another one.
     kind = models.CharField(max_length=20, default="message")  # message|callback|failure_callback
-    source = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
-                               related_name="callbacks", db_index=False)
+    source = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="callbacks",
+        db_index=False,
+    )
     topic = models.CharField(max_length=255, blank=True)
     endpoint_name = models.CharField(max_length=255, blank=True)
     queue = models.CharField(max_length=255, blank=True)
@@ -54,14 +73,24 @@ class Message(models.Model):
     # message with the same key within DELIVERY_DEDUP_WINDOW gets this message's id.
     dedup_key = models.CharField(max_length=255, null=True, blank=True)
     created_at = models.DateTimeField()
-    admitted_at = models.DateTimeField(null=True, blank=True, help_text=_(
-        "When its queue / flow-control key let it through and its delivery job was written."))
+    admitted_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_(
+            "When its queue / flow-control key let it through and its delivery job was written."
+        ),
+    )
     cancelled_at = models.DateTimeField(null=True, blank=True)
     # When its delivery job was seen finished. Only narrows the in-flight index: what counts
     # is the job's status (a message whose job finished is never in flight, settled or not).
     settled_at = models.DateTimeField(null=True, blank=True)
-    job = models.OneToOneField("django_bgjobs.Job", null=True, blank=True,
-                               on_delete=models.SET_NULL, related_name="message")
+    job = models.OneToOneField(
+        "django_bgjobs.Job",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="message",
+    )
     # Set when it is dead-lettered (the job died): a QStash DLQ id, "<ms>-<n>".
     dlq_id = models.CharField(max_length=40, null=True, blank=True, unique=True)
     dlq_removed_at = models.DateTimeField(null=True, blank=True)
@@ -69,35 +98,51 @@ class Message(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["dedup_key"], condition=Q(dedup_key__isnull=False),
-                                    name="bgjobs_message_unique_dedup_key"),
+            models.UniqueConstraint(
+                fields=["dedup_key"],
+                condition=Q(dedup_key__isnull=False),
+                name="bgjobs_message_unique_dedup_key",
+            ),
         ]
         indexes = [
             # Admission: a gate's waiting messages, oldest first (ungated messages never
             # wait: they start when published).
-            models.Index(fields=["queue", "created_at"],
-                         condition=Q(admitted_at__isnull=True, cancelled_at__isnull=True)
-                         & ~Q(queue=""),
-                         name="bgjobs_message_wait_queue_idx"),
-            models.Index(fields=["flow_key", "created_at"],
-                         condition=Q(admitted_at__isnull=True, cancelled_at__isnull=True,
-                                     queue="") & ~Q(flow_key=""),
-                         name="bgjobs_message_wait_flow_idx"),
+            models.Index(
+                fields=["queue", "created_at"],
+                condition=Q(admitted_at__isnull=True, cancelled_at__isnull=True) & ~Q(queue=""),
+                name="bgjobs_message_wait_queue_idx",
+            ),
+            models.Index(
+                fields=["flow_key", "created_at"],
+                condition=Q(admitted_at__isnull=True, cancelled_at__isnull=True, queue="")
+                & ~Q(flow_key=""),
+                name="bgjobs_message_wait_flow_idx",
+            ),
             # Callbacks point at their source: deleting a message checks for them.
-            models.Index(fields=["source"], condition=Q(source__isnull=False),
-                         name="bgjobs_message_source_idx"),
+            models.Index(
+                fields=["source"],
+                condition=Q(source__isnull=False),
+                name="bgjobs_message_source_idx",
+            ),
             # In delivery: a gate's in-flight count, the settling sweep. Small: only gated
             # messages admitted and not yet seen finished are in it.
-            models.Index(fields=["queue", "flow_key"],
-                         condition=Q(admitted_at__isnull=False, settled_at__isnull=True)
-                         & ~Q(queue="", flow_key=""),
-                         name="bgjobs_message_in_flight_idx"),
+            models.Index(
+                fields=["queue", "flow_key"],
+                condition=Q(admitted_at__isnull=False, settled_at__isnull=True)
+                & ~Q(queue="", flow_key=""),
+                name="bgjobs_message_in_flight_idx",
+            ),
             # A flow-control key's rate window.
-            models.Index(fields=["flow_key", "admitted_at"], condition=~Q(flow_key=""),
-                         name="bgjobs_message_flow_idx"),
+            models.Index(
+                fields=["flow_key", "admitted_at"],
+                condition=~Q(flow_key=""),
+                name="bgjobs_message_flow_idx",
+            ),
         ]
-        permissions = [("retry_message", "Can retry dead-lettered messages"),
-                       ("cancel_message", "Can cancel messages")]
+        permissions = [
+            ("retry_message", "Can retry dead-lettered messages"),
+            ("cancel_message", "Can cancel messages"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.id} → {self.url}"
@@ -107,15 +152,19 @@ class DeliveryAttempt(models.Model):
     """One HTTP attempt at a message, with what came back."""
 
     id = models.BigAutoField(primary_key=True)
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attempts",
-                                db_index=False)
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="attempts", db_index=False
+    )
     retried = models.PositiveIntegerField(help_text=_("Upstash-Retried of this attempt."))
     job_attempt = models.PositiveIntegerField()
     started_at = models.DateTimeField()
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     outcome = models.CharField(max_length=16)  # delivered | retry | failed | refused
-    status = models.PositiveSmallIntegerField(null=True, blank=True, help_text=_(
-        "The response's HTTP status; empty when no response came (see error)."))
+    status = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text=_("The response's HTTP status; empty when no response came (see error)."),
+    )
     response_headers = models.JSONField(default=dict)
     response_body = models.BinaryField(blank=True)
     body_truncated = models.BooleanField(default=False)
@@ -136,8 +185,11 @@ class Topic(models.Model):
     """A URL group: publishing to it makes one message per endpoint."""
 
     name = models.CharField(max_length=255, unique=True)
-    headers = models.JSONField(default=dict, blank=True, help_text=_(
-        "Headers added to every message published to the group."))
+    headers = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_("Headers added to every message published to the group."),
+    )
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 
@@ -227,10 +279,16 @@ class ApiToken(models.Model):
 
     name = models.CharField(max_length=100)
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
-    prefix = models.CharField(max_length=16, editable=False, help_text=_(
-        "The token's first characters, to recognise it."))
-    user = models.ForeignKey(django_setting("AUTH_USER_MODEL", "auth.User"), null=True,
-                             blank=True, on_delete=models.CASCADE, related_name="+")
+    prefix = models.CharField(
+        max_length=16, editable=False, help_text=_("The token's first characters, to recognise it.")
+    )
+    user = models.ForeignKey(
+        django_setting("AUTH_USER_MODEL", "auth.User"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField()
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -254,12 +312,17 @@ class MessageSchedule(models.Model):
     template = models.JSONField(default=dict)
     queue = models.CharField(max_length=255, blank=True)
     periodic_task = models.OneToOneField(
-        "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="bgjobs_message_schedule")
+        "django_celery_beat.PeriodicTask",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="bgjobs_message_schedule",
+    )
     created_at = models.DateTimeField()
     last_fired_at = models.DateTimeField(null=True, blank=True)
-    last_message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL,
-                                     related_name="+")
+    last_message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         verbose_name = _("message schedule")

@@ -100,8 +100,7 @@ class Publish:
         values["body"] = base64.b64decode(values.get("body") or "")
         if values.get("not_before"):
             values["not_before"] = datetime.fromisoformat(values["not_before"])
-        for name, kind in (("callback", Callback), ("failure_callback", Callback),
-                           ("flow", Flow)):
+        for name, kind in (("callback", Callback), ("failure_callback", Callback), ("flow", Flow)):
             if values.get(name) is not None:
                 values[name] = kind(**values[name])
         return cls(**values)
@@ -140,16 +139,18 @@ def check_request(request: Publish) -> None:
     """Raise ``PublishError`` saying what to change if the request cannot be published."""
     if request.method.upper() not in METHODS:
         raise PublishError(f"method {request.method!r} is not one of {sorted(METHODS)}")
-    for what, retries in (("retries", request.retries),
-                          ("callback retries", request.callback and request.callback.retries),
-                          ("failure callback retries",
-                           request.failure_callback and request.failure_callback.retries)):
-        if retries is not None and not (isinstance(retries, int) and
-                                        0 <= retries <= MAX_RETRIES):
+    for what, retries in (
+        ("retries", request.retries),
+        ("callback retries", request.callback and request.callback.retries),
+        ("failure callback retries", request.failure_callback and request.failure_callback.retries),
+    ):
+        if retries is not None and not (isinstance(retries, int) and 0 <= retries <= MAX_RETRIES):
             raise PublishError(f"{what} must be an integer from 0 to {MAX_RETRIES}")
-    for expression in (request.retry_delay,
-                       request.callback and request.callback.retry_delay,
-                       request.failure_callback and request.failure_callback.retry_delay):
+    for expression in (
+        request.retry_delay,
+        request.callback and request.callback.retry_delay,
+        request.failure_callback and request.failure_callback.retry_delay,
+    ):
         if expression:
             try:
                 retry_delay.parse(expression)
@@ -157,21 +158,28 @@ def check_request(request: Publish) -> None:
                 raise PublishError(f"retry delay {expression!r}: {exc}") from None
     limit = float(bgjobs_settings.DELIVERY_MAX_TIMEOUT)
     timings = [("delay", request.delay, None), ("timeout", request.timeout, limit)]
-    for what, callback in (("callback", request.callback),
-                           ("failure callback", request.failure_callback)):
+    for what, callback in (
+        ("callback", request.callback),
+        ("failure callback", request.failure_callback),
+    ):
         if callback is not None:
             check_destination_url(callback.url)
             if callback.method.upper() not in METHODS:
-                raise PublishError(f"{what} method {callback.method!r} is not one of "
-                                   f"{sorted(METHODS)}")
-            timings += [(f"{what} delay", callback.delay, None),
-                        (f"{what} timeout", callback.timeout, limit)]
+                raise PublishError(
+                    f"{what} method {callback.method!r} is not one of {sorted(METHODS)}"
+                )
+            timings += [
+                (f"{what} delay", callback.delay, None),
+                (f"{what} timeout", callback.timeout, limit),
+            ]
     for what, seconds, most in timings:
         if seconds is not None and seconds < 0:
             raise PublishError(f"{what} must not be negative")
         if seconds is not None and most is not None and seconds > most:
-            raise PublishError(f"{what} {seconds:g} s is over the {most:g} s an attempt may "
-                               "take (BGJOBS['DELIVERY_MAX_TIMEOUT'])")
+            raise PublishError(
+                f"{what} {seconds:g} s is over the {most:g} s an attempt may "
+                "take (BGJOBS['DELIVERY_MAX_TIMEOUT'])"
+            )
     if request.not_before is not None and timezone.is_naive(request.not_before):
         raise PublishError("not_before must be timezone-aware")
     if request.signature not in ("qstash", "standard"):
@@ -219,11 +227,14 @@ def _targets(request: Publish, using: str) -> list[tuple[str, str, str, dict[str
     if topic is None:
         raise UnknownTopic(
             f"{request.destination!r} is neither a URL (http:// or https://) nor a URL group; "
-            "create the group first (admin, or POST /v2/topics/{name}/endpoints)")
+            "create the group first (admin, or POST /v2/topics/{name}/endpoints)"
+        )
     endpoints = list(topic.endpoints.all())
     if not endpoints:
-        raise PublishError(f"URL group {topic.name!r} has no endpoints: add some first (the "
-                           "admin's URL groups, or POST /v2/topics/{name}/endpoints)")
+        raise PublishError(
+            f"URL group {topic.name!r} has no endpoints: add some first (the "
+            "admin's URL groups, or POST /v2/topics/{name}/endpoints)"
+        )
     return [(e.url, topic.name, e.name, dict(topic.headers)) for e in endpoints]
 
 
@@ -236,24 +247,37 @@ def _gate_rows(request: Publish, now: datetime, using: str) -> None:
     if request.queue:
         # Queues are made by the first message enqueued to them (parallelism 1), as QStash's.
         DeliveryQueue.objects.using(using).get_or_create(
-            name=request.queue, defaults={"created_at": now, "updated_at": now})
+            name=request.queue, defaults={"created_at": now, "updated_at": now}
+        )
     flow = request.flow
     if flow is None:
         return
     limits = {"parallelism": flow.parallelism, "rate": flow.rate, "period": flow.period}
     row, made = FlowControl.objects.using(using).get_or_create(
-        key=flow.key, defaults={**limits, "updated_at": now})
+        key=flow.key, defaults={**limits, "updated_at": now}
+    )
     if made or (flow.parallelism is None and flow.rate is None):  # a key alone sets nothing
         return
     if any(getattr(row, name) != value for name, value in limits.items()):
         transaction.on_commit(
-            lambda: FlowControl.objects.using(using).filter(key=flow.key).update(
-                **limits, updated_at=timezone.now()),
-            using=using, robust=True)
+            lambda: (
+                FlowControl.objects.using(using)
+                .filter(key=flow.key)
+                .update(**limits, updated_at=timezone.now())
+            ),
+            using=using,
+            robust=True,
+        )
 
 
-def _build(request: Publish, url: str, topic: str, endpoint: str,
-           group_headers: dict[str, str], now: datetime) -> Message:
+def _build(
+    request: Publish,
+    url: str,
+    topic: str,
+    endpoint: str,
+    group_headers: dict[str, str],
+    now: datetime,
+) -> Message:
     due = request.not_before
     if due is None and request.delay:
         due = now + timedelta(seconds=request.delay)
@@ -265,15 +289,27 @@ def _build(request: Publish, url: str, topic: str, endpoint: str,
     if request.caller_ip:
         headers["Upstash-Caller-Ip"] = request.caller_ip
     return Message(
-        id=new_message_id(), url=url, method=request.method.upper(), body=request.body,
-        headers=headers, retries=request.retries, retry_delay=request.retry_delay or "",
-        timeout=request.timeout, not_before=due, signature=request.signature,
+        id=new_message_id(),
+        url=url,
+        method=request.method.upper(),
+        body=request.body,
+        headers=headers,
+        retries=request.retries,
+        retry_delay=request.retry_delay or "",
+        timeout=request.timeout,
+        not_before=due,
+        signature=request.signature,
         callback=_callback_json(request.callback),
         failure_callback=_callback_json(request.failure_callback),
-        topic=topic, endpoint_name=endpoint, queue=request.queue or "",
-        flow_key=request.flow.key if request.flow else "", schedule_id=request.schedule_id,
-        label=request.label, caller_ip=request.caller_ip,
-        dedup_key=_dedup_key(request, url), created_at=now,
+        topic=topic,
+        endpoint_name=endpoint,
+        queue=request.queue or "",
+        flow_key=request.flow.key if request.flow else "",
+        schedule_id=request.schedule_id,
+        label=request.label,
+        caller_ip=request.caller_ip,
+        dedup_key=_dedup_key(request, url),
+        created_at=now,
     )
 
 
@@ -312,15 +348,20 @@ def send_many(requests: Sequence[Publish]) -> list[list[Published]]:
         built: list[list[Message]] = []
         for request in requests:
             _gate_rows(request, now, using)
-            built.append([_build(request, url, topic, endpoint, group_headers, now)
-                          for url, topic, endpoint, group_headers in _targets(request, using)])
+            built.append(
+                [
+                    _build(request, url, topic, endpoint, group_headers, now)
+                    for url, topic, endpoint, group_headers in _targets(request, using)
+                ]
+            )
         # A microsecond apart, in the order given: a batch keeps its order in a FIFO queue.
         for offset, message in enumerate(m for made in built for m in made):
             message.created_at = now + timedelta(microseconds=offset)
         # The common case, no deduplication and no gate: the jobs first, then the messages
         # already pointing at them, each in one INSERT.
-        plain = [m for made in built for m in made
-                 if m.dedup_key is None and not admission.is_gated(m)]
+        plain = [
+            m for made in built for m in made if m.dedup_key is None and not admission.is_gated(m)
+        ]
         admission.start(plain, now, using)
         Message.objects.using(using).bulk_create(plain)
         fresh: list[Message] = []
@@ -376,8 +417,9 @@ def publish(url: str, *, topic: None = None, **options: Unpack[PublishOptions]) 
 def publish(url: None = None, *, topic: str, **options: Unpack[PublishOptions]) -> list[str]: ...
 
 
-def publish(url: str | None = None, *, topic: str | None = None,
-            **options: Unpack[PublishOptions]) -> str | list[str]:
+def publish(
+    url: str | None = None, *, topic: str | None = None, **options: Unpack[PublishOptions]
+) -> str | list[str]:
     """Deliver an HTTP request to ``url`` (or to every endpoint of the URL group ``topic``),
     signed, retried, in the background. Returns the message id (a list for a group).
 
@@ -403,16 +445,23 @@ def publish(url: str | None = None, *, topic: str | None = None,
         payload = body.encode() if isinstance(body, str) else (body or b"")
     callback, failure = options.get("callback"), options.get("failure_callback")
     request = Publish(
-        destination=url or topic or "", body=payload, headers=headers,
-        method=options.get("method", "POST"), retries=options.get("retries", 3),
-        retry_delay=options.get("retry_delay"), delay=_seconds(options.get("delay")),
-        not_before=options.get("not_before"), timeout=_seconds(options.get("timeout")),
+        destination=url or topic or "",
+        body=payload,
+        headers=headers,
+        method=options.get("method", "POST"),
+        retries=options.get("retries", 3),
+        retry_delay=options.get("retry_delay"),
+        delay=_seconds(options.get("delay")),
+        not_before=options.get("not_before"),
+        timeout=_seconds(options.get("timeout")),
         deduplication_id=options.get("deduplication_id"),
         content_based_deduplication=options.get("content_based_deduplication", False),
         callback=Callback(callback) if isinstance(callback, str) else callback,
         failure_callback=Callback(failure) if isinstance(failure, str) else failure,
-        queue=options.get("queue"), flow=options.get("flow_control"),
-        label=options.get("label", ""), signature=options.get("signature", "qstash"),
+        queue=options.get("queue"),
+        flow=options.get("flow_control"),
+        label=options.get("label", ""),
+        signature=options.get("signature", "qstash"),
     )
     if topic is None and not is_url(request.destination):
         raise PublishError(f"url {url!r} must start with http:// or https://")
@@ -424,16 +473,27 @@ def copy_of(message: Message, **overrides: Any) -> Publish:
     """A publish request for the same delivery again (a retry from the dead-letter queue)."""
     callback = Callback(**message.callback) if message.callback else None
     failure = Callback(**message.failure_callback) if message.failure_callback else None
-    headers = {k: v for k, v in message.headers.items()
-               if k not in ("Upstash-Topic-Name", "Upstash-Schedule-Id", "Upstash-Caller-Ip")}
+    headers = {
+        k: v
+        for k, v in message.headers.items()
+        if k not in ("Upstash-Topic-Name", "Upstash-Schedule-Id", "Upstash-Caller-Ip")
+    }
     flow = None
     if message.flow_key:
         flow = Flow(message.flow_key)
     request = Publish(
-        destination=message.url, body=bytes(message.body), headers=headers,
-        method=message.method, retries=message.retries, retry_delay=message.retry_delay or None,
-        timeout=message.timeout, callback=callback, failure_callback=failure,
-        queue=message.queue or None, flow=flow, label=message.label,
+        destination=message.url,
+        body=bytes(message.body),
+        headers=headers,
+        method=message.method,
+        retries=message.retries,
+        retry_delay=message.retry_delay or None,
+        timeout=message.timeout,
+        callback=callback,
+        failure_callback=failure,
+        queue=message.queue or None,
+        flow=flow,
+        label=message.label,
         signature=message.signature,  # type: ignore[arg-type]
         schedule_id=message.schedule_id,
     )

@@ -31,8 +31,12 @@ MAX_DEPTH = 16
 MAX_EXP_ARGUMENT = 100.0  # e^100 ms is far beyond a day already
 
 # Headers whose value sets the next retry, in the order they are looked at.
-RETRY_AFTER_HEADERS = ("Retry-After", "X-RateLimit-Reset", "X-RateLimit-Reset-Requests",
-                       "X-RateLimit-Reset-Tokens")
+RETRY_AFTER_HEADERS = (
+    "Retry-After",
+    "X-RateLimit-Reset",
+    "X-RateLimit-Reset-Requests",
+    "X-RateLimit-Reset-Tokens",
+)
 
 
 class RetryDelayError(ValueError):
@@ -122,8 +126,9 @@ def _check(node: ast.AST, depth: int) -> None:
         _check(node.operand, depth + 1)
     elif isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCTIONS:
-            raise RetryDelayError("only pow, sqrt, abs, exp, floor, ceil, round, min and max "
-                                  "may be called")
+            raise RetryDelayError(
+                "only pow, sqrt, abs, exp, floor, ceil, round, min and max may be called"
+            )
         if node.keywords:
             raise RetryDelayError("keyword arguments are not allowed")
         _, low, high = _FUNCTIONS[node.func.id]
@@ -173,8 +178,16 @@ def evaluate(expr: str, retried: int) -> float:
 
 
 _GO_DURATION = re.compile(r"^(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h)")
-_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0,
-             "m": 60.0, "h": 3600.0}
+_GO_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
 
 
 def _go_duration(value: str) -> float | None:
@@ -185,8 +198,8 @@ def _go_duration(value: str) -> float | None:
             return None
         token = match.group(0)
         number = token.rstrip("nsuµμmh")
-        total += float(number) * _GO_UNITS[token[len(number):]]
-        rest = rest[len(token):]
+        total += float(number) * _GO_UNITS[token[len(number) :]]
+        rest = rest[len(token) :]
     return total
 
 
@@ -198,8 +211,9 @@ def parse_retry_after(value: str, *, now: float | None = None) -> float | None:
     seconds: float | None
     if re.fullmatch(r"\d+(?:\.\d+)?", value):
         seconds = float(value)
-    elif re.fullmatch(r"[0-9.]+(?:ns|us|µs|μs|ms|s|m|h)(?:[0-9.]+(?:ns|us|µs|μs|ms|s|m|h))*",
-                      value):
+    elif re.fullmatch(
+        r"[0-9.]+(?:ns|us|µs|μs|ms|s|m|h)(?:[0-9.]+(?:ns|us|µs|μs|ms|s|m|h))*", value
+    ):
         seconds = _go_duration(value)
     else:
         try:
@@ -229,9 +243,13 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
-def next_delay(retried: int, *, retry_delay: str | None = None,
-               headers: Mapping[str, str] | None = None,
-               now: float | None = None) -> tuple[float, str]:
+def next_delay(
+    retried: int,
+    *,
+    retry_delay: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    now: float | None = None,
+) -> tuple[float, str]:
     """Seconds before the next attempt after an attempt that carried ``Upstash-Retried:
     retried`` failed, and where the figure came from. A ``Retry-After``-style response header
     wins, then the message's ``retry_delay`` expression, then the default backoff. An
@@ -250,15 +268,23 @@ def next_delay(retried: int, *, retry_delay: str | None = None,
     return default_backoff(retried + 1), "default backoff"
 
 
-def classify(status: int | None, headers: Mapping[str, str] | None = None, *, retried: int,
-             retry_delay: str | None = None, now: float | None = None) -> Decision:
+def classify(
+    status: int | None,
+    headers: Mapping[str, str] | None = None,
+    *,
+    retried: int,
+    retry_delay: str | None = None,
+    now: float | None = None,
+) -> Decision:
     """What to do after an attempt: ``status`` None means no response (timeout, connection
     error). Whether retries are exhausted is the caller's business."""
     headers = headers or {}
     if status is not None and 200 <= status < 300:
         return Decision("success", None, f"HTTP {status}")
-    if status == 489 and (_header(headers, "Upstash-NonRetryable-Error") or "").strip().lower() \
-            == "true":
+    if (
+        status == 489
+        and (_header(headers, "Upstash-NonRetryable-Error") or "").strip().lower() == "true"
+    ):
         return Decision("dead", None, "HTTP 489 with Upstash-NonRetryable-Error: true")
     delay, source = next_delay(retried, retry_delay=retry_delay, headers=headers, now=now)
     what = "no response" if status is None else f"HTTP {status}"

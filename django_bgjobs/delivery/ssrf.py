@@ -39,18 +39,19 @@ Resolver = Callable[..., list[tuple[Any, ...]]]
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
-METADATA = frozenset({
-    ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack, DigitalOcean...
-    ipaddress.ip_address("fd00:ec2::254"),  # AWS IMDS over IPv6
-    ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
-    ipaddress.ip_address("192.0.0.192"),  # Oracle Cloud (classic)
-})
+METADATA = frozenset(
+    {
+        ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack, DigitalOcean...
+        ipaddress.ip_address("fd00:ec2::254"),  # AWS IMDS over IPv6
+        ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
+        ipaddress.ip_address("192.0.0.192"),  # Oracle Cloud (classic)
+    }
+)
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 
-_LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost",
-                          "ip6-loopback"})
+_LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 _NUMERIC_PART = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)$")
 
@@ -104,8 +105,9 @@ class Allowlist:
         candidates: list[IPAddress] = [ip]
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
             candidates.append(ip.ipv4_mapped)
-        return any(c.version == net.version and c in net
-                   for c in candidates for net in self.networks)
+        return any(
+            c.version == net.version and c in net for c in candidates for net in self.networks
+        )
 
 
 def configured_allowlist() -> Allowlist:
@@ -215,8 +217,9 @@ def _normalise_host(raw: str) -> str | IPAddress:
     return host
 
 
-def check_url(url: str, *, allow: Allowlist | None = None,
-              resolver: Resolver | None = None) -> Target:
+def check_url(
+    url: str, *, allow: Allowlist | None = None, resolver: Resolver | None = None
+) -> Target:
     """Check ``url`` and resolve its host once; the returned ``Target.address`` is pinned."""
     if allow is None:
         allow = configured_allowlist()
@@ -260,10 +263,17 @@ def check_url(url: str, *, allow: Allowlist | None = None,
             allowlisted = True
             continue
         shown = name if str(ip) == name else f"{name} ({ip})"
-        raise Refused(f"{shown} is {reason}; add the host to BGJOBS['DELIVERY_ALLOW_HOSTS'] "
-                      f"to allow it")
-    return Target(url=url, scheme=scheme, host=name, port=port, address=str(addresses[0]),
-                  allowlisted=allowlisted)
+        raise Refused(
+            f"{shown} is {reason}; add the host to BGJOBS['DELIVERY_ALLOW_HOSTS'] to allow it"
+        )
+    return Target(
+        url=url,
+        scheme=scheme,
+        host=name,
+        port=port,
+        address=str(addresses[0]),
+        allowlisted=allowlisted,
+    )
 
 
 def _resolve(host: str, port: int, resolver: Resolver) -> list[IPAddress]:

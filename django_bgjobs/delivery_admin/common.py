@@ -17,17 +17,32 @@ from django_bgjobs.delivery.models import (
 
 # QStash's message states (lifecycle.message_state), as badges.
 STATE_COLOURS: dict[str, str] = {
-    "CREATED": "#5c636a", "ACTIVE": "#0b5ed7", "RETRY": "#a04a00", "DELIVERED": "#146c43",
-    "FAILED": "#b02a37", "CANCELLED": "#495057",
+    "CREATED": "#5c636a",
+    "ACTIVE": "#0b5ed7",
+    "RETRY": "#a04a00",
+    "DELIVERED": "#146c43",
+    "FAILED": "#b02a37",
+    "CANCELLED": "#495057",
 }
 OUTCOME_COLOURS: dict[str, str] = {
-    "delivered": "#146c43", "retry": "#a04a00", "failed": "#b02a37", "refused": "#b02a37",
+    "delivered": "#146c43",
+    "retry": "#a04a00",
+    "failed": "#b02a37",
+    "refused": "#b02a37",
 }
 BODY_SHOWN = 64 * 1024  # characters of a message's body its page shows
 # Header values hidden from staff who are not superusers: credentials forwarded to the
 # destination (Upstash-Forward-Authorization arrives as Authorization).
-SECRET_HEADER_WORDS = ("authorization", "cookie", "token", "secret", "password", "api-key",
-                       "apikey", "signature")
+SECRET_HEADER_WORDS = (
+    "authorization",
+    "cookie",
+    "token",
+    "secret",
+    "password",
+    "api-key",
+    "apikey",
+    "signature",
+)
 
 
 def message_url(message_id: str) -> str:
@@ -76,5 +91,9 @@ def bytes_view(raw: bytes) -> BytesView:
         kind = "json"
     except (ValueError, RecursionError):
         text, kind = raw[:BODY_SHOWN].decode("utf-8", errors="replace"), "text"
-    return BytesView(kind, text[:BODY_SHOWN], len(raw), cut=len(text) > BODY_SHOWN or (
-        kind == "text" and len(raw) > BODY_SHOWN))
+    return BytesView(
+        kind,
+        text[:BODY_SHOWN],
+        len(raw),
+        cut=len(text) > BODY_SHOWN or (kind == "text" and len(raw) > BODY_SHOWN),
+    )

@@ -71,17 +71,25 @@ class ApiTokenAdmin(_TokenAdminBase):
             setattr(obj, name, getattr(made, name))
         obj._bgjobs_raw_token = raw  # type: ignore[attr-defined]  # for response_add only
 
-    def response_add(self, request: HttpRequest, obj: ApiToken,
-                     post_url_continue: str | None = None) -> HttpResponse:
+    def response_add(
+        self, request: HttpRequest, obj: ApiToken, post_url_continue: str | None = None
+    ) -> HttpResponse:
         """The token, on this response only: not in a message (kept in the session or a
         cookie until shown), not in the LogEntry, never again."""
         raw: str = obj._bgjobs_raw_token  # type: ignore[attr-defined]
-        response = TemplateResponse(request, "admin/django_bgjobs/apitoken/token_created.html", {
-            **self.admin_site.each_context(request), "opts": self.opts, "token": obj,
-            "raw_token": raw, "title": _("API token created"),
-            "change_url": reverse("admin:django_bgjobs_apitoken_change", args=[obj.pk]),
-            "changelist_url": reverse("admin:django_bgjobs_apitoken_changelist"),
-        })
+        response = TemplateResponse(
+            request,
+            "admin/django_bgjobs/apitoken/token_created.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "token": obj,
+                "raw_token": raw,
+                "title": _("API token created"),
+                "change_url": reverse("admin:django_bgjobs_apitoken_change", args=[obj.pk]),
+                "changelist_url": reverse("admin:django_bgjobs_apitoken_changelist"),
+            },
+        )
         response["Cache-Control"] = "no-store"
         return response
 
@@ -95,8 +103,9 @@ class ApiTokenAdmin(_TokenAdminBase):
         done, skipped = apply_each(self, request, queryset, deactivate_one)
         self.message_user(request, f"{done} token(s) deactivated.", messages.SUCCESS)
         if skipped:
-            self.message_user(request, f"{skipped} token(s) were inactive already.",
-                              messages.WARNING)
+            self.message_user(
+                request, f"{skipped} token(s) were inactive already.", messages.WARNING
+            )
 
 
 def masked(key: str) -> str:
@@ -125,8 +134,7 @@ class SigningKeysAdmin(_KeysAdminBase):
     next_full = _key_column("next", _("next"), reveal=True)
     next_masked = _key_column("next", _("next"), reveal=False)
     standard_full = _key_column("standard_secret", _("Standard Webhooks secret"), reveal=True)
-    standard_masked = _key_column("standard_secret", _("Standard Webhooks secret"),
-                                  reveal=False)
+    standard_masked = _key_column("standard_secret", _("Standard Webhooks secret"), reveal=False)
     rotated = _time_column("rotated_at", _("rotated"))
 
     @staticmethod
@@ -139,26 +147,34 @@ class SigningKeysAdmin(_KeysAdminBase):
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         end = self._suffix(request)
-        return [f"current_{end}", f"next_{end}", "previous_display", "rotated",
-                f"standard_{end}"]
+        return [f"current_{end}", f"next_{end}", "previous_display", "rotated", f"standard_{end}"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return list(self.get_fields(request, obj))
 
-    def changelist_view(self, request: HttpRequest,
-                        extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         from django_bgjobs.delivery.keys import signing_keys
 
         if self.has_view_permission(request):
             signing_keys()  # made on first use: the list is never empty
         return super().changelist_view(request, extra_context)
 
-    def render_change_form(self, request: HttpRequest, context: dict[str, Any],
-                           add: bool = False, change: bool = False, form_url: str = "",
-                           obj: SigningKeys | None = None) -> HttpResponse:
-        context.update(can_rotate=self.has_rotate_permission(request),
-                       changelist_url=reverse("admin:django_bgjobs_signingkeys_changelist"),
-                       overlap=int(bgjobs_settings.DELIVERY_KEY_OVERLAP.total_seconds()))
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: SigningKeys | None = None,
+    ) -> HttpResponse:
+        context.update(
+            can_rotate=self.has_rotate_permission(request),
+            changelist_url=reverse("admin:django_bgjobs_signingkeys_changelist"),
+            overlap=int(bgjobs_settings.DELIVERY_KEY_OVERLAP.total_seconds()),
+        )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description=_("previous current key"))
@@ -169,8 +185,11 @@ class SigningKeysAdmin(_KeysAdminBase):
         left = keys.rotated_at + bgjobs_settings.DELIVERY_KEY_OVERLAP
         if left <= timezone.now():
             return "no longer accepted (the overlap after the last rotation is over)"
-        return format_html("…{}: accepted by this project's own receivers until {}",
-                           keys.previous[-4:], precise_time(left))
+        return format_html(
+            "…{}: accepted by this project's own receivers until {}",
+            keys.previous[-4:],
+            precise_time(left),
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # one row, made on first use
@@ -184,18 +203,26 @@ class SigningKeysAdmin(_KeysAdminBase):
     def has_rotate_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("django_bgjobs.rotate_signingkeys")
 
-    @admin.action(description=_("Rotate keys (next becomes current, a new next is drawn)"),
-                  permissions=["rotate"])
-    def rotate_keys(self, request: HttpRequest,
-                    queryset: QuerySet[SigningKeys]) -> HttpResponse | None:
+    @admin.action(
+        description=_("Rotate keys (next becomes current, a new next is drawn)"),
+        permissions=["rotate"],
+    )
+    def rotate_keys(
+        self, request: HttpRequest, queryset: QuerySet[SigningKeys]
+    ) -> HttpResponse | None:
         from django_bgjobs.delivery.keys import rotate
 
         keys = rotate()
         self.log_change(request, keys, "Rotated the signing keys.")
-        self.message_user(request, "Keys rotated: deliveries are now signed with the former "
-                                   "next key. Give receivers the new current and next keys "
-                                   "before rotating again.", messages.SUCCESS)
+        self.message_user(
+            request,
+            "Keys rotated: deliveries are now signed with the former "
+            "next key. Give receivers the new current and next keys "
+            "before rotating again.",
+            messages.SUCCESS,
+        )
         if request.POST.get("_bgjobs_back"):
-            return HttpResponseRedirect(reverse("admin:django_bgjobs_signingkeys_change",
-                                                args=[keys.pk]))
+            return HttpResponseRedirect(
+                reverse("admin:django_bgjobs_signingkeys_change", args=[keys.pk])
+            )
         return None

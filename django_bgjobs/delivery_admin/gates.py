@@ -33,23 +33,40 @@ else:
 
 def _waiting(field: str) -> Any:
     """Messages of the row's queue / flow key still waiting to be let through (its lag)."""
-    rows = Message.objects.filter(**{field: OuterRef("name" if field == "queue" else "key")},
-                                  admitted_at__isnull=True, cancelled_at__isnull=True)
-    return Coalesce(Subquery(rows.values(field).annotate(n=Count("pk")).values("n")[:1],
-                             output_field=IntegerField()), 0)
+    rows = Message.objects.filter(
+        **{field: OuterRef("name" if field == "queue" else "key")},
+        admitted_at__isnull=True,
+        cancelled_at__isnull=True,
+    )
+    return Coalesce(
+        Subquery(
+            rows.values(field).annotate(n=Count("pk")).values("n")[:1], output_field=IntegerField()
+        ),
+        0,
+    )
 
 
 def _in_delivery(field: str) -> Any:
     """Messages of the row's queue / flow key admitted and not finished."""
-    rows = Message.objects.filter(**{field: OuterRef("name" if field == "queue" else "key")},
-                                  admitted_at__isnull=False, job__status__in=UNFINISHED)
-    return Coalesce(Subquery(rows.values(field).annotate(n=Count("pk")).values("n")[:1],
-                             output_field=IntegerField()), 0)
+    rows = Message.objects.filter(
+        **{field: OuterRef("name" if field == "queue" else "key")},
+        admitted_at__isnull=False,
+        job__status__in=UNFINISHED,
+    )
+    return Coalesce(
+        Subquery(
+            rows.values(field).annotate(n=Count("pk")).values("n")[:1], output_field=IntegerField()
+        ),
+        0,
+    )
 
 
 class DeliveryQueueForm(forms.ModelForm):  # type: ignore[type-arg]
-    parallelism = forms.IntegerField(min_value=1, initial=1, help_text=_(
-        "Messages of the queue in delivery at once (retries included)."))
+    parallelism = forms.IntegerField(
+        min_value=1,
+        initial=1,
+        help_text=_("Messages of the queue in delivery at once (retries included)."),
+    )
 
     class Meta:
         model = DeliveryQueue
@@ -74,8 +91,11 @@ class DeliveryQueueAdmin(_QueueAdminBase):
     updated = _time_column("updated_at", _("updated"))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[DeliveryQueue]:
-        return super().get_queryset(request).annotate(
-            waiting=_waiting("queue"), delivering=_in_delivery("queue"))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(waiting=_waiting("queue"), delivering=_in_delivery("queue"))
+        )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["name"] if obj is not None else []  # its messages name it
@@ -84,11 +104,22 @@ class DeliveryQueueAdmin(_QueueAdminBase):
         """A queue with messages still waiting is protected: they would wait for a queue that
         is gone. Django then refuses the deletion (one queue or several) and says why."""
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        busy = (Message.objects.filter(queue__in=[queue.name for queue in objs],
-                                       admitted_at__isnull=True, cancelled_at__isnull=True)
-                .values_list("queue", flat=True).distinct())
-        protected = [*protected, *(f"queue {name}: messages are waiting in it (cancel them, "
-                                   "or let them through first)" for name in busy)]
+        busy = (
+            Message.objects.filter(
+                queue__in=[queue.name for queue in objs],
+                admitted_at__isnull=True,
+                cancelled_at__isnull=True,
+            )
+            .values_list("queue", flat=True)
+            .distinct()
+        )
+        protected = [
+            *protected,
+            *(
+                f"queue {name}: messages are waiting in it (cancel them, or let them through first)"
+                for name in busy
+            ),
+        ]
         return deleted, counts, perms_needed, protected
 
     @admin.display(description=_("lag (waiting)"), ordering="waiting")
@@ -99,8 +130,7 @@ class DeliveryQueueAdmin(_QueueAdminBase):
     def active(self, queue: DeliveryQueue) -> int:
         return int(getattr(queue, "delivering", 0))
 
-    def save_model(self, request: HttpRequest, obj: DeliveryQueue, form: Any,
-                   change: Any) -> None:
+    def save_model(self, request: HttpRequest, obj: DeliveryQueue, form: Any, change: Any) -> None:
         obj.updated_at = timezone.now()
         if not change:
             obj.created_at = obj.updated_at
@@ -112,8 +142,7 @@ class FlowControlAdmin(_FlowAdminBase):
     """The limits are set by the publishes that name the key (the last one wins): read-only
     here. Pausing is the admin's."""
 
-    list_display = ("key", "parallelism", "rate", "period", "paused", "lag", "active",
-                    "updated")
+    list_display = ("key", "parallelism", "rate", "period", "paused", "lag", "active", "updated")
     list_editable = ("paused",)
     list_filter = ("paused",)
     search_fields = ("key",)
@@ -123,8 +152,11 @@ class FlowControlAdmin(_FlowAdminBase):
     updated = _time_column("updated_at", _("updated"))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[FlowControl]:
-        return super().get_queryset(request).annotate(
-            waiting=_waiting("flow_key"), delivering=_in_delivery("flow_key"))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(waiting=_waiting("flow_key"), delivering=_in_delivery("flow_key"))
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # made by the first publish naming the key
@@ -137,7 +169,6 @@ class FlowControlAdmin(_FlowAdminBase):
     def active(self, flow: FlowControl) -> int:
         return int(getattr(flow, "delivering", 0))
 
-    def save_model(self, request: HttpRequest, obj: FlowControl, form: Any,
-                   change: Any) -> None:
+    def save_model(self, request: HttpRequest, obj: FlowControl, form: Any, change: Any) -> None:
         obj.updated_at = timezone.now()
         super().save_model(request, obj, form, change)

@@ -34,8 +34,11 @@ else:
 class EndpointFormSet(_EndpointFormSetBase):
     def clean(self) -> None:
         super().clean()
-        urls = [form.cleaned_data.get("url") for form in self.forms
-                if form.cleaned_data and not form.cleaned_data.get("DELETE")]
+        urls = [
+            form.cleaned_data.get("url")
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        ]
         if len(urls) != len(set(urls)):
             raise ValidationError(_("An endpoint URL appears twice in this group."))
 

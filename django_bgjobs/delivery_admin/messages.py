@@ -65,13 +65,17 @@ class MessageStateFilter(admin.SimpleListFilter):
             case "RETRY":
                 return queryset.filter(job__status=JobStatus.RETRYING)
             case "DELIVERED":
-                return queryset.filter(Q(job__status=JobStatus.SUCCEEDED) | Q(
-                    job__isnull=True, admitted_at__isnull=False, cancelled_at__isnull=True))
+                return queryset.filter(
+                    Q(job__status=JobStatus.SUCCEEDED)
+                    | Q(job__isnull=True, admitted_at__isnull=False, cancelled_at__isnull=True)
+                )
             case "FAILED":
                 return queryset.filter(job__status=JobStatus.DEAD)
             case "CANCELLED":
-                return queryset.filter(Q(job__status=JobStatus.CANCELLED) | Q(
-                    job__isnull=True, cancelled_at__isnull=False))
+                return queryset.filter(
+                    Q(job__status=JobStatus.CANCELLED)
+                    | Q(job__isnull=True, cancelled_at__isnull=False)
+                )
         return queryset
 
 
@@ -97,8 +101,11 @@ class KindFilter(admin.SimpleListFilter):
     parameter_name = "kind"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("message", "published"), ("callback", "callback"),
-                ("failure_callback", "failure callback")]
+        return [
+            ("message", "published"),
+            ("callback", "callback"),
+            ("failure_callback", "failure callback"),
+        ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         return queryset.filter(kind=self.value()) if self.value() else queryset
@@ -135,11 +142,15 @@ class QueueFilter(_NamesFilter):
 
 
 class MessageChangeList(ChangeList):
-    def get_queryset(self, request: HttpRequest,
-                     exclude_parameters: list[str | None] | None = None) -> QuerySet[Any]:
+    def get_queryset(
+        self, request: HttpRequest, exclude_parameters: list[str | None] | None = None
+    ) -> QuerySet[Any]:
         # The list shows neither the body nor the headers: not read (bodies can be large).
-        return super().get_queryset(request, exclude_parameters).defer(
-            "body", "headers", "callback", "failure_callback")
+        return (
+            super()
+            .get_queryset(request, exclude_parameters)
+            .defer("body", "headers", "callback", "failure_callback")
+        )
 
 
 @admin.register(Message)
@@ -147,10 +158,25 @@ class MessageAdmin(_MessageAdminBase):
     """Read-only: a message's state is its delivery job's. Cancel and retry from the DLQ go
     through lifecycle.py, as the API's do."""
 
-    list_display = ("id", "url_display", "state_display", "attempts_display", "topic", "queue",
-                    "created", "next_display", "schedule_display")
-    list_filter = (MessageStateFilter, DeadLetterFilter, TopicFilter, QueueFilter, KindFilter,
-                   "created_at")
+    list_display = (
+        "id",
+        "url_display",
+        "state_display",
+        "attempts_display",
+        "topic",
+        "queue",
+        "created",
+        "next_display",
+        "schedule_display",
+    )
+    list_filter = (
+        MessageStateFilter,
+        DeadLetterFilter,
+        TopicFilter,
+        QueueFilter,
+        KindFilter,
+        "created_at",
+    )
     search_fields = ("=id", "^url", "=dlq_id", "=schedule_id", "=label", "=flow_key")
     list_per_page = 50
     show_full_result_count = False  # no COUNT(*) over every message on each page load
@@ -158,14 +184,60 @@ class MessageAdmin(_MessageAdminBase):
     show_facets = admin.ShowFacets.NEVER
     actions = ("cancel_messages", "retry_dead_letters")
     fieldsets = (
-        (None, {"fields": ("id", "url", "method", "state_display", "job_display", "kind",
-                           "source_display", "label")}),
-        (_("Routing"), {"fields": ("topic", "endpoint_name", "queue", "flow_key",
-                                   "schedule_display", "caller_ip", "signature")}),
-        (_("Retries and callbacks"), {"fields": ("retries", "retry_delay", "timeout",
-                                                 "callback_display", "failure_callback_display")}),
-        (_("Timing"), {"fields": ("created", "not_before_display", "admitted", "cancelled",
-                                  "dlq_id", "dlq_removed")}),
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "url",
+                    "method",
+                    "state_display",
+                    "job_display",
+                    "kind",
+                    "source_display",
+                    "label",
+                )
+            },
+        ),
+        (
+            _("Routing"),
+            {
+                "fields": (
+                    "topic",
+                    "endpoint_name",
+                    "queue",
+                    "flow_key",
+                    "schedule_display",
+                    "caller_ip",
+                    "signature",
+                )
+            },
+        ),
+        (
+            _("Retries and callbacks"),
+            {
+                "fields": (
+                    "retries",
+                    "retry_delay",
+                    "timeout",
+                    "callback_display",
+                    "failure_callback_display",
+                )
+            },
+        ),
+        (
+            _("Timing"),
+            {
+                "fields": (
+                    "created",
+                    "not_before_display",
+                    "admitted",
+                    "cancelled",
+                    "dlq_id",
+                    "dlq_removed",
+                )
+            },
+        ),
     )
 
     created = _time_column("created_at", _("created"))
@@ -199,9 +271,15 @@ class MessageAdmin(_MessageAdminBase):
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("django_bgjobs.retry_message")
 
-    def render_change_form(self, request: HttpRequest, context: dict[str, Any],
-                           add: bool = False, change: bool = False, form_url: str = "",
-                           obj: Message | None = None) -> HttpResponse:
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Message | None = None,
+    ) -> HttpResponse:
         if obj is not None:
             state = state_of(obj)
             attempts = list(DeliveryAttempt.objects.filter(message=obj).order_by("id"))
@@ -211,19 +289,24 @@ class MessageAdmin(_MessageAdminBase):
                 attempts=[self._attempt_row(request, a) for a in attempts],
                 can_cancel=state in ("CREATED", "ACTIVE", "RETRY")
                 and self.has_cancel_permission(request),
-                can_retry=bool(obj.dlq_id) and obj.dlq_removed_at is None
+                can_retry=bool(obj.dlq_id)
+                and obj.dlq_removed_at is None
                 and self.has_retry_permission(request),
-                changelist_url=reverse("admin:django_bgjobs_message_changelist"))
+                changelist_url=reverse("admin:django_bgjobs_message_changelist"),
+            )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     @staticmethod
     def _attempt_row(request: HttpRequest, attempt: DeliveryAttempt) -> dict[str, Any]:
         return {
-            "retried": attempt.retried, "started": precise_time(attempt.started_at),
+            "retried": attempt.retried,
+            "started": precise_time(attempt.started_at),
             "duration": "-" if attempt.duration_ms is None else f"{attempt.duration_ms} ms",
             "outcome": status_badge(attempt.outcome, attempt.outcome, OUTCOME_COLOURS),
-            "status": attempt.status or "-", "address": attempt.address or "-",
-            "error": attempt.error, "next": precise_time(attempt.next_attempt_at),
+            "status": attempt.status or "-",
+            "address": attempt.address or "-",
+            "error": attempt.error,
+            "next": precise_time(attempt.next_attempt_at),
             "headers": shown_headers(request, attempt.response_headers),
             "body": bytes_view(bytes(attempt.response_body)),
             "truncated": attempt.body_truncated,
@@ -261,15 +344,22 @@ class MessageAdmin(_MessageAdminBase):
     def schedule_display(self, message: Message) -> str:
         if not message.schedule_id:
             return "-"
-        return format_html('<a href="{}">{}</a>', reverse(
-            "admin:django_bgjobs_messageschedule_change", args=[quote(message.schedule_id)]),
-            message.schedule_id)
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse(
+                "admin:django_bgjobs_messageschedule_change", args=[quote(message.schedule_id)]
+            ),
+            message.schedule_id,
+        )
 
     @admin.display(description=_("delivery job"))
     def job_display(self, message: Message) -> str:
         if message.job is None:
-            return "none yet (waiting for its queue or flow-control key)" if (
-                message.admitted_at is None and message.cancelled_at is None) else "-"
+            return (
+                "none yet (waiting for its queue or flow-control key)"
+                if (message.admitted_at is None and message.cancelled_at is None)
+                else "-"
+            )
         return job_badge_link(message.job)
 
     @admin.display(description=_("callback of"))
@@ -296,23 +386,33 @@ class MessageAdmin(_MessageAdminBase):
         return None
 
     @admin.action(description=_("Cancel selected messages"), permissions=["cancel"])
-    def cancel_messages(self, request: HttpRequest,
-                        queryset: QuerySet[Message]) -> HttpResponse | None:
+    def cancel_messages(
+        self, request: HttpRequest, queryset: QuerySet[Message]
+    ) -> HttpResponse | None:
         from django_bgjobs.delivery.lifecycle import cancel
 
-        done, skipped = apply_each(self, request, queryset,
-                                   lambda m: "Cancelled." if cancel(m.pk) else None)
-        self.message_user(request, f"{done} message(s) cancelled (an attempt in flight "
-                                   "finishes; no other follows).", messages.SUCCESS)
+        done, skipped = apply_each(
+            self, request, queryset, lambda m: "Cancelled." if cancel(m.pk) else None
+        )
+        self.message_user(
+            request,
+            f"{done} message(s) cancelled (an attempt in flight finishes; no other follows).",
+            messages.SUCCESS,
+        )
         if skipped:
-            self.message_user(request, f"{skipped} message(s) skipped: already delivered, "
-                                       "failed or cancelled.", messages.WARNING)
+            self.message_user(
+                request,
+                f"{skipped} message(s) skipped: already delivered, failed or cancelled.",
+                messages.WARNING,
+            )
         return self._back(request)
 
-    @admin.action(description=_("Retry selected messages from the dead-letter queue"),
-                  permissions=["retry"])
-    def retry_dead_letters(self, request: HttpRequest,
-                           queryset: QuerySet[Message]) -> HttpResponse | None:
+    @admin.action(
+        description=_("Retry selected messages from the dead-letter queue"), permissions=["retry"]
+    )
+    def retry_dead_letters(
+        self, request: HttpRequest, queryset: QuerySet[Message]
+    ) -> HttpResponse | None:
         from django_bgjobs.delivery.lifecycle import retry_dead
 
         new: list[str] = []
@@ -328,11 +428,19 @@ class MessageAdmin(_MessageAdminBase):
 
         done, skipped = apply_each(self, request, queryset, retry_one)
         if new:
-            self.message_user(request, format_html(
-                "{} message(s) published again: {}.", len(new),
-                format_html(", ".join(["{}"] * len(new)), *(message_link(m) for m in new))),
-                messages.SUCCESS)
+            self.message_user(
+                request,
+                format_html(
+                    "{} message(s) published again: {}.",
+                    len(new),
+                    format_html(", ".join(["{}"] * len(new)), *(message_link(m) for m in new)),
+                ),
+                messages.SUCCESS,
+            )
         if skipped:
-            self.message_user(request, f"{skipped} message(s) skipped: not in the dead-letter "
-                                       "queue.", messages.WARNING)
+            self.message_user(
+                request,
+                f"{skipped} message(s) skipped: not in the dead-letter queue.",
+                messages.WARNING,
+            )
         return self._back(request)

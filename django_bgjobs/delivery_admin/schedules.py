@@ -47,8 +47,7 @@ class ScheduleStateFilter(admin.SimpleListFilter):
         if self.value() == "active":
             return queryset.filter(periodic_task__enabled=True)
         if self.value() == "paused":
-            return queryset.filter(Q(periodic_task__isnull=True) |
-                                   Q(periodic_task__enabled=False))
+            return queryset.filter(Q(periodic_task__isnull=True) | Q(periodic_task__enabled=False))
         return queryset
 
 
@@ -57,15 +56,35 @@ class MessageScheduleAdmin(_ScheduleAdminBase):
     """Made through the API or ``message_schedules.create()``: read-only here, except pausing,
     resuming and deleting (which removes its beat task too)."""
 
-    list_display = ("id", "destination", "cron", "state_display", "next_run_display",
-                    "last_fired_display", "last_message_display")
+    list_display = (
+        "id",
+        "destination",
+        "cron",
+        "state_display",
+        "next_run_display",
+        "last_fired_display",
+        "last_message_display",
+    )
     list_filter = (ScheduleStateFilter,)
     search_fields = ("=id", "^destination")
     actions = ("pause_schedules", "resume_schedules")
     fieldsets = (
-        (None, {"fields": ("id", "destination", "cron", "state_display", "next_run_display",
-                           "last_fired_display", "last_message_display", "queue",
-                           "created")}),
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "destination",
+                    "cron",
+                    "state_display",
+                    "next_run_display",
+                    "last_fired_display",
+                    "last_message_display",
+                    "queue",
+                    "created",
+                )
+            },
+        ),
         (_("Message template"), {"fields": ("method_display", "template_options")}),
     )
 
@@ -123,8 +142,9 @@ class MessageScheduleAdmin(_ScheduleAdminBase):
     def last_fired_display(self, row: MessageSchedule) -> str:
         if row.last_fired_at is None:
             return "never"
-        return format_html("{} ({})", precise_time(row.last_fired_at)[:-4],
-                           _ago(row.last_fired_at, timezone.now()))
+        return format_html(
+            "{} ({})", precise_time(row.last_fired_at)[:-4], _ago(row.last_fired_at, timezone.now())
+        )
 
     @admin.display(description=_("last message"))
     def last_message_display(self, row: MessageSchedule) -> str:
@@ -137,28 +157,46 @@ class MessageScheduleAdmin(_ScheduleAdminBase):
     @admin.display(description=_("options"))
     def template_options(self, row: MessageSchedule) -> str:
         template = self._template(row)
-        shown = {name: value for name, value in (
-            ("retries", template.retries), ("retry_delay", template.retry_delay),
-            ("delay", template.delay), ("timeout", template.timeout),
-            ("callback", template.callback and template.callback.url),
-            ("failure_callback", template.failure_callback and template.failure_callback.url),
-            ("queue", template.queue), ("flow_control", template.flow and template.flow.key),
-            ("label", template.label), ("signature", template.signature)) if value}
+        shown = {
+            name: value
+            for name, value in (
+                ("retries", template.retries),
+                ("retry_delay", template.retry_delay),
+                ("delay", template.delay),
+                ("timeout", template.timeout),
+                ("callback", template.callback and template.callback.url),
+                ("failure_callback", template.failure_callback and template.failure_callback.url),
+                ("queue", template.queue),
+                ("flow_control", template.flow and template.flow.key),
+                ("label", template.label),
+                ("signature", template.signature),
+            )
+            if value
+        }
         return pretty_json(shown)
 
-    def render_change_form(self, request: HttpRequest, context: dict[str, Any],
-                           add: bool = False, change: bool = False, form_url: str = "",
-                           obj: MessageSchedule | None = None) -> HttpResponse:
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: MessageSchedule | None = None,
+    ) -> HttpResponse:
         if obj is not None:
             template = self._template(obj)
-            context.update(request_headers=shown_headers(request, dict(template.headers)),
-                           request_body=bytes_view(template.body))
+            context.update(
+                request_headers=shown_headers(request, dict(template.headers)),
+                request_body=bytes_view(template.body),
+            )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     # --- actions ---
 
-    def _toggle(self, request: HttpRequest, queryset: Iterable[MessageSchedule],
-                paused: bool) -> None:
+    def _toggle(
+        self, request: HttpRequest, queryset: Iterable[MessageSchedule], paused: bool
+    ) -> None:
         from django_bgjobs.delivery.message_schedules import pause, resume
 
         def toggle(row: MessageSchedule) -> str | None:
@@ -171,16 +209,16 @@ class MessageScheduleAdmin(_ScheduleAdminBase):
         verb = "paused" if paused else "resumed"
         self.message_user(request, f"{done} schedule(s) {verb}.", messages.SUCCESS)
         if skipped:
-            self.message_user(request, f"{skipped} schedule(s) were {verb} already.",
-                              messages.WARNING)
+            self.message_user(
+                request, f"{skipped} schedule(s) were {verb} already.", messages.WARNING
+            )
 
     @admin.action(description=_("Pause selected schedules"), permissions=["pause"])
-    def pause_schedules(self, request: HttpRequest,
-                        queryset: QuerySet[MessageSchedule]) -> None:
+    def pause_schedules(self, request: HttpRequest, queryset: QuerySet[MessageSchedule]) -> None:
         self._toggle(request, queryset, paused=True)
 
-    @admin.action(description=_("Resume selected schedules (from their next slot)"),
-                  permissions=["pause"])
-    def resume_schedules(self, request: HttpRequest,
-                         queryset: QuerySet[MessageSchedule]) -> None:
+    @admin.action(
+        description=_("Resume selected schedules (from their next slot)"), permissions=["pause"]
+    )
+    def resume_schedules(self, request: HttpRequest, queryset: QuerySet[MessageSchedule]) -> None:
         self._toggle(request, queryset, paused=False)

@@ -19,9 +19,11 @@ from django_bgjobs.delivery.models import ApiToken
 from django_bgjobs.qstash_api import tokens
 
 QUERY_TOKEN = "qstash_token"
-INVALID = ("invalid token: no active API token has this value (mistyped, deactivated, or "
-           "its user is inactive); create one with 'manage.py bgjobs create-token' or in the "
-           "admin (API tokens)")
+INVALID = (
+    "invalid token: no active API token has this value (mistyped, deactivated, or "
+    "its user is inactive); create one with 'manage.py bgjobs create-token' or in the "
+    "admin (API tokens)"
+)
 
 
 class BearerTokenAuthentication(BaseAuthentication):
@@ -31,19 +33,22 @@ class BearerTokenAuthentication(BaseAuthentication):
         if QUERY_TOKEN in request._request.GET:
             raise exceptions.AuthenticationFailed(
                 "tokens in the query string are refused (they end up in logs): "
-                "send it as 'Authorization: Bearer <token>'")
+                "send it as 'Authorization: Bearer <token>'"
+            )
         header = get_authorization_header(request).split()
         if not header:
             return None  # NotAuthenticated, from the permission
         if header[0].lower() != b"bearer" or len(header) != 2:
             raise exceptions.AuthenticationFailed(
-                "the Authorization header must be 'Bearer <token>'")
+                "the Authorization header must be 'Bearer <token>'"
+            )
         try:
             raw = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed(
                 "invalid token: it holds characters that are not ASCII; send the bgq_... "
-                "value create-token printed") from None
+                "value create-token printed"
+            ) from None
         token = tokens.authenticate(raw)
         if token is None:
             raise exceptions.AuthenticationFailed(INVALID)

@@ -84,8 +84,7 @@ def rebuild(request: HttpRequest, decoded: str) -> str:
             destination = tail + ("?" + raw_query if "?" in raw else "")
     if destination is None:
         query = request.META.get("QUERY_STRING", "")
-        destination = quote(decoded, safe=_SAFE, encoding="utf-8") + (
-            "?" + query if query else "")
+        destination = quote(decoded, safe=_SAFE, encoding="utf-8") + ("?" + query if query else "")
     return _MERGED_SCHEME.sub(lambda m: m.group(1) + "://", destination, count=1)
 
 
@@ -98,8 +97,10 @@ def is_url(destination: str) -> bool:
 def check(destination: str) -> str:
     """The destination if it is an http(s) URL with a host or a URL group's name."""
     if not destination:
-        raise DestinationError("the destination is missing: put the URL or the URL group "
-                               "name after the path, e.g. /v2/publish/https://example.com/hook")
+        raise DestinationError(
+            "the destination is missing: put the URL or the URL group "
+            "name after the path, e.g. /v2/publish/https://example.com/hook"
+        )
     if is_url(destination):
         try:
             parts = urlsplit(destination)
@@ -109,11 +110,14 @@ def check(destination: str) -> str:
         if not parts.hostname:
             raise DestinationError(f"invalid destination URL {destination!r}: no host")
         if any(ord(c) < 0x21 or c == "\x7f" for c in destination):
-            raise DestinationError("the destination URL holds spaces or control characters: "
-                                   "percent-encode them (a space is %20)")
+            raise DestinationError(
+                "the destination URL holds spaces or control characters: "
+                "percent-encode them (a space is %20)"
+            )
         return destination
     if "://" in destination or not _TOPIC_NAME.fullmatch(destination):
         raise DestinationError(
             f"invalid destination {destination!r}: an http(s) URL or a URL group name "
-            "(letters, digits, '.', '_', '-')")
+            "(letters, digits, '.', '_', '-')"
+        )
     return destination

@@ -34,8 +34,7 @@ def parse_duration(value: str, *, maximum: float = MAX_SECONDS) -> float:
             seconds += float(part.group(1)) * _UNITS[part.group(2)]
             position = part.end()
         if not seen or position != len(text):
-            raise DurationError(
-                f"{value!r} is not a duration (like 30s, 10m, 1d10h30m)")
+            raise DurationError(f"{value!r} is not a duration (like 30s, 10m, 1d10h30m)")
     if not math.isfinite(seconds) or seconds > maximum:
         raise DurationError(f"{value!r} is longer than {maximum:g} seconds")
     return seconds

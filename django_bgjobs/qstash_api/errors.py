@@ -36,9 +36,11 @@ def too_large(meta: Mapping[str, Any]) -> str:
     limit = django_setting("DATA_UPLOAD_MAX_MEMORY_SIZE")
     length = str(meta.get("CONTENT_LENGTH") or "")
     size = f"is {length} bytes" if length.isdigit() else "is too large"
-    return (f"the request body {size}; the limit is {limit} bytes (Django's "
-            "DATA_UPLOAD_MAX_MEMORY_SIZE setting on this server): send a smaller body, or "
-            "raise that setting")
+    return (
+        f"the request body {size}; the limit is {limit} bytes (Django's "
+        "DATA_UPLOAD_MAX_MEMORY_SIZE setting on this server): send a smaller body, or "
+        "raise that setting"
+    )
 
 
 def error_response(message: str, status_code: int) -> Response:

@@ -35,8 +35,17 @@ from django_bgjobs.qstash_api import serializers
 from django_bgjobs.qstash_api.errors import InputError
 from django_bgjobs.qstash_api.filters import message_filter
 
-STATES = ("CREATED", "ACTIVE", "IN_PROGRESS", "RETRY", "ERROR", "DELIVERED", "FAILED",
-          "CANCEL_REQUESTED", "CANCELED")
+STATES = (
+    "CREATED",
+    "ACTIVE",
+    "IN_PROGRESS",
+    "RETRY",
+    "ERROR",
+    "DELIVERED",
+    "FAILED",
+    "CANCEL_REQUESTED",
+    "CANCELED",
+)
 SKIP_DIGITS = 6
 JSON = dict[str, Any]
 
@@ -61,8 +70,10 @@ def encode_cursor(us: int, skip: int) -> str:
 
 def decode_cursor(cursor: str) -> tuple[int, int]:
     if not cursor.isdigit() or len(cursor) <= SKIP_DIGITS:
-        raise CursorError(f"invalid cursor {cursor!r}: pass the 'cursor' of the previous "
-                          "page as it was returned, or none for the first page")
+        raise CursorError(
+            f"invalid cursor {cursor!r}: pass the 'cursor' of the previous "
+            "page as it was returned, or none for the first page"
+        )
     return int(cursor[:-SKIP_DIGITS]), int(cursor[-SKIP_DIGITS:])
 
 
@@ -75,9 +86,14 @@ def _bytewise(field: str) -> Collate | F:
 
 def _message_fields(m: Message, flows: dict[str, FlowControl]) -> JSON:
     data: JSON = {"messageId": m.id, "url": m.url}
-    for key, value in (("topicName", m.topic), ("endpointName", m.endpoint_name),
-                       ("queueName", m.queue), ("scheduleId", m.schedule_id),
-                       ("label", m.label), ("retryDelayExpr", m.retry_delay)):
+    for key, value in (
+        ("topicName", m.topic),
+        ("endpointName", m.endpoint_name),
+        ("queueName", m.queue),
+        ("scheduleId", m.schedule_id),
+        ("label", m.label),
+        ("retryDelayExpr", m.retry_delay),
+    ):
         if value:
             data[key] = value
     data["header"] = serializers.multi_header(m.headers)
@@ -136,20 +152,27 @@ def _messages(condition: Q, time_field: str) -> QuerySet[Message]:
     return Message.objects.filter(condition, **{f"{time_field}__isnull": False})
 
 
-def _single(rank: int, state: str, time_field: str,
-            condition: Q | None = None) -> _Source:
+def _single(rank: int, state: str, time_field: str, condition: Q | None = None) -> _Source:
     def events(m: Message, flows: dict[str, FlowControl], _: str | None) -> Iterator[Event]:
         when: datetime = getattr(m, time_field)
-        yield Event((_us(when), rank, m.pk, 0),
-                    _event(when, state, _message_fields(m, flows)))
+        yield Event((_us(when), rank, m.pk, 0), _event(when, state, _message_fields(m, flows)))
 
     extra = condition or Q()
-    return _Source(rank, time_field, frozenset({state}),
-                   lambda found, _: _messages(found, time_field).filter(extra), events)
+    return _Source(
+        rank,
+        time_field,
+        frozenset({state}),
+        lambda found, _: _messages(found, time_field).filter(extra),
+        events,
+    )
 
 
-_OUTCOMES = {"DELIVERED": ["delivered"], "RETRY": ["retry"], "FAILED": ["failed", "refused"],
-             "ERROR": ["retry", "failed", "refused"]}
+_OUTCOMES = {
+    "DELIVERED": ["delivered"],
+    "RETRY": ["retry"],
+    "FAILED": ["failed", "refused"],
+    "ERROR": ["retry", "failed", "refused"],
+}
 
 
 def _attempt_rows(condition: Q, state: str | None) -> QuerySet[DeliveryAttempt]:
@@ -159,8 +182,9 @@ def _attempt_rows(condition: Q, state: str | None) -> QuerySet[DeliveryAttempt]:
     return rows
 
 
-def _attempt_source_events(attempt: DeliveryAttempt, flows: dict[str, FlowControl],
-                           state: str | None) -> Iterator[Event]:
+def _attempt_source_events(
+    attempt: DeliveryAttempt, flows: dict[str, FlowControl], state: str | None
+) -> Iterator[Event]:
     base = _message_fields(attempt.message, flows)
     for sub, data in _attempt_events(attempt, base):
         if state is None or data["state"] == state:
@@ -171,16 +195,23 @@ SOURCES = (
     _single(0, "CREATED", "created_at"),
     # A delayed message's job is written (admitted) at once but waits for its time: it is
     # not ACTIVE then, and its first IN_PROGRESS says when it was.
-    _single(1, "ACTIVE", "admitted_at",
-            Q(not_before__isnull=True) | Q(not_before__lte=F("admitted_at"))),
-    _Source(2, "started_at", frozenset({"IN_PROGRESS", "DELIVERED", "ERROR", "RETRY",
-                                        "FAILED"}), _attempt_rows, _attempt_source_events),
+    _single(
+        1, "ACTIVE", "admitted_at", Q(not_before__isnull=True) | Q(not_before__lte=F("admitted_at"))
+    ),
+    _Source(
+        2,
+        "started_at",
+        frozenset({"IN_PROGRESS", "DELIVERED", "ERROR", "RETRY", "FAILED"}),
+        _attempt_rows,
+        _attempt_source_events,
+    ),
     _single(3, "CANCELED", "cancelled_at"),
 )
 
 
-def page(params: QueryDict, *, state: str | None, cursor: str | None,
-         count: int) -> tuple[list[JSON], str | None]:
+def page(
+    params: QueryDict, *, state: str | None, cursor: str | None, count: int
+) -> tuple[list[JSON], str | None]:
     """The events of the messages ``params`` filter (filters.message_filter), newest first,
     and the cursor of the next page (None: the end)."""
     if state == "CANCELLED":
@@ -196,8 +227,13 @@ def page(params: QueryDict, *, state: str | None, cursor: str | None,
         condition = message_filter(params, "message__" if on_attempt else "")
         rows = source.rows(condition, state)
         if before_us is not None:
-            rows = rows.filter(**{f"{source.time_field}__lte":
-                                  datetime.fromtimestamp(before_us / 1_000_000, tz=UTC)})
+            rows = rows.filter(
+                **{
+                    f"{source.time_field}__lte": datetime.fromtimestamp(
+                        before_us / 1_000_000, tz=UTC
+                    )
+                }
+            )
         # Attempt ids are numbers; message ids strings, compared byte by byte.
         tie = F("pk") if on_attempt else _bytewise("id")
         ordered = rows.order_by(F(source.time_field).desc(), tie.desc())
@@ -213,7 +249,8 @@ def page(params: QueryDict, *, state: str | None, cursor: str | None,
     last_us = result[-1].key[0]
     at_last = sum(1 for e in result if e.key[0] == last_us)
     return [e.data for e in result], encode_cursor(
-        last_us, at_last + (skip if last_us == before_us else 0))
+        last_us, at_last + (skip if last_us == before_us else 0)
+    )
 
 
 def _after_cursor(events: Iterable[Event], before_us: int | None, skip: int) -> Iterator[Event]:

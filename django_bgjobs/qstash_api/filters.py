@@ -15,9 +15,16 @@ from django_bgjobs.qstash_api.errors import InputError
 
 # query parameter -> Message field
 FIELDS = {
-    "messageId": "id", "messageIds": "id", "url": "url", "topicName": "topic",
-    "queueName": "queue", "scheduleId": "schedule_id", "label": "label",
-    "flowControlKey": "flow_key", "callerIp": "caller_ip", "callerIP": "caller_ip",
+    "messageId": "id",
+    "messageIds": "id",
+    "url": "url",
+    "topicName": "topic",
+    "queueName": "queue",
+    "scheduleId": "schedule_id",
+    "label": "label",
+    "flowControlKey": "flow_key",
+    "callerIp": "caller_ip",
+    "callerIP": "caller_ip",
 }
 # The destination's host or path (the JS SDK's message-cancel and logs filters), matched
 # within Message.url: http(s)://[userinfo@]host[:port]/path[?query][#fragment].
@@ -56,7 +63,8 @@ def refuse_unknown(params: QueryDict, *, also: Iterable[str] = ()) -> None:
     if unknown:
         raise FilterError(
             f"unknown filter {', '.join(map(repr, unknown))}: the filters are "
-            f"{', '.join(sorted(allowed))}")
+            f"{', '.join(sorted(allowed))}"
+        )
 
 
 def _url_part(name: str, value: str, prefix: str) -> Q:

@@ -32,13 +32,33 @@ _NAME = re.compile(r"[A-Za-z0-9._\-]{1,200}")
 # and the proxy headers describe the request that reached us, not the one we will send;
 # Cookie holds this site's cookies; Accept-Encoding and Expect are for the delivery client to
 # choose (it decodes what it asks for).
-NOT_FORWARDED = frozenset({
-    "authorization", "host", "content-length", "connection", "keep-alive", "te", "trailer",
-    "trailers", "transfer-encoding", "upgrade", "proxy-authorization", "proxy-authenticate",
-    "proxy-connection", "forwarded", "via", "x-forwarded-for", "x-forwarded-host",
-    "x-forwarded-proto", "x-forwarded-port", "x-real-ip", "cookie", "accept-encoding",
-    "expect",
-})
+NOT_FORWARDED = frozenset(
+    {
+        "authorization",
+        "host",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "proxy-connection",
+        "forwarded",
+        "via",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-forwarded-port",
+        "x-real-ip",
+        "cookie",
+        "accept-encoding",
+        "expect",
+    }
+)
 
 
 class HeaderError(InputError):
@@ -78,9 +98,15 @@ class _CallbackParts:
     def build(self) -> Callback | None:
         if self.url is None:
             return None  # its settings without a URL configure nothing
-        return Callback(url=self.url, method=self.method, retries=self.retries,
-                        timeout=self.timeout, delay=self.delay, retry_delay=self.retry_delay,
-                        headers=self.headers)
+        return Callback(
+            url=self.url,
+            method=self.method,
+            retries=self.retries,
+            timeout=self.timeout,
+            delay=self.delay,
+            retry_delay=self.retry_delay,
+            headers=self.headers,
+        )
 
 
 def _items(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -103,15 +129,15 @@ def _check_header(name: str, value: str) -> None:
 def _int(name: str, value: str, *, minimum: int = 0, maximum: int) -> int:
     text = value.strip()
     if not text.isdigit() or not minimum <= int(text) <= maximum:
-        raise HeaderError(f"{name}: expected a whole number from {minimum} to {maximum}, "
-                          f"got {value!r}")
+        raise HeaderError(
+            f"{name}: expected a whole number from {minimum} to {maximum}, got {value!r}"
+        )
     return int(text)
 
 
 def _duration(name: str, value: str, *, maximum: float | None = None) -> float:
     try:
-        return parse_duration(value) if maximum is None else parse_duration(value,
-                                                                            maximum=maximum)
+        return parse_duration(value) if maximum is None else parse_duration(value, maximum=maximum)
     except DurationError as exc:
         raise HeaderError(f"{name}: {exc}") from None
 
@@ -155,8 +181,10 @@ def _text(name: str, value: str, *, pattern: re.Pattern[str] | None = None) -> s
     if len(text) > MAX_TEXT:
         raise HeaderError(f"{name}: {len(text)} characters, at most {MAX_TEXT}")
     if pattern is not None and not pattern.fullmatch(text):
-        raise HeaderError(f"{name}: {value!r} holds characters that are not allowed: "
-                          "letters, digits, '.', '_' and '-' only")
+        raise HeaderError(
+            f"{name}: {value!r} holds characters that are not allowed: "
+            "letters, digits, '.', '_' and '-' only"
+        )
     return text
 
 
@@ -198,7 +226,7 @@ def _callback_header(parts: _CallbackParts, display: str, suffix: str, value: st
     elif key == "retry-delay":
         parts.retry_delay = _retry_delay(display, value)
     else:
-        forwarded = suffix[len("forward-"):] if key.startswith("forward-") else suffix
+        forwarded = suffix[len("forward-") :] if key.startswith("forward-") else suffix
         _check_header(forwarded, value)
         parts.headers[forwarded] = value
 
@@ -218,7 +246,7 @@ def parse(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> PublishFiel
             _check_header("Content-Type", value)
             forwarded["Content-Type"] = value
         elif key.startswith("upstash-forward-"):
-            target = name[len("upstash-forward-"):]
+            target = name[len("upstash-forward-") :]
             _check_header(target, value)
             forwarded[target] = value
         elif key == "upstash-header-forward":
@@ -248,9 +276,9 @@ def parse(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> PublishFiel
         elif key == "upstash-failure-callback":
             failure.url = _url(name, value)
         elif key.startswith("upstash-callback-"):
-            _callback_header(callback, name, name[len("upstash-callback-"):], value)
+            _callback_header(callback, name, name[len("upstash-callback-") :], value)
         elif key.startswith("upstash-failure-callback-"):
-            _callback_header(failure, name, name[len("upstash-failure-callback-"):], value)
+            _callback_header(failure, name, name[len("upstash-failure-callback-") :], value)
         elif key == "upstash-flow-control-key":
             flow_key = _text(name, value)
         elif key == "upstash-flow-control-value":
@@ -274,8 +302,11 @@ def parse(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> PublishFiel
     if flow_value is not None and flow_key is None:
         raise HeaderError("Upstash-Flow-Control-Value needs Upstash-Flow-Control-Key")
     if flow_key is not None:
-        parallelism, rate, period = (parse_flow_value("Upstash-Flow-Control-Value", flow_value)
-                                     if flow_value is not None else (None, None, 1.0))
+        parallelism, rate, period = (
+            parse_flow_value("Upstash-Flow-Control-Value", flow_value)
+            if flow_value is not None
+            else (None, None, 1.0)
+        )
         fields["flow"] = Flow(key=flow_key, parallelism=parallelism, rate=rate, period=period)
     if (built := callback.build()) is not None:
         fields["callback"] = built

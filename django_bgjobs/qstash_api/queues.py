@@ -41,8 +41,14 @@ def upsert(data: Any) -> DeliveryQueue:
         raise QueueError("'paused' must be true or false")
     now = timezone.now()
     queue, created = DeliveryQueue.objects.get_or_create(
-        name=name, defaults={"parallelism": parallelism, "paused": paused,
-                             "created_at": now, "updated_at": now})
+        name=name,
+        defaults={
+            "parallelism": parallelism,
+            "paused": paused,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
     if not created:
         queue.parallelism, queue.paused, queue.updated_at = parallelism, paused, now
         queue.save(update_fields=["parallelism", "paused", "updated_at"])
@@ -50,8 +56,9 @@ def upsert(data: Any) -> DeliveryQueue:
 
 
 def set_paused(name: str, paused: bool) -> bool:
-    return DeliveryQueue.objects.filter(name=name).update(
-        paused=paused, updated_at=timezone.now()) > 0
+    return (
+        DeliveryQueue.objects.filter(name=name).update(paused=paused, updated_at=timezone.now()) > 0
+    )
 
 
 def delete(name: str) -> bool:
@@ -63,15 +70,21 @@ def delete(name: str) -> bool:
     with transaction.atomic():
         deleted, _ = DeliveryQueue.objects.filter(name=name).delete()
         if deleted:
-            waiting = Message.objects.filter(queue=name, admitted_at__isnull=True,
-                                             cancelled_at__isnull=True)
+            waiting = Message.objects.filter(
+                queue=name, admitted_at__isnull=True, cancelled_at__isnull=True
+            )
             lifecycle.cancel_many(list(waiting.values_list("pk", flat=True)))
     return deleted > 0
 
 
 def lags(names: Iterable[str]) -> dict[str, int]:
     """Messages waiting in each queue (not yet let through, not cancelled), one query."""
-    rows = (Message.objects.filter(queue__in=list(names), admitted_at__isnull=True,
-                                   cancelled_at__isnull=True)
-            .values("queue").annotate(n=Count("id")).values_list("queue", "n"))
+    rows = (
+        Message.objects.filter(
+            queue__in=list(names), admitted_at__isnull=True, cancelled_at__isnull=True
+        )
+        .values("queue")
+        .annotate(n=Count("id"))
+        .values_list("queue", "n")
+    )
     return dict(rows)

@@ -94,8 +94,9 @@ def message(m: Message, *, flows: Mapping[str, FlowControl] | None = None) -> JS
     return data
 
 
-def dead_letter(m: Message, last: DeliveryAttempt | None, *,
-                flows: Mapping[str, FlowControl] | None = None) -> JSON:
+def dead_letter(
+    m: Message, last: DeliveryAttempt | None, *, flows: Mapping[str, FlowControl] | None = None
+) -> JSON:
     """A DLQ entry (``qstash.dlq.parse_dlq_message_response``): the message and the last
     attempt's response (status 0 when no response came: refused, timed out, unreachable)."""
     data = message(m, flows=flows)
@@ -104,8 +105,13 @@ def dead_letter(m: Message, last: DeliveryAttempt | None, *,
     if last is not None:
         _set(data, "responseHeader", multi_header(last.response_headers))
         if last.response_body:
-            data.update(body_fields(bytes(last.response_body), text_key="responseBody",
-                                    base64_key="responseBodyBase64"))
+            data.update(
+                body_fields(
+                    bytes(last.response_body),
+                    text_key="responseBody",
+                    base64_key="responseBodyBase64",
+                )
+            )
         _set(data, "error", last.error)
     return data
 
@@ -117,34 +123,48 @@ def topic(t: Topic) -> JSON:
         item: JSON = {"url": endpoint.url}
         _set(item, "name", endpoint.name)
         endpoints.append(item)
-    return {"name": t.name, "createdAt": ms(t.created_at), "updatedAt": ms(t.updated_at),
-            "endpoints": endpoints}
+    return {
+        "name": t.name,
+        "createdAt": ms(t.created_at),
+        "updatedAt": ms(t.updated_at),
+        "endpoints": endpoints,
+    }
 
 
 def queue(q: DeliveryQueue, lag: int) -> JSON:
     """``qstash.queue.parse_queue_response``."""
-    return {"name": q.name, "parallelism": q.parallelism, "createdAt": ms(q.created_at),
-            "updatedAt": ms(q.updated_at), "lag": lag, "paused": q.paused}
+    return {
+        "name": q.name,
+        "parallelism": q.parallelism,
+        "createdAt": ms(q.created_at),
+        "updatedAt": ms(q.updated_at),
+        "lag": lag,
+        "paused": q.paused,
+    }
 
 
 # A schedule's last run, from its message's QStash state (schedule.py ScheduleState).
-_RUN_STATES = {"DELIVERED": "SUCCESS", "FAILED": "FAIL", "CANCELLED": "FAIL",
-               "CANCELED": "FAIL"}
+_RUN_STATES = {"DELIVERED": "SUCCESS", "FAILED": "FAIL", "CANCELLED": "FAIL", "CANCELED": "FAIL"}
 
 
-def schedule(s: MessageSchedule, *, next_run: datetime | None,
-             last_state: str | None) -> JSON:
+def schedule(s: MessageSchedule, *, next_run: datetime | None, last_state: str | None) -> JSON:
     """``qstash.schedule.parse_schedule_response``; the message fields from its template."""
     from django_bgjobs.delivery.publish import Publish
 
     template = Publish.from_json(s.template)
-    data: JSON = {"scheduleId": s.id, "cron": s.cron, "destination": s.destination,
-                  "createdAt": ms(s.created_at)}
+    data: JSON = {
+        "scheduleId": s.id,
+        "cron": s.cron,
+        "destination": s.destination,
+        "createdAt": ms(s.created_at),
+    }
     data.update(body_fields(template.body))
     data["method"] = template.method
     data["header"] = multi_header(template.headers)
-    for prefix, callback in (("callback", template.callback),
-                             ("failureCallback", template.failure_callback)):
+    for prefix, callback in (
+        ("callback", template.callback),
+        ("failureCallback", template.failure_callback),
+    ):
         if callback is not None:
             data[prefix] = callback.url
             _set(data, prefix + "Header", multi_header(callback.headers))
@@ -168,7 +188,6 @@ def schedule(s: MessageSchedule, *, next_run: datetime | None,
     if next_run is not None:
         data["nextScheduleTime"] = ms(next_run)
     if s.last_message_id and last_state is not None:
-        data["lastScheduleStates"] = {s.last_message_id: _RUN_STATES.get(last_state,
-                                                                         "IN_PROGRESS")}
+        data["lastScheduleStates"] = {s.last_message_id: _RUN_STATES.get(last_state, "IN_PROGRESS")}
     _set(data, "label", template.label)
     return data

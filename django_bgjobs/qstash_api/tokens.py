@@ -28,8 +28,12 @@ def create_token(name: str, user: Any = None) -> tuple[ApiToken, str]:
     the token itself, which is not stored anywhere: show it once."""
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
-        name=name, token_hash=hash_token(raw), prefix=raw[:SHOWN_CHARACTERS], user=user,
-        is_active=True, created_at=timezone.now(),
+        name=name,
+        token_hash=hash_token(raw),
+        prefix=raw[:SHOWN_CHARACTERS],
+        user=user,
+        is_active=True,
+        created_at=timezone.now(),
     )
     return token, raw
 
@@ -42,8 +46,11 @@ def authenticate(raw: str) -> ApiToken | None:
     a preimage search)."""
     if not raw or len(raw) > 512:
         return None
-    token = (ApiToken.objects.select_related("user")
-             .filter(token_hash=hash_token(raw), is_active=True).first())
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(token_hash=hash_token(raw), is_active=True)
+        .first()
+    )
     if token is None:
         return None
     if token.user is not None and not token.user.is_active:

@@ -67,14 +67,17 @@ def upsert_endpoints(name: str, items: Any) -> Topic:
     now = timezone.now()
     with transaction.atomic():
         topic, created = Topic.objects.select_for_update().get_or_create(
-            name=name, defaults={"created_at": now, "updated_at": now})
+            name=name, defaults={"created_at": now, "updated_at": now}
+        )
         existing = list(topic.endpoints.all())
         for url, endpoint_name in endpoints:
-            match = next((e for e in existing if endpoint_name and e.name == endpoint_name),
-                         None) or next((e for e in existing if e.url == url), None)
+            match = next(
+                (e for e in existing if endpoint_name and e.name == endpoint_name), None
+            ) or next((e for e in existing if e.url == url), None)
             if match is None:
-                existing.append(TopicEndpoint.objects.create(topic=topic, url=url,
-                                                             name=endpoint_name))
+                existing.append(
+                    TopicEndpoint.objects.create(topic=topic, url=url, name=endpoint_name)
+                )
             elif (match.url, match.name) != (url, endpoint_name or match.name):
                 match.url, match.name = url, endpoint_name or match.name
                 match.save(update_fields=["url", "name"])
@@ -106,4 +109,3 @@ def remove_endpoints(name: str, items: Any) -> bool:
 def delete(name: str) -> bool:
     deleted, _ = Topic.objects.filter(name=name).delete()
     return deleted > 0
-

@@ -25,9 +25,20 @@ TOLERANCE = {"qstash": 30, "standard": 300, "stripe": 300, "github": 0}
 OWN_KEYS = "bgjobs"
 # The headers kept on a receipt (signatures are not: they prove nothing once verified).
 KEPT_HEADERS = (
-    "Content-Type", "User-Agent", "Upstash-Message-Id", "Upstash-Retried", "Upstash-Topic-Name",
-    "Upstash-Schedule-Id", "Upstash-Caller-Ip", "webhook-id", "webhook-timestamp", "svix-id",
-    "svix-timestamp", "X-GitHub-Delivery", "X-GitHub-Event", "X-GitHub-Hook-ID",
+    "Content-Type",
+    "User-Agent",
+    "Upstash-Message-Id",
+    "Upstash-Retried",
+    "Upstash-Topic-Name",
+    "Upstash-Schedule-Id",
+    "Upstash-Caller-Ip",
+    "webhook-id",
+    "webhook-timestamp",
+    "svix-id",
+    "svix-timestamp",
+    "X-GitHub-Delivery",
+    "X-GitHub-Event",
+    "X-GitHub-Hook-ID",
 )
 
 
@@ -52,14 +63,17 @@ class Endpoint:
                 from django_bgjobs.delivery.keys import verification_keys
 
                 keys = verification_keys()
-            return verify_qstash(body, headers, keys=keys, url=self.url, now=moment,
-                                 leeway=self.tolerance)
+            return verify_qstash(
+                body, headers, keys=keys, url=self.url, now=moment, leeway=self.tolerance
+            )
         if self.scheme == "standard":
-            return verify_standard(body, headers, secrets=self.secrets, now=moment,
-                                   tolerance=self.tolerance)
+            return verify_standard(
+                body, headers, secrets=self.secrets, now=moment, tolerance=self.tolerance
+            )
         if self.scheme == "stripe":
-            return verify_stripe(body, headers, secrets=self.secrets, now=moment,
-                                 tolerance=self.tolerance)
+            return verify_stripe(
+                body, headers, secrets=self.secrets, now=moment, tolerance=self.tolerance
+            )
         return verify_github(body, headers, secrets=self.secrets)
 
 
@@ -68,14 +82,20 @@ def _secrets(name: str, scheme: str, value: object) -> tuple[str, ...]:
         if scheme != "qstash":
             raise ImproperlyConfigured(
                 f"BGJOBS['WEBHOOKS'][{name!r}]['secrets'] = {OWN_KEYS!r} (this project's own "
-                f"delivery keys) goes with scheme 'qstash', not {scheme!r}")
+                f"delivery keys) goes with scheme 'qstash', not {scheme!r}"
+            )
         return ()
-    if isinstance(value, str) or not isinstance(value, Sequence) or not value or not all(
-            isinstance(s, str) and s for s in value):
+    if (
+        isinstance(value, str)
+        or not isinstance(value, Sequence)
+        or not value
+        or not all(isinstance(s, str) and s for s in value)
+    ):
         raise ImproperlyConfigured(
             f"BGJOBS['WEBHOOKS'][{name!r}]['secrets'] must be a non-empty list of strings "
             "(for QStash: the current signing key, then the next one; or "
-            f"{OWN_KEYS!r} for this project's own delivery keys)")
+            f"{OWN_KEYS!r} for this project's own delivery keys)"
+        )
     return tuple(value)
 
 
@@ -87,22 +107,28 @@ def endpoint(name: str) -> Endpoint | None:
         return None
     scheme = config.get("scheme")
     if scheme not in SCHEMES:
-        raise ImproperlyConfigured(f"BGJOBS['WEBHOOKS'][{name!r}]['scheme'] must be one of "
-                                   f"{SCHEMES}, not {scheme!r}")
+        raise ImproperlyConfigured(
+            f"BGJOBS['WEBHOOKS'][{name!r}]['scheme'] must be one of {SCHEMES}, not {scheme!r}"
+        )
     unknown = set(config) - {"scheme", "secrets", "job", "url", "tolerance", "max_body"}
     if unknown:
-        raise ImproperlyConfigured(f"BGJOBS['WEBHOOKS'][{name!r}] has unknown key(s) "
-                                   f"{sorted(unknown)}")
+        raise ImproperlyConfigured(
+            f"BGJOBS['WEBHOOKS'][{name!r}] has unknown key(s) {sorted(unknown)}"
+        )
     url = config.get("url")
     if scheme == "qstash" and not url:
         raise ImproperlyConfigured(
             f"BGJOBS['WEBHOOKS'][{name!r}] needs 'url': the public URL QStash delivers to "
             "(its token's sub is compared with it; build_absolute_uri() guesses wrong behind "
-            "a proxy)")
+            "a proxy)"
+        )
     return Endpoint(
-        name=name, scheme=scheme, secrets=_secrets(name, scheme, config.get("secrets")),
-        job=config.get("job"), url=url, tolerance=int(config.get("tolerance",
-                                                                  TOLERANCE[scheme])),
+        name=name,
+        scheme=scheme,
+        secrets=_secrets(name, scheme, config.get("secrets")),
+        job=config.get("job"),
+        url=url,
+        tolerance=int(config.get("tolerance", TOLERANCE[scheme])),
         max_body=int(config.get("max_body", bgjobs_settings.WEBHOOK_MAX_BODY)),
         own_keys=config.get("secrets") == OWN_KEYS,
     )

@@ -32,26 +32,47 @@ def admit(request: HttpRequest, endpoint: Endpoint) -> tuple[bytes, Verdict] | J
     except ValueError:
         return error(400, "content_length", "Content-Length is not a number")
     if length > endpoint.max_body:
-        return _refuse(request, endpoint, 413, "too_large",
-                       f"the body is larger than {endpoint.max_body} bytes")
+        return _refuse(
+            request,
+            endpoint,
+            413,
+            "too_large",
+            f"the body is larger than {endpoint.max_body} bytes",
+        )
     try:
         body = request.body  # the raw bytes, before anything parses them
     except RequestDataTooBig:
-        return _refuse(request, endpoint, 413, "too_large",
-                       "the body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE")
+        return _refuse(
+            request,
+            endpoint,
+            413,
+            "too_large",
+            "the body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE",
+        )
     if len(body) > endpoint.max_body:
-        return _refuse(request, endpoint, 413, "too_large",
-                       f"the body is larger than {endpoint.max_body} bytes")
+        return _refuse(
+            request,
+            endpoint,
+            413,
+            "too_large",
+            f"the body is larger than {endpoint.max_body} bytes",
+        )
     verdict = endpoint.verify(body, request.headers)
     if not verdict.ok:
         return _refuse(request, endpoint, verdict.status, verdict.check, verdict.detail)
     return body, verdict
 
 
-def _refuse(request: HttpRequest, endpoint: Endpoint, status: int, check: str,
-            message: str) -> JsonResponse:
-    logger.warning("webhook %s refused (%s): %s", endpoint.name, check, message,
-                   extra={"endpoint": endpoint.name, "check": check, "status": status})
+def _refuse(
+    request: HttpRequest, endpoint: Endpoint, status: int, check: str, message: str
+) -> JsonResponse:
+    logger.warning(
+        "webhook %s refused (%s): %s",
+        endpoint.name,
+        check,
+        message,
+        extra={"endpoint": endpoint.name, "check": check, "status": status},
+    )
     if bgjobs_settings.WEBHOOK_STORE_REJECTED:
         from django_bgjobs.webhooks.receipts import store_rejected
 

@@ -27,7 +27,8 @@ def handler(endpoint: Endpoint) -> JobFunction[..., object] | None:
     if spec is None:
         raise ImproperlyConfigured(
             f"BGJOBS['WEBHOOKS'][{endpoint.name!r}]['job'] is {endpoint.job!r}, which no @bgjob "
-            "is named (the dotted path of the function, or its @bgjob(name=...))")
+            "is named (the dotted path of the function, or its @bgjob(name=...))"
+        )
     return JobFunction(spec)
 
 
@@ -41,9 +42,14 @@ def store(endpoint: Endpoint, body: bytes, headers: Headers, verdict: Verdict) -
         try:
             with transaction.atomic():
                 receipt = InboundWebhook.objects.create(
-                    endpoint=endpoint.name, scheme=endpoint.scheme, message_id=verdict.message_id,
-                    received_at=timezone.now(), body=body, headers=kept_headers(headers),
-                    verified=True)
+                    endpoint=endpoint.name,
+                    scheme=endpoint.scheme,
+                    message_id=verdict.message_id,
+                    received_at=timezone.now(),
+                    body=body,
+                    headers=kept_headers(headers),
+                    verified=True,
+                )
         except IntegrityError:  # the same message, arriving twice at once
             first = _first(endpoint, verdict.message_id)
             assert first is not None
@@ -55,15 +61,21 @@ def store(endpoint: Endpoint, body: bytes, headers: Headers, verdict: Verdict) -
 
 
 def _first(endpoint: Endpoint, message_id: str) -> InboundWebhook | None:
-    return InboundWebhook.objects.filter(endpoint=endpoint.name, message_id=message_id,
-                                         verified=True).first()
+    return InboundWebhook.objects.filter(
+        endpoint=endpoint.name, message_id=message_id, verified=True
+    ).first()
 
 
 def store_rejected(endpoint: Endpoint, headers: Headers, check: str) -> None:
     """A record of a delivery that failed (WEBHOOK_STORE_REJECTED): no body, never a job."""
     InboundWebhook.objects.create(
-        endpoint=endpoint.name, scheme=endpoint.scheme, received_at=timezone.now(),
-        headers=kept_headers(headers), verified=False, failed_check=check)
+        endpoint=endpoint.name,
+        scheme=endpoint.scheme,
+        received_at=timezone.now(),
+        headers=kept_headers(headers),
+        verified=False,
+        failed_check=check,
+    )
 
 
 def replay(receipt: InboundWebhook) -> Job:

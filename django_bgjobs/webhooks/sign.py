@@ -25,9 +25,14 @@ def qstash_signature(body: bytes, url: str, key: str, now: float) -> str:
     Python SDK's) reject an ``iat`` a moment in their future."""
     issued = int(now) - 1
     claims = {
-        "aud": "", "body": body_hash(body) + "=", "exp": issued + LIFETIME, "iat": issued,
-        "iss": ISSUER, "jti": "jwt_" + "".join(secrets.choice(_BASE58) for _ in range(28)),
-        "nbf": issued, "sub": url,
+        "aud": "",
+        "body": body_hash(body) + "=",
+        "exp": issued + LIFETIME,
+        "iat": issued,
+        "iss": ISSUER,
+        "jti": "jwt_" + "".join(secrets.choice(_BASE58) for _ in range(28)),
+        "nbf": issued,
+        "sub": url,
     }
     return jwt.encode(claims, key, algorithm="HS256", headers={"typ": "JWT"})
 

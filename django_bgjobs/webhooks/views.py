@@ -31,9 +31,13 @@ def receive(request: HttpRequest, name: str) -> HttpResponse:
     stored = store(found, body, request.headers, verdict)
     receipt = stored.receipt
     return JsonResponse(
-        {"status": "duplicate" if stored.duplicate else "accepted", "receipt": receipt.pk,
-         "job": str(receipt.job_id) if receipt.job_id else None},
-        status=200 if stored.duplicate else 202)
+        {
+            "status": "duplicate" if stored.duplicate else "accepted",
+            "receipt": receipt.pk,
+            "job": str(receipt.job_id) if receipt.job_id else None,
+        },
+        status=200 if stored.duplicate else 202,
+    )
 
 
 def _configured(name: str) -> Endpoint:

@@ -58,22 +58,28 @@ MIDDLEWARE = [
 ]
 ROOT_URLCONF = "example_project.config.urls"
 WSGI_APPLICATION = "example_project.config.wsgi.application"
-TEMPLATES = [{
-    "BACKEND": "django.template.backends.django.DjangoTemplates",
-    "DIRS": [],
-    "APP_DIRS": True,
-    "OPTIONS": {"context_processors": [
-        "django.template.context_processors.request",
-        "django.contrib.auth.context_processors.auth",
-        "django.contrib.messages.context_processors.messages",
-    ]},
-}]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
 
 # --- database: DATABASE_URL, else a SQLite file shared by the web process and the workers ---
-DATABASES = {"default": dj_database_url.parse(
-    os.environ.get("DATABASE_URL") or f"sqlite:///{STATE_DIR / 'demo.sqlite3'}",
-    conn_max_age=0,
-)}
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL") or f"sqlite:///{STATE_DIR / 'demo.sqlite3'}",
+        conn_max_age=0,
+    )
+}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Several processes write at once: take the write lock when a transaction starts (no
     # "database is locked" on upgrade), wait for it, and let readers run beside the writer.
@@ -176,8 +182,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "console": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-                    "datefmt": "%H:%M:%S"},
+        "console": {
+            "format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+            "datefmt": "%H:%M:%S",
+        },
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "console"}},
     "root": {"handlers": ["console"], "level": "WARNING"},

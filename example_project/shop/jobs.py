@@ -112,8 +112,12 @@ def record_order_event(receipt_id: int) -> dict:
 
     receipt = InboundWebhook.objects.get(pk=receipt_id)
     event = receipt.json()
-    logger.info("partner got %s for order %s (message %s)", event.get("event"),
-                event.get("order"), receipt.message_id)
+    logger.info(
+        "partner got %s for order %s (message %s)",
+        event.get("event"),
+        event.get("order"),
+        receipt.message_id,
+    )
     return {"message_id": receipt.message_id, "event": event}
 
 

@@ -41,9 +41,21 @@ class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = Job
         fields = [
-            "id", "name", "queue", "status", "attempts", "max_attempts", "result", "error",
-            "progress_done", "progress_total", "progress_message",
-            "created_at", "started_at", "finished_at", "run_after",
+            "id",
+            "name",
+            "queue",
+            "status",
+            "attempts",
+            "max_attempts",
+            "result",
+            "error",
+            "progress_done",
+            "progress_total",
+            "progress_message",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "run_after",
         ]
         read_only_fields = fields
 

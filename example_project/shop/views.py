@@ -90,8 +90,13 @@ class FlakyDemoView(APIView):
             reverse("admin:django_bgjobs_job_change", args=[job.pk])
         )
         return Response(
-            {"id": str(job.pk), "name": job.name, "status": job.status,
-             "max_attempts": job.max_attempts, "admin_url": admin_url},
+            {
+                "id": str(job.pk),
+                "name": job.name,
+                "status": job.status,
+                "max_attempts": job.max_attempts,
+                "admin_url": admin_url,
+            },
             status=status.HTTP_202_ACCEPTED,
         )
 
@@ -116,9 +121,11 @@ class DeliverDemoView(APIView):
             retries=3,
         )
         admin_url = request.build_absolute_uri(
-            reverse("admin:django_bgjobs_message_change", args=[message_id]))
-        return Response({"message_id": message_id, "admin_url": admin_url},
-                        status=status.HTTP_202_ACCEPTED)
+            reverse("admin:django_bgjobs_message_change", args=[message_id])
+        )
+        return Response(
+            {"message_id": message_id, "admin_url": admin_url}, status=status.HTTP_202_ACCEPTED
+        )
 
 
 INDEX = """<!doctype html>

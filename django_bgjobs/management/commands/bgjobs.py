@@ -41,16 +41,22 @@ def _manage_command() -> list[str]:
 
 
 class Command(BaseCommand):
-    help = ("Background jobs: worker, beat, dispatcher, dev, retry, status, sync-schedules, "
-            "prune, keys, rotate-keys, create-token.")
+    help = (
+        "Background jobs: worker, beat, dispatcher, dev, retry, status, sync-schedules, "
+        "prune, keys, rotate-keys, create-token."
+    )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
 
         worker = sub.add_parser("worker", help="Run a Celery worker consuming every BGJOBS queue.")
         worker.add_argument("--concurrency", "-c", type=int, default=None)
-        worker.add_argument("--queues", "-Q", default=None,
-                            help="Comma-separated queues (default: all of BGJOBS['QUEUES']).")
+        worker.add_argument(
+            "--queues",
+            "-Q",
+            default=None,
+            help="Comma-separated queues (default: all of BGJOBS['QUEUES']).",
+        )
         worker.add_argument("--loglevel", "-l", default="info")
         worker.add_argument("--pool", "-P", default=None)
         worker.add_argument("--hostname", "-n", default=None)
@@ -73,35 +79,60 @@ class Command(BaseCommand):
 
         sub.add_parser("status", help="Jobs per status and queue.")
 
-        sync = sub.add_parser("sync-schedules",
-                              help="Reconcile the code's schedules into django-celery-beat.")
-        sync.add_argument("--check", action="store_true",
-                          help="Only show the drift between code and database; exit 1 if any.")
+        sync = sub.add_parser(
+            "sync-schedules", help="Reconcile the code's schedules into django-celery-beat."
+        )
+        sync.add_argument(
+            "--check",
+            action="store_true",
+            help="Only show the drift between code and database; exit 1 if any.",
+        )
 
         prune = sub.add_parser("prune", help="Delete finished jobs past BGJOBS['PRUNE'].")
         prune.add_argument("--dry-run", action="store_true")
 
-        sub.add_parser("keys", help="Show the keys outbound deliveries are signed with, for "
-                                    "receivers (QSTASH_CURRENT/NEXT_SIGNING_KEY).")
-        sub.add_parser("rotate-keys", help="Roll the signing keys: next becomes current, a new "
-                                           "next is drawn. Update receivers after each roll.")
-        token = sub.add_parser("create-token", help="Make a bearer token for the QStash API "
-                                                    "(shown once; only its hash is stored).")
+        sub.add_parser(
+            "keys",
+            help="Show the keys outbound deliveries are signed with, for "
+            "receivers (QSTASH_CURRENT/NEXT_SIGNING_KEY).",
+        )
+        sub.add_parser(
+            "rotate-keys",
+            help="Roll the signing keys: next becomes current, a new "
+            "next is drawn. Update receivers after each roll.",
+        )
+        token = sub.add_parser(
+            "create-token",
+            help="Make a bearer token for the QStash API (shown once; only its hash is stored).",
+        )
         token.add_argument("name", help="What the token is for (shown in the admin).")
-        token.add_argument("--user", default=None,
-                           help="The username of the user the token belongs to.")
+        token.add_argument(
+            "--user", default=None, help="The username of the user the token belongs to."
+        )
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         getattr(self, f"handle_{action.replace('-', '_')}")(**options)
 
     # --- processes ---
 
-    def handle_worker(self, concurrency: int | None, queues: str | None, loglevel: str,
-                      pool: str | None, hostname: str | None, **options: Any) -> None:
+    def handle_worker(
+        self,
+        concurrency: int | None,
+        queues: str | None,
+        loglevel: str,
+        pool: str | None,
+        hostname: str | None,
+        **options: Any,
+    ) -> None:
         from django_bgjobs.celery_app import get_celery_app
 
-        argv = ["worker", "--loglevel", loglevel,
-                "--queues", queues or ",".join(bgjobs_settings.QUEUES)]
+        argv = [
+            "worker",
+            "--loglevel",
+            loglevel,
+            "--queues",
+            queues or ",".join(bgjobs_settings.QUEUES),
+        ]
         if concurrency:
             argv += ["--concurrency", str(concurrency)]
         if pool:
@@ -113,8 +144,15 @@ class Command(BaseCommand):
     def handle_beat(self, loglevel: str, **options: Any) -> None:
         from django_bgjobs.celery_app import get_celery_app
 
-        get_celery_app().start(["beat", "--loglevel", loglevel, "--scheduler",
-                                "django_celery_beat.schedulers:DatabaseScheduler"])
+        get_celery_app().start(
+            [
+                "beat",
+                "--loglevel",
+                loglevel,
+                "--scheduler",
+                "django_celery_beat.schedulers:DatabaseScheduler",
+            ]
+        )
 
     def handle_dispatcher(self, once: bool, **options: Any) -> None:
         from django_bgjobs.dispatcher import Dispatcher
@@ -122,8 +160,9 @@ class Command(BaseCommand):
         dispatcher = Dispatcher()
         if once:
             sweep = dispatcher.run_once()
-            self.stdout.write(f"due {sweep.due}, republished {sweep.republished}, "
-                              f"expired leases {sweep.expired}")
+            self.stdout.write(
+                f"due {sweep.due}, republished {sweep.republished}, expired leases {sweep.expired}"
+            )
             return
         signal.signal(signal.SIGTERM, lambda *a: dispatcher.stop(timeout=0))
         self.stdout.write("dispatcher running; Ctrl-C to stop")
@@ -148,10 +187,12 @@ class Command(BaseCommand):
             "beat": [*manage, "bgjobs", "beat", "--loglevel", "warning"],
         }
         procs = {name: subprocess.Popen(cmd, env=env) for name, cmd in children.items()}
-        self.stdout.write(self.style.SUCCESS(
-            f"web http://127.0.0.1:{port}/  admin http://127.0.0.1:{port}/admin/  "
-            f"(pids: {', '.join(f'{n} {p.pid}' for n, p in procs.items())}); Ctrl-C stops all"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"web http://127.0.0.1:{port}/  admin http://127.0.0.1:{port}/admin/  "
+                f"(pids: {', '.join(f'{n} {p.pid}' for n, p in procs.items())}); Ctrl-C stops all"
+            )
+        )
         stopping = False
 
         def stop(*_: Any) -> None:
@@ -181,8 +222,9 @@ class Command(BaseCommand):
 
     # --- data ---
 
-    def handle_retry(self, status: str, name: str | None, since: str | None, dry_run: bool,
-                     **options: Any) -> None:
+    def handle_retry(
+        self, status: str, name: str | None, since: str | None, dry_run: bool, **options: Any
+    ) -> None:
         from django_bgjobs import states
         from django_bgjobs.models import Job
 
@@ -200,8 +242,10 @@ class Command(BaseCommand):
     def handle_status(self, **options: Any) -> None:
         from django_bgjobs.models import Job
 
-        rows = Job.objects.values("queue", "status").annotate(n=Count("id")).order_by(
-            "queue", "status"
+        rows = (
+            Job.objects.values("queue", "status")
+            .annotate(n=Count("id"))
+            .order_by("queue", "status")
         )
         if not rows:
             self.stdout.write("no jobs")
@@ -215,16 +259,20 @@ class Command(BaseCommand):
         for line in report.lines():
             self.stdout.write(line)
         if check and report.drift:
-            raise CommandError(f"{len(report.drift)} schedule(s) differ from the code; run "
-                               "`manage.py bgjobs sync-schedules`")
+            raise CommandError(
+                f"{len(report.drift)} schedule(s) differ from the code; run "
+                "`manage.py bgjobs sync-schedules`"
+            )
 
     def handle_prune(self, dry_run: bool, **options: Any) -> None:
         from django_bgjobs.maintenance import prune
 
         counts = prune(dry_run=dry_run)
         verb = "would delete" if dry_run else "deleted"
-        self.stdout.write(", ".join(f"{verb} {n} {status}" for status, n in counts.items())
-                          or "nothing to prune (BGJOBS['PRUNE'] keeps everything)")
+        self.stdout.write(
+            ", ".join(f"{verb} {n} {status}" for status, n in counts.items())
+            or "nothing to prune (BGJOBS['PRUNE'] keeps everything)"
+        )
 
     # --- delivery ---
 
@@ -244,16 +292,21 @@ class Command(BaseCommand):
         from django_bgjobs.delivery.keys import rotate
 
         keys = rotate()
-        self.stdout.write(self.style.SUCCESS("Rotated: deliveries are now signed with the old "
-                                             "next key. Give receivers the new pair:"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                "Rotated: deliveries are now signed with the old "
+                "next key. Give receivers the new pair:"
+            )
+        )
         self._print_keys(keys.current, keys.next)
         overlap = int(bgjobs_settings.DELIVERY_KEY_OVERLAP.total_seconds())
         self.stdout.write(
             "Receivers still configured with the old pair keep accepting deliveries (they try "
             "their next key, which signs now), so update them before rotating again: a second "
             "rotation signs with a key they do not know. Endpoints of this project with "
-            f"\"secrets\": \"bgjobs\" also accept the old current key for {overlap} s "
-            "(DELIVERY_KEY_OVERLAP).")
+            f'"secrets": "bgjobs" also accept the old current key for {overlap} s '
+            "(DELIVERY_KEY_OVERLAP)."
+        )
 
     def handle_create_token(self, name: str, user: str | None, **options: Any) -> None:
         from django.contrib.auth import get_user_model
@@ -269,6 +322,9 @@ class Command(BaseCommand):
             if owner is None:
                 raise CommandError(f"no user is named {user!r}")
         token, raw = create_token(name.strip(), user=owner)
-        self.stdout.write(self.style.SUCCESS(
-            f"Token {token.name!r} made. It is shown once, now; only its hash is kept:"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Token {token.name!r} made. It is shown once, now; only its hash is kept:"
+            )
+        )
         self.stdout.write(raw)

@@ -27,8 +27,9 @@ class AlwaysJSON(BaseContentNegotiation):
     def select_parser(self, request: Request, parsers: Sequence[Any]) -> Any:
         return parsers[0] if parsers else None
 
-    def select_renderer(self, request: Request, renderers: Sequence[BaseRenderer],
-                        format_suffix: str | None = None) -> tuple[BaseRenderer, str]:
+    def select_renderer(
+        self, request: Request, renderers: Sequence[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
         return renderers[0], renderers[0].media_type
 
 
@@ -71,8 +72,7 @@ def ids_from(request: Request, key: str) -> list[str] | None:
     ids: list[str] = list(request.query_params.getlist(key))
     # Only a JSON body is read: a bodiless POST from some clients still carries a form
     # Content-Type, and the JS SDK puts everything in the query string.
-    looks_json = request.body.lstrip()[:1] in (b"{", b"[") or "json" in (
-        request.content_type or "")
+    looks_json = request.body.lstrip()[:1] in (b"{", b"[") or "json" in (request.content_type or "")
     data = json_body(request, required=False) if looks_json else None
     if data is not None:
         if not isinstance(data, dict):
@@ -85,6 +85,7 @@ def ids_from(request: Request, key: str) -> list[str] | None:
             ids.extend(listed)
     ids = [part for value in ids for part in value.split(",") if part]
     if len(ids) > MAX_IDS:
-        raise BadRequest(f"{key!r}: {len(ids)} ids, at most {MAX_IDS} at a time: send them "
-                         "in several requests")
+        raise BadRequest(
+            f"{key!r}: {len(ids)} ids, at most {MAX_IDS} at a time: send them in several requests"
+        )
     return list(dict.fromkeys(ids)) if named else None

@@ -4,7 +4,6 @@
 Entries are listed newest first by DLQ id (``<ms>-<n>``: the time the message died); the
 cursor is the last id returned, and no cursor means the end."""
 
-
 from __future__ import annotations
 
 from typing import Any
@@ -36,17 +35,23 @@ def _selection(request: Request) -> QuerySet[Message]:
     status = params.get("responseStatus")
     if status:
         if not status.isdigit():
-            raise BadRequest(f"responseStatus: expected an HTTP status code such as 500, "
-                             f"got {status!r}")
-        last_status = (DeliveryAttempt.objects.filter(message=OuterRef("pk"))
-                       .order_by("-id").values("status")[:1])
+            raise BadRequest(
+                f"responseStatus: expected an HTTP status code such as 500, got {status!r}"
+            )
+        last_status = (
+            DeliveryAttempt.objects.filter(message=OuterRef("pk"))
+            .order_by("-id")
+            .values("status")[:1]
+        )
         entries = entries.annotate(last_status=Subquery(last_status)).filter(
-            last_status=int(status))
+            last_status=int(status)
+        )
     return entries
 
 
-def _page(entries: QuerySet[Message], request: Request, *, default: int,
-          maximum: int) -> tuple[list[Message], str | None]:
+def _page(
+    entries: QuerySet[Message], request: Request, *, default: int, maximum: int
+) -> tuple[list[Message], str | None]:
     count = filters.count(request.query_params, default=default, maximum=maximum)
     cursor = request.query_params.get("cursor")
     if cursor:
@@ -59,8 +64,12 @@ def _page(entries: QuerySet[Message], request: Request, *, default: int,
 
 def _last_attempts(messages: list[Message]) -> dict[str, DeliveryAttempt]:
     """Each message's last attempt, in two queries."""
-    last_ids = (DeliveryAttempt.objects.filter(message_id__in=[m.pk for m in messages])
-                .values("message_id").annotate(last=Max("id")).values_list("last", flat=True))
+    last_ids = (
+        DeliveryAttempt.objects.filter(message_id__in=[m.pk for m in messages])
+        .values("message_id")
+        .annotate(last=Max("id"))
+        .values_list("last", flat=True)
+    )
     attempts = DeliveryAttempt.objects.filter(pk__in=list(last_ids))
     return {a.message_id: a for a in attempts}
 
@@ -82,10 +91,10 @@ class DlqListView(QStashView):
     def delete(self, request: Request) -> Response:
         """By id (``{"dlqIds": [...]}``, ``?dlqIds=``) or by filters, ``count`` at a time
         (the JS SDK loops on the cursor)."""
-        found, cursor = _page(_selection(request), request, default=BULK_DEFAULT,
-                              maximum=BULK_MAX)
-        data: dict[str, Any] = {"deleted": lifecycle.delete_dead([m.dlq_id for m in found
-                                                                  if m.dlq_id])}
+        found, cursor = _page(_selection(request), request, default=BULK_DEFAULT, maximum=BULK_MAX)
+        data: dict[str, Any] = {
+            "deleted": lifecycle.delete_dead([m.dlq_id for m in found if m.dlq_id])
+        }
         if cursor:
             data["cursor"] = cursor
         return Response(data)
@@ -109,9 +118,13 @@ def _overrides(request: Request) -> dict[str, Any]:
     (``Upstash-Retries: 5``...). Only Upstash-* headers count: the retry request's own
     Content-Type or User-Agent say nothing about the message, and the message keeps the
     headers it had (forwarded-header overrides are not supported)."""
-    fields: dict[str, Any] = dict(header_parser.parse(
-        (name, value) for name, value in request.headers.items()
-        if name.lower().startswith("upstash-")))
+    fields: dict[str, Any] = dict(
+        header_parser.parse(
+            (name, value)
+            for name, value in request.headers.items()
+            if name.lower().startswith("upstash-")
+        )
+    )
     fields.pop("headers", None)
     return fields
 
@@ -126,12 +139,10 @@ class DlqRetryView(QStashView):
             item = {"messageId": published.message_id}
             # Both shapes: the bulk one ({"responses": [...]}) and a single object.
             return Response({**item, "responses": [item]}, status=201)
-        found, cursor = _page(_selection(request), request, default=BULK_DEFAULT,
-                              maximum=BULK_MAX)
+        found, cursor = _page(_selection(request), request, default=BULK_DEFAULT, maximum=BULK_MAX)
         responses = []
         for message in found:
-            if message.dlq_id and (published := lifecycle.retry_dead(message.dlq_id,
-                                                                     overrides)):
+            if message.dlq_id and (published := lifecycle.retry_dead(message.dlq_id, overrides)):
                 responses.append({"messageId": published.message_id})
         data: dict[str, Any] = {"responses": responses}
         if cursor:

@@ -1,7 +1,6 @@
 """``GET /v2/events`` (what both SDKs call) and ``GET /v2/logs`` (the docs' name, key
 ``logs``)."""
 
-
 from __future__ import annotations
 
 from typing import Any
@@ -22,8 +21,11 @@ class EventsView(QStashView):
     def get(self, request: Request) -> Response:
         params = request.query_params
         found, cursor = events.page(
-            params, state=params.get("state") or None, cursor=params.get("cursor") or None,
-            count=filters.count(params, default=DEFAULT_COUNT, maximum=MAX_COUNT))
+            params,
+            state=params.get("state") or None,
+            cursor=params.get("cursor") or None,
+            count=filters.count(params, default=DEFAULT_COUNT, maximum=MAX_COUNT),
+        )
         data: dict[str, Any] = {self.key: found}
         if cursor:
             data["cursor"] = cursor

@@ -9,5 +9,6 @@ from django.views.decorators.csrf import csrf_exempt
 
 @csrf_exempt
 def not_found(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"error": f"{request.method} {request.path_info}: no such endpoint"},
-                        status=404)
+    return JsonResponse(
+        {"error": f"{request.method} {request.path_info}: no such endpoint"}, status=404
+    )

@@ -1,7 +1,6 @@
 """``GET /v2/keys`` and ``POST /v2/keys/rotate``: the keys deliveries are signed with, for
 receivers (``qstash.Receiver(current, next)``)."""
 
-
 from __future__ import annotations
 
 from rest_framework.request import Request

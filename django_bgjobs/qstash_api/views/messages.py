@@ -1,6 +1,5 @@
 """``GET/DELETE /v2/messages/{id}`` and the bulk cancel ``DELETE /v2/messages``."""
 
-
 from __future__ import annotations
 
 from django.db.models import Q, QuerySet
@@ -23,7 +22,8 @@ def cancellable() -> QuerySet[Message]:
     """Messages a cancel can still stop: not cancelled, and either waiting for their gate
     (no job yet) or with an unfinished delivery job."""
     return Message.objects.filter(cancelled_at__isnull=True).filter(
-        Q(job__isnull=True, admitted_at__isnull=True) | Q(job__status__in=UNFINISHED))
+        Q(job__isnull=True, admitted_at__isnull=True) | Q(job__status__in=UNFINISHED)
+    )
 
 
 class MessageView(QStashView):
@@ -44,8 +44,10 @@ class MessageView(QStashView):
             state = lifecycle.message_state(message)
             if state in FINISHED_STATES:
                 raise NotFound(f"message {message_id} is {state}: nothing to cancel")
-            raise NotFound(f"message {message_id} is {state} and changed while it was being "
-                           "cancelled: send the cancel again")
+            raise NotFound(
+                f"message {message_id} is {state} and changed while it was being "
+                "cancelled: send the cancel again"
+            )
         # A JSON body: the JS SDK's messages.cancel(id) parses one.
         return Response({"cancelled": 1})
 
@@ -66,8 +68,12 @@ class MessagesView(QStashView):
         # An unknown filter ignored would widen the cancel to every message.
         filters.refuse_unknown(params, also=("count", "cursor"))
         filters.count(params, default=CANCEL_MAX, maximum=CANCEL_MAX)  # a bad one is a 400
-        oldest = (cancellable().filter(filters.message_filter(params))
-                  .order_by("created_at", "pk").values_list("pk", flat=True))
+        oldest = (
+            cancellable()
+            .filter(filters.message_filter(params))
+            .order_by("created_at", "pk")
+            .values_list("pk", flat=True)
+        )
         cancelled = 0
         while batch := list(oldest[:CANCEL_MAX]):
             done = lifecycle.cancel_many(batch)

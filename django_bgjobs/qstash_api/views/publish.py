@@ -1,7 +1,6 @@
 """``POST /v2/publish/{destination}``, ``POST /v2/enqueue/{queue}/{destination}``,
 ``POST /v2/batch``: requests -> ``delivery.publish.send`` / ``send_many``."""
 
-
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -43,10 +42,14 @@ class PublishView(QStashView):
         fields = header_parser.parse(request.headers)
         if queue is not None:
             fields["queue"] = check_queue_name(queue)
-        results = send(Publish(destination=target, body=request.body,
-                               caller_ip=self.caller_ip(request), **fields))
-        return Response(published_json(results, to_url=destinations.is_url(target)),
-                        status=_status(results))
+        results = send(
+            Publish(
+                destination=target, body=request.body, caller_ip=self.caller_ip(request), **fields
+            )
+        )
+        return Response(
+            published_json(results, to_url=destinations.is_url(target)), status=_status(results)
+        )
 
 
 class EnqueueView(PublishView):
@@ -78,8 +81,7 @@ def _batch_item(index: int, item: Any, caller_ip: str) -> Publish:
             fields["queue"] = check_queue_name(queue)
     except ValueError as exc:
         raise BadRequest(f"{where}: {exc}") from None
-    return Publish(destination=target, body=(body or "").encode(), caller_ip=caller_ip,
-                   **fields)
+    return Publish(destination=target, body=(body or "").encode(), caller_ip=caller_ip, **fields)
 
 
 class BatchView(QStashView):
@@ -90,11 +92,15 @@ class BatchView(QStashView):
         data = json_body(request)
         if not isinstance(data, list) or not 0 < len(data) <= MAX_BATCH:
             got = f"{len(data)} messages" if isinstance(data, list) else type(data).__name__
-            raise BadRequest(f"the body must be a JSON array of 1 to {MAX_BATCH} messages, "
-                             f"got {got}: split a larger batch into several requests")
+            raise BadRequest(
+                f"the body must be a JSON array of 1 to {MAX_BATCH} messages, "
+                f"got {got}: split a larger batch into several requests"
+            )
         caller_ip = self.caller_ip(request)
         requests = [_batch_item(i, item, caller_ip) for i, item in enumerate(data)]
         results = send_many(requests)
-        body = [published_json(found, to_url=destinations.is_url(req.destination))
-                for req, found in zip(requests, results, strict=True)]
+        body = [
+            published_json(found, to_url=destinations.is_url(req.destination))
+            for req, found in zip(requests, results, strict=True)
+        ]
         return Response(body, status=201)

@@ -1,6 +1,5 @@
 """``/v2/queues``: upsert (``POST /v2/queues``), list, get, delete, pause, resume."""
 
-
 from __future__ import annotations
 
 from rest_framework import status

@@ -2,7 +2,6 @@
 ``Upstash-Schedule-Id`` replaces that schedule), list, get, delete, pause, resume. The
 schedules themselves are ``delivery.message_schedules``'."""
 
-
 from __future__ import annotations
 
 from django.db.models import QuerySet
@@ -26,8 +25,11 @@ def _schedules() -> QuerySet[MessageSchedule]:
 
 def schedule_json(row: MessageSchedule) -> dict[str, object]:
     last = row.last_message
-    return serializers.schedule(row, next_run=message_schedules.next_run(row),
-                                last_state=lifecycle.message_state(last) if last else None)
+    return serializers.schedule(
+        row,
+        next_run=message_schedules.next_run(row),
+        last_state=lifecycle.message_state(last) if last else None,
+    )
 
 
 class ScheduleListView(QStashView):
@@ -41,15 +43,19 @@ class ScheduleView(QStashView):
     def post(self, request: Request, destination: str) -> Response:
         cron = request.headers.get("Upstash-Cron")
         if not cron:
-            raise BadRequest("Upstash-Cron is missing: give a cron expression, e.g. "
-                             "'*/5 * * * *' (optionally after CRON_TZ=Area/City)")
+            raise BadRequest(
+                "Upstash-Cron is missing: give a cron expression, e.g. "
+                "'*/5 * * * *' (optionally after CRON_TZ=Area/City)"
+            )
         target = destinations.check(destinations.rebuild(request._request, destination))
         fields = header_parser.parse(request.headers)
-        template = Publish(destination=target, body=request.body,
-                           caller_ip=self.caller_ip(request), **fields)
+        template = Publish(
+            destination=target, body=request.body, caller_ip=self.caller_ip(request), **fields
+        )
         try:
-            row = message_schedules.create(target, cron, template,
-                                           schedule_id=request.headers.get("Upstash-Schedule-Id"))
+            row = message_schedules.create(
+                target, cron, template, schedule_id=request.headers.get("Upstash-Schedule-Id")
+            )
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
         return Response({"scheduleId": row.pk}, status=status.HTTP_201_CREATED)

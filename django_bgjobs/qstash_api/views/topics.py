@@ -1,6 +1,5 @@
 """``/v2/topics`` (URL groups): list, get, delete, ``POST``/``DELETE .../endpoints``."""
 
-
 from __future__ import annotations
 
 from rest_framework import status

@@ -12,5 +12,11 @@ from django_bgjobs.webhooks.verify.qstash import verify_qstash
 from django_bgjobs.webhooks.verify.standard import verify_standard
 from django_bgjobs.webhooks.verify.stripe import verify_stripe
 
-__all__ = ["Headers", "Verdict", "verify_github", "verify_qstash", "verify_standard",
-           "verify_stripe"]
+__all__ = [
+    "Headers",
+    "Verdict",
+    "verify_github",
+    "verify_qstash",
+    "verify_standard",
+    "verify_stripe",
+]

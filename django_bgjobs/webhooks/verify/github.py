@@ -18,9 +18,10 @@ def verify_github(body: bytes, headers: Headers, *, secrets: Sequence[str]) -> V
         return Verdict.bad_request("missing_header", "X-Hub-Signature-256 is missing")
     signature = signature.strip()
     if not signature.startswith(PREFIX) or len(signature) != len(PREFIX) + 64:
-        return Verdict.bad_request("malformed_header",
-                                   "X-Hub-Signature-256 is not sha256=<64 hex digits>")
-    given = signature[len(PREFIX):]  # exact: GitHub sends lower-case hex
+        return Verdict.bad_request(
+            "malformed_header", "X-Hub-Signature-256 is not sha256=<64 hex digits>"
+        )
+    given = signature[len(PREFIX) :]  # exact: GitHub sends lower-case hex
     for secret in secrets:
         expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         if same(expected, given):

@@ -24,8 +24,15 @@ def body_hash(body: bytes) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(body).digest()).decode().rstrip("=")
 
 
-def verify_qstash(body: bytes, headers: Headers, *, keys: Sequence[str], url: str | None,
-                  now: float, leeway: int = 30) -> Verdict:
+def verify_qstash(
+    body: bytes,
+    headers: Headers,
+    *,
+    keys: Sequence[str],
+    url: str | None,
+    now: float,
+    leeway: int = 30,
+) -> Verdict:
     token = header(headers, "Upstash-Signature")
     if token is None:
         return Verdict.bad_request("missing_header", "Upstash-Signature is missing")
@@ -40,8 +47,9 @@ def verify_qstash(body: bytes, headers: Headers, *, keys: Sequence[str], url: st
         except jwt.ExpiredSignatureError:
             return Verdict.reject("expired", "the token has expired (exp, with the leeway)")
         except jwt.ImmatureSignatureError:
-            return Verdict.reject("not_yet_valid",
-                                  "the token is not valid yet (nbf/iat in the future)")
+            return Verdict.reject(
+                "not_yet_valid", "the token is not valid yet (nbf/iat in the future)"
+            )
         except jwt.InvalidIssuerError:
             return Verdict.reject("issuer", "the token's issuer is not Upstash")
         except jwt.InvalidAlgorithmError:
@@ -51,15 +59,19 @@ def verify_qstash(body: bytes, headers: Headers, *, keys: Sequence[str], url: st
         except jwt.DecodeError:
             return Verdict.bad_request("malformed_header", "Upstash-Signature is not a JWT")
         except jwt.InvalidTokenError as exc:
-            return Verdict.reject("claims",
-                                  f"the token's claims are invalid ({type(exc).__name__})")
+            return Verdict.reject(
+                "claims", f"the token's claims are invalid ({type(exc).__name__})"
+            )
         break
     if claims is None:
-        return Verdict.reject("signature", "neither the current nor the next signing key "
-                              "produces this signature")
+        return Verdict.reject(
+            "signature", "neither the current nor the next signing key produces this signature"
+        )
     if url is not None and not same(str(claims.get("sub", "")), url):
-        return Verdict.reject("subject", "the token was signed for another URL (sub) than this "
-                              "endpoint's configured public URL")
+        return Verdict.reject(
+            "subject",
+            "the token was signed for another URL (sub) than this endpoint's configured public URL",
+        )
     if not same(str(claims.get("body", "")).rstrip("="), body_hash(body)):
         return Verdict.reject("body_hash", "the body does not match the token's body hash")
     return Verdict.accept(header(headers, "Upstash-Message-Id") or "")
@@ -71,9 +83,16 @@ def _decode(token: str, key: str, now: float, leeway: int) -> dict[str, Any]:
     # in tests), with the leeway. nbf may be anything up to now: real tokens carry Go's zero
     # time (-62135596800).
     claims: dict[str, Any] = jwt.decode(
-        token, key, algorithms=["HS256"], issuer=ISSUER,
-        options={"require": ["iss", "sub", "exp", "nbf", "body"], "verify_exp": False,
-                 "verify_nbf": False, "verify_iat": False},
+        token,
+        key,
+        algorithms=["HS256"],
+        issuer=ISSUER,
+        options={
+            "require": ["iss", "sub", "exp", "nbf", "body"],
+            "verify_exp": False,
+            "verify_nbf": False,
+            "verify_iat": False,
+        },
     )
     exp, nbf, iat = claims.get("exp"), claims.get("nbf"), claims.get("iat")
     if not isinstance(exp, int | float) or not isinstance(nbf, int | float):

@@ -27,14 +27,22 @@ def secret_key(secret: str | bytes) -> bytes:
         raise ValueError("a Standard Webhooks secret is whsec_ followed by base64") from None
 
 
-def verify_standard(body: bytes, headers: Headers, *, secrets: Sequence[str | bytes],
-                    now: float, tolerance: int = TOLERANCE) -> Verdict:
+def verify_standard(
+    body: bytes,
+    headers: Headers,
+    *,
+    secrets: Sequence[str | bytes],
+    now: float,
+    tolerance: int = TOLERANCE,
+) -> Verdict:
     message_id = header(headers, "webhook-id", "svix-id")
     stamp = header(headers, "webhook-timestamp", "svix-timestamp")
     signature = header(headers, "webhook-signature", "svix-signature")
     if message_id is None or stamp is None or signature is None:
-        return Verdict.bad_request("missing_header", "webhook-id, webhook-timestamp and "
-                                   "webhook-signature (or svix-*) are required")
+        return Verdict.bad_request(
+            "missing_header",
+            "webhook-id, webhook-timestamp and webhook-signature (or svix-*) are required",
+        )
     try:
         timestamp = int(stamp.strip())
     except ValueError:
@@ -45,15 +53,18 @@ def verify_standard(body: bytes, headers: Headers, *, secrets: Sequence[str | by
     for entry in signature.split():
         version, sep, value = entry.partition(",")
         if not sep:
-            return Verdict.bad_request("malformed_header", "webhook-signature entries are "
-                                       "'v1,<base64>'")
+            return Verdict.bad_request(
+                "malformed_header", "webhook-signature entries are 'v1,<base64>'"
+            )
         if version == "v1":
             given.append(value)
     if not given:
         return Verdict.reject("signature", "no v1 signature in webhook-signature")
     signed = f"{message_id}.{timestamp}.".encode() + body
-    expected = [base64.b64encode(hmac.new(secret_key(secret), signed, hashlib.sha256).digest())
-                for secret in secrets]
+    expected = [
+        base64.b64encode(hmac.new(secret_key(secret), signed, hashlib.sha256).digest())
+        for secret in secrets
+    ]
     if not any(same(want, have) for want in expected for have in given):
         return Verdict.reject("signature", "no configured secret produces a v1 signature")
     if now - timestamp > tolerance:

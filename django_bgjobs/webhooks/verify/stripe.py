@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from django_bgjobs.webhooks.verify.base import Headers, Verdict, header, same
 
 
-def verify_stripe(body: bytes, headers: Headers, *, secrets: Sequence[str], now: float,
-                  tolerance: int = 300) -> Verdict:
+def verify_stripe(
+    body: bytes, headers: Headers, *, secrets: Sequence[str], now: float, tolerance: int = 300
+) -> Verdict:
     value = header(headers, "Stripe-Signature")
     if value is None:
         return Verdict.bad_request("missing_header", "Stripe-Signature is missing")
@@ -23,21 +24,22 @@ def verify_stripe(body: bytes, headers: Headers, *, secrets: Sequence[str], now:
     for item in value.split(","):
         key, sep, part = item.strip().partition("=")
         if not sep:
-            return Verdict.bad_request("malformed_header", "Stripe-Signature has an item "
-                                       "without '='")
+            return Verdict.bad_request(
+                "malformed_header", "Stripe-Signature has an item without '='"
+            )
         if key == "t":
             try:
                 timestamp = int(part.strip())
             except ValueError:
-                return Verdict.bad_request("malformed_header", "Stripe-Signature t= is not an "
-                                           "integer")
+                return Verdict.bad_request(
+                    "malformed_header", "Stripe-Signature t= is not an integer"
+                )
         elif key == "v1":
             signatures.append(part.strip())  # exact: Stripe sends lower-case hex
     if timestamp is None or not signatures:
         return Verdict.bad_request("malformed_header", "Stripe-Signature needs t= and a v1=")
     signed = f"{timestamp}.".encode() + body
-    expected = [hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-                for secret in secrets]
+    expected = [hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest() for secret in secrets]
     if not any(same(want, given) for want in expected for given in signatures):
         return Verdict.reject("signature", "no configured secret produces a v1 signature")
     if abs(now - timestamp) > tolerance:
