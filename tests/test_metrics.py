@@ -1,5 +1,5 @@
 """The Prometheus endpoint (who may scrape it, what it says, computed from the database) and the
-structured logs (the README's JSON configuration, as written)."""
+structured logs (the docs' JSON configuration, as written)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from tests import jobs
 pytestmark = pytest.mark.django_db
 
 TOKEN = settings.BGJOBS["METRICS_TOKEN"]
-README = Path(__file__).resolve().parent.parent / "README.md"
+LOGGING_PAGE = Path(__file__).resolve().parent.parent / "docs" / "howto" / "logging.md"
 
 
 def metrics_url() -> str:
@@ -440,12 +440,12 @@ def test_log_records_carry_the_job_fields(caplog):
 
 
 def readme_logging_config() -> dict:
-    """The LOGGING dict of the README's "Signals and logs" section, as printed there."""
-    text = README.read_text()
+    """The LOGGING dict of the docs' "Logging and signals" page, as printed there."""
+    text = LOGGING_PAGE.read_text()
     block = re.search(r"```python\n(LOGGING = \{.*?pythonjsonlogger.*?\n\})\n```", text, re.S)
-    assert block, "the README's JSON logging example is gone"
+    assert block, "the docs' JSON logging example is gone"
     namespace: dict = {}
-    exec(block.group(1), namespace)  # noqa: S102 - our own README
+    exec(block.group(1), namespace)  # noqa: S102 - our own docs
     return namespace["LOGGING"]
 
 
