@@ -192,7 +192,7 @@ class JobRun(models.Model):
 
 
 class JobDashboard(Job):
-    """No table and no permissions of its own: the admin's dashboard (admin.py), listed under
+    """No table and no permissions of its own: the admin's dashboard (admin/jobs.py), listed under
     "Background jobs" on the admin index through this proxy (an index entry needs a model).
     Who may view jobs may open it."""
 

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from django_bgjobs.admin import RUN_STATUS_COLOURS, STATUS_COLOURS
+from django_bgjobs.admin.widgets import RUN_STATUS_COLOURS, STATUS_COLOURS
 from django_bgjobs.models import Job, JobStatus, RunStatus
 from django_bgjobs.testing import capture_jobs
 from tests import jobs

@@ -32,7 +32,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from django_bgjobs import Schedule, bgjob
-from django_bgjobs.admin import STATUS_COLOURS, slot_time
+from django_bgjobs.admin.widgets import STATUS_COLOURS, slot_time
 from django_bgjobs.beat import fire
 from django_bgjobs.models import InboundWebhook, Job, JobStatus
 from django_bgjobs.registry import registry

@@ -22,7 +22,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from django_bgjobs import admin as bgjobs_admin
+from django_bgjobs.admin import widgets as bgjobs_admin
 from django_bgjobs import dashboard
 from django_bgjobs.models import Job, JobRun, JobStatus, RunStatus
 from django_bgjobs.testing import capture_jobs
@@ -707,7 +707,7 @@ def test_bulk_retry_counts_then_retries_the_dead_jobs_of_a_name_since_a_time(
 
 
 def test_bulk_retry_works_in_batches(admin_client: Client, dead_jobs: dict[str, Job]) -> None:
-    with mock.patch("django_bgjobs.admin_views.BULK_BATCH", 1), capture_jobs():
+    with mock.patch("django_bgjobs.admin.views.BULK_BATCH", 1), capture_jobs():
         admin_client.post(
             BULK, {"bulk": "retry", "retry-name": FAILS, "retry-since": "2000-01-01T00:00:00"}
         )

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from django_bgjobs import bgjob
-from django_bgjobs.admin import slot_time
+from django_bgjobs.admin.widgets import slot_time
 from django_bgjobs.beat import fire
 from django_bgjobs.models import Job, JobSchedule, JobStatus, ScheduleSlot
 from django_bgjobs.registry import JobFunction, registry

@@ -13,10 +13,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from django_bgjobs.admin import (
-    _time_column,
+from django_bgjobs.admin.widgets import (
+    ReadOnlyAdmin,
     apply_each,
     precise_time,
+    time_column,
 )
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.delivery.models import (
@@ -26,9 +27,7 @@ from django_bgjobs.delivery.models import (
 
 if TYPE_CHECKING:  # django-stubs' generics; not subscriptable at run time
     _TokenAdminBase = admin.ModelAdmin[ApiToken]
-    _KeysAdminBase = admin.ModelAdmin[SigningKeys]
 else:
-    _KeysAdminBase = admin.ModelAdmin
     _TokenAdminBase = admin.ModelAdmin
 
 
@@ -42,8 +41,8 @@ class ApiTokenAdmin(_TokenAdminBase):
     raw_id_fields = ("user",)
     actions = ("deactivate",)
 
-    created = _time_column("created_at", _("created"))
-    last_used = _time_column("last_used_at", _("last used"))
+    created = time_column("created_at", _("created"))
+    last_used = time_column("last_used_at", _("last used"))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ApiToken]:
         return super().get_queryset(request).select_related("user")
@@ -122,7 +121,8 @@ def _key_column(attr: str, label: Any, reveal: bool) -> Any:
 
 
 @admin.register(SigningKeys)
-class SigningKeysAdmin(_KeysAdminBase):
+class SigningKeysAdmin(ReadOnlyAdmin[SigningKeys]):
+    # one row, made on first use
     """The keys outbound deliveries are signed with. Shown in full to superusers only; other
     staff see the last four characters (the columns are chosen per request: a ModelAdmin is
     shared by every request). Rotate with its own permission."""
@@ -135,7 +135,7 @@ class SigningKeysAdmin(_KeysAdminBase):
     next_masked = _key_column("next", _("next"), reveal=False)
     standard_full = _key_column("standard_secret", _("Standard Webhooks secret"), reveal=True)
     standard_masked = _key_column("standard_secret", _("Standard Webhooks secret"), reveal=False)
-    rotated = _time_column("rotated_at", _("rotated"))
+    rotated = time_column("rotated_at", _("rotated"))
 
     @staticmethod
     def _suffix(request: HttpRequest) -> str:
@@ -190,15 +190,6 @@ class SigningKeysAdmin(_KeysAdminBase):
             keys.previous[-4:],
             precise_time(left),
         )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # one row, made on first use
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_rotate_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("django_bgjobs.rotate_signingkeys")

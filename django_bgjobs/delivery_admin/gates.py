@@ -13,8 +13,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from django_bgjobs.admin import (
-    _time_column,
+from django_bgjobs.admin.widgets import (
+    time_column,
 )
 from django_bgjobs.delivery.models import (
     DeliveryQueue,
@@ -88,7 +88,7 @@ class DeliveryQueueAdmin(_QueueAdminBase):
     def get_changelist_form(self, request: HttpRequest, **kwargs: Any) -> Any:
         return super().get_changelist_form(request, form=DeliveryQueueForm, **kwargs)
 
-    updated = _time_column("updated_at", _("updated"))
+    updated = time_column("updated_at", _("updated"))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[DeliveryQueue]:
         return (
@@ -149,7 +149,7 @@ class FlowControlAdmin(_FlowAdminBase):
     fields = ("key", "parallelism", "rate", "period", "paused", "updated")
     readonly_fields = ("key", "parallelism", "rate", "period", "updated")
 
-    updated = _time_column("updated_at", _("updated"))
+    updated = time_column("updated_at", _("updated"))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[FlowControl]:
         return (

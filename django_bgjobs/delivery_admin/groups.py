@@ -13,8 +13,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from django_bgjobs.admin import (
-    _time_column,
+from django_bgjobs.admin.widgets import (
+    time_column,
 )
 from django_bgjobs.delivery.models import (
     Topic,
@@ -77,7 +77,7 @@ class TopicAdmin(_TopicAdminBase):
     fields = ("name", "headers")
     inlines = (TopicEndpointInline,)
 
-    updated = _time_column("updated_at", _("updated"))
+    updated = time_column("updated_at", _("updated"))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Topic]:
         return super().get_queryset(request).annotate(endpoint_total=Count("endpoints"))

@@ -3,7 +3,7 @@ dead-letter queue."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
@@ -14,15 +14,16 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from django_bgjobs.admin import (
+from django_bgjobs.admin.widgets import (
     CappedPaginator,
-    _time_column,
+    ReadOnlyAdmin,
     apply_each,
     job_badge_link,
     precise_time,
+    pretty_json,
     status_badge,
+    time_column,
 )
-from django_bgjobs.admin_views import pretty_json
 from django_bgjobs.delivery.models import (
     DeliveryAttempt,
     DeliveryQueue,
@@ -39,11 +40,6 @@ from django_bgjobs.delivery_admin.common import (
     state_of,
 )
 from django_bgjobs.models import JobStatus
-
-if TYPE_CHECKING:  # django-stubs' generics; not subscriptable at run time
-    _MessageAdminBase = admin.ModelAdmin[Message]
-else:
-    _MessageAdminBase = admin.ModelAdmin
 
 
 class MessageStateFilter(admin.SimpleListFilter):
@@ -154,7 +150,9 @@ class MessageChangeList(ChangeList):
 
 
 @admin.register(Message)
-class MessageAdmin(_MessageAdminBase):
+class MessageAdmin(ReadOnlyAdmin[Message]):
+    # published through publish() or the API
+    # its job and callbacks point at it; pruning removes finished ones
     """Read-only: a message's state is its delivery job's. Cancel and retry from the DLQ go
     through lifecycle.py, as the API's do."""
 
@@ -240,11 +238,11 @@ class MessageAdmin(_MessageAdminBase):
         ),
     )
 
-    created = _time_column("created_at", _("created"))
-    admitted = _time_column("admitted_at", _("admitted"))
-    cancelled = _time_column("cancelled_at", _("cancelled"))
-    dlq_removed = _time_column("dlq_removed_at", _("taken out of the DLQ"))
-    not_before_display = _time_column("not_before", _("not before"))
+    created = time_column("created_at", _("created"))
+    admitted = time_column("admitted_at", _("admitted"))
+    cancelled = time_column("cancelled_at", _("cancelled"))
+    dlq_removed = time_column("dlq_removed_at", _("taken out of the DLQ"))
+    not_before_display = time_column("not_before", _("not before"))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
         # The state column reads the job: a LEFT JOIN, not a query per row.
@@ -252,18 +250,6 @@ class MessageAdmin(_MessageAdminBase):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return MessageChangeList
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [str(f) for _, options in self.fieldsets for f in options["fields"]]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # published through publish() or the API
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # its job and callbacks point at it; pruning removes finished ones
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("django_bgjobs.cancel_message")

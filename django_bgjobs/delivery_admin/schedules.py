@@ -12,15 +12,15 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from django_bgjobs.admin import (
-    _ago,
-    _in,
-    _time_column,
+from django_bgjobs.admin.widgets import (
     apply_each,
     precise_time,
+    pretty_json,
     status_badge,
+    time_ago,
+    time_column,
+    time_until,
 )
-from django_bgjobs.admin_views import pretty_json
 from django_bgjobs.delivery.models import (
     MessageSchedule,
 )
@@ -88,7 +88,7 @@ class MessageScheduleAdmin(_ScheduleAdminBase):
         (_("Message template"), {"fields": ("method_display", "template_options")}),
     )
 
-    created = _time_column("created_at", _("created"))
+    created = time_column("created_at", _("created"))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[MessageSchedule]:
         return super().get_queryset(request).select_related("periodic_task")
@@ -136,14 +136,16 @@ class MessageScheduleAdmin(_ScheduleAdminBase):
         upcoming = next_run(row, now)
         if upcoming is None:
             return "paused" if row.paused else "-"
-        return format_html("{} ({})", precise_time(upcoming)[:-4], _in(upcoming, now))
+        return format_html("{} ({})", precise_time(upcoming)[:-4], time_until(upcoming, now))
 
     @admin.display(description=_("last fired"), ordering="last_fired_at")
     def last_fired_display(self, row: MessageSchedule) -> str:
         if row.last_fired_at is None:
             return "never"
         return format_html(
-            "{} ({})", precise_time(row.last_fired_at)[:-4], _ago(row.last_fired_at, timezone.now())
+            "{} ({})",
+            precise_time(row.last_fired_at)[:-4],
+            time_ago(row.last_fired_at, timezone.now()),
         )
 
     @admin.display(description=_("last message"))

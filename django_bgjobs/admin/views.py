@@ -1,4 +1,4 @@
-"""The job admin's own pages, mounted by ``JobAdmin.get_urls()`` (admin.py) behind the admin
+"""The job admin's own pages, mounted by ``JobAdmin.get_urls()`` (jobs.py) behind the admin
 site's login and staff check: the dashboard, the bulk actions by filter, the job page's
 buttons (retry now, cancel, replay) and its timeline of attempts.
 
@@ -9,7 +9,6 @@ to the admin's history (LogEntry).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,6 +36,15 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from django_bgjobs import dashboard, states
+from django_bgjobs.admin.widgets import (
+    RUN_STATUS_COLOURS,
+    STATUS_COLOURS,
+    apply_each,
+    job_link,
+    precise_time,
+    status_badge,
+    time_ago,
+)
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.exceptions import BgJobsError, JobConfigurationError
 from django_bgjobs.models import FINISHED, WAITING, Job, JobRun, JobStatus
@@ -44,7 +52,7 @@ from django_bgjobs.redaction import masked_payload
 from django_bgjobs.registry import JobFunction, registry
 
 if TYPE_CHECKING:
-    from django_bgjobs.admin import JobAdmin
+    from django_bgjobs.admin.jobs import JobAdmin
 
 REFRESH_SECONDS = 10  # the dashboard
 LIVE_JOB_SECONDS = 3  # the page of a job that has not finished
@@ -158,7 +166,7 @@ def _failure_row(f: dashboard.Failure) -> dict[str, Any]:
         "name": f.job_name,
         "attempt": f.attempt,
         "status": f.status,
-        "when": _precise(f.finished_at),
+        "when": precise_time(f.finished_at),
         "error": f.error,
         "url": job_url(f.job_id),
         "job": short(f.job_id),
@@ -171,19 +179,8 @@ def _worker_row(w: dashboard.WorkerRow, now: datetime) -> dict[str, Any]:
         "running": w.running,
         "ended": w.ended,
         "stale": w.stale_leases,
-        "seen": _ago(now, w.last_seen),
+        "seen": time_ago(w.last_seen, now),
     }
-
-
-def _ago(now: datetime, moment: datetime) -> str:
-    seconds = (now - moment).total_seconds()
-    return "just now" if seconds < 1 else f"{dashboard.duration(seconds)} ago"
-
-
-def _precise(value: datetime | None) -> str:
-    from django_bgjobs.admin import precise_time
-
-    return precise_time(value)
 
 
 # --- the job page: buttons -----------------------------------------------------------------------
@@ -251,8 +248,6 @@ def job_action_view(
     job = model_admin.get_object(request, unquote(object_id))
     if job is None:
         raise Http404("No such job.")
-    from django_bgjobs.admin import apply_each, job_link
-
     allowed = {
         "retry": model_admin.has_retry_permission,
         "cancel": model_admin.has_cancel_permission,
@@ -358,14 +353,10 @@ class Event:
 
     @property
     def colour(self) -> str:
-        from django_bgjobs.admin import RUN_STATUS_COLOURS, STATUS_COLOURS
-
         return {**RUN_STATUS_COLOURS, **STATUS_COLOURS}.get(self.status, "#5c636a")
 
     @property
     def badge(self) -> SafeString | str:
-        from django_bgjobs.admin import status_badge
-
         if not self.status:
             return ""
         return SafeString(status_badge(self.status, self.status_label, {self.status: self.colour}))
@@ -374,8 +365,6 @@ class Event:
 def timeline(job: Job, runs: Sequence[JobRun], now: datetime | None = None) -> list[Event]:
     """The job's life, oldest first: enqueued, each attempt that ended (from its JobRun), the
     attempt running now (from the job row), what it waits for, how it ended."""
-    from django_bgjobs.admin import precise_time
-
     now = now or timezone.now()
     events = [
         Event(
@@ -526,14 +515,6 @@ def progress_bar(job: Job) -> SafeString | None:
         job.progress_done,
         format_html(" · {}", job.progress_message) if job.progress_message else "",
     )
-
-
-def pretty_json(value: object) -> SafeString:
-    """JSON on one line when it fits, indented otherwise (escaped: it is shown, not run)."""
-    text = json.dumps(value, ensure_ascii=False)
-    if len(text) > 100:
-        text = json.dumps(value, indent=2, ensure_ascii=False)
-    return format_html('<pre class="bgjobs-json">{}</pre>', text)
 
 
 def shown_payload(job: Job) -> tuple[list[Any], dict[str, Any]]:

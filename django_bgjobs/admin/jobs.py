@@ -1,0 +1,383 @@
+"""Every job and every attempt, read-only, with retry, cancel and replay (the dashboard, the
+bulk actions and the job page's buttons and timeline are in views.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from django_bgjobs import states
+from django_bgjobs.admin import views, widgets
+from django_bgjobs.admin.webhooks import receipt_of, receipt_url
+from django_bgjobs.admin.widgets import (
+    CappedPaginator,
+    ReadOnlyAdmin,
+    apply_each,
+    precise_time,
+    pretty_json,
+    slot_time,
+    status_badge,
+    time_column,
+)
+from django_bgjobs.conf import bgjobs_settings
+from django_bgjobs.models import (
+    Job,
+    JobDashboard,
+    JobStatus,
+    Message,
+    ScheduleSlot,
+)
+from django_bgjobs.registry import registry
+
+
+class QueueFilter(admin.SimpleListFilter):
+    """The queues of BGJOBS["QUEUES"], not a SELECT DISTINCT over every job."""
+
+    title = _("queue")
+    parameter_name = "queue"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        queues = list(bgjobs_settings.QUEUES)
+        if self.value() and self.value() not in queues:  # a queue since removed, from a link
+            queues.append(str(self.value()))
+        return [(queue, queue) for queue in queues]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(queue=self.value()) if self.value() else queryset
+
+
+class JobNameFilter(admin.SimpleListFilter):
+    """The job names the code defines (the registry), not a SELECT DISTINCT over every job.
+    A name no code defines any more can still be filtered on from a link (the dashboard's)."""
+
+    title = _("name")
+    parameter_name = "name"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        names = registry.names()
+        if self.value() and self.value() not in names:
+            names.append(str(self.value()))
+        return [(name, name) for name in names]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(name=self.value()) if self.value() else queryset
+
+
+class JobChangeList(ChangeList):
+    def get_queryset(
+        self, request: HttpRequest, exclude_parameters: list[str | None] | None = None
+    ) -> QuerySet[Any]:
+        # The list shows neither the payload nor the result: not read (they can be large).
+        return super().get_queryset(request, exclude_parameters).defer("args", "kwargs", "result")
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        if self.result_count == 0:  # a filter nothing matches: do not search the table twice
+            self.result_list = self.queryset.none()
+        self.count_capped = self.result_count > widgets.COUNT_CAP  # read by job/pagination.html
+        self.count_cap = f"{widgets.COUNT_CAP:,}"
+
+
+@admin.register(Job)
+class JobAdmin(ReadOnlyAdmin[Job]):
+    # History is kept; deleting a running job would orphan its worker's writes.
+    list_display = (
+        "short_id",
+        "name",
+        "status_display",
+        "queue",
+        "attempts_display",
+        "error_excerpt",
+        "created_at",
+        "when_display",
+        "schedule_display",
+    )
+    list_filter = ("status", QueueFilter, JobNameFilter, "created_at")
+    search_fields = ("=id", "name", "=idempotency_key")
+    list_per_page = 50
+    show_full_result_count = False  # COUNT(*) over millions of rows on every page load
+    paginator = CappedPaginator
+    # "Show counts" would count every job for each filter (a scan of the table each): the
+    # dashboard has the counts that matter, from partial indexes.
+    show_facets = admin.ShowFacets.NEVER
+    actions = ("retry_jobs", "cancel_jobs")
+    change_list_template = "django_bgjobs/admin/job_change_list.html"
+    # The attempts are drawn as a timeline by the template (views.timeline).
+    change_form_template = "django_bgjobs/admin/job_change_form.html"
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "name",
+                    "status_display",
+                    "queue",
+                    "priority",
+                    "idempotency_key",
+                    "schedule_display",
+                    "webhook_display",
+                    "message_display",
+                )
+            },
+        ),
+        (
+            _("Payload and result"),
+            {"fields": ("arguments", "keyword_arguments", "result_display", "error")},
+        ),
+        (
+            _("Attempts"),
+            {
+                "fields": (
+                    "attempts",
+                    "max_attempts",
+                    "worker",
+                    "progress_display",
+                    "cancel_requested",
+                )
+            },
+        ),
+        (
+            _("Timing"),
+            {
+                "fields": (
+                    "created",
+                    "next_run",
+                    "published",
+                    "started",
+                    "finished",
+                    "lease_expires",
+                )
+            },
+        ),
+    )
+
+    created = time_column("created_at", _("created"))
+    next_run = time_column("run_after", _("run after"))
+    published = time_column("published_at", _("published"))
+    started = time_column("started_at", _("started"))
+    finished = time_column("finished_at", _("finished"))
+    lease_expires = time_column("lease_expires_at", _("lease expires"))
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
+        # The schedule column: a LEFT JOIN on the slot's unique job_id, not a query per row.
+        return super().get_queryset(request).select_related("schedule_slot__schedule")
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return JobChangeList
+
+    def get_urls(self) -> list[URLPattern]:
+
+        def view(function: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+            # admin_view: login and staff required, CSRF checked on POST, never cached.
+            guarded = self.admin_site.admin_view(partial(function, self))
+
+            def staff_only(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+                # Signed in but not staff: a 403, not admin_view's login page again.
+                if request.user.is_authenticated and not request.user.is_staff:
+                    raise PermissionDenied
+                return guarded(request, *args, **kwargs)
+
+            return staff_only
+
+        return [
+            path("dashboard/", view(views.dashboard_view), name="django_bgjobs_job_dashboard"),
+            path("bulk/", view(views.bulk_view), name="django_bgjobs_job_bulk"),
+            *(
+                path(
+                    f"<path:object_id>/{action}/",
+                    view(partial(views.job_action_view, action=action)),
+                    name=f"django_bgjobs_job_{action}",
+                )
+                for action in ("retry", "cancel", "replay")
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return super().changelist_view(
+            request,
+            {
+                **(extra_context or {}),
+                "dashboard_url": reverse("admin:django_bgjobs_job_dashboard"),
+                "bulk_url": reverse("admin:django_bgjobs_job_bulk"),
+            },
+        )
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Job | None = None,
+    ) -> HttpResponse:
+        if obj is not None:
+            context.update(views.job_page_context(self, request, obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("django_bgjobs.retry_job")
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("django_bgjobs.cancel_job")
+
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("django_bgjobs.replay_job")
+
+    @admin.display(description=_("args"))
+    def arguments(self, job: Job) -> str:
+        return pretty_json(views.shown_payload(job)[0])
+
+    @admin.display(description=_("kwargs"))
+    def keyword_arguments(self, job: Job) -> str:
+        return pretty_json(views.shown_payload(job)[1])
+
+    @admin.display(description=_("result"))
+    def result_display(self, job: Job) -> str:
+        if job.result is None:
+            return "-"
+        return pretty_json(job.result)
+
+    @admin.display(description=_("id"), ordering="id")
+    def short_id(self, job: Job) -> str:
+        # The start of a UUIDv7 is its timestamp, the same for jobs made together: show the end.
+        return "…" + str(job.pk)[-12:]
+
+    @admin.display(description=_("next run / finished"))
+    def when_display(self, job: Job) -> str:
+        if job.status in (JobStatus.SCHEDULED, JobStatus.RETRYING):
+            return format_html("next {}", precise_time(job.run_after))
+        if job.finished_at:
+            return precise_time(job.finished_at)
+        return "-"
+
+    @admin.display(description=_("schedule"))
+    def schedule_display(self, job: Job) -> str:
+        slot: ScheduleSlot | None = getattr(job, "schedule_slot", None)  # None: a one-off job
+        if slot is None:
+            return "-"
+        return format_html(
+            '<a href="{}">{}</a> <span class="quiet" style="white-space:nowrap">{}</span>',
+            reverse("admin:django_bgjobs_jobschedule_change", args=[slot.schedule_id]),
+            slot.schedule.key,
+            slot_time(slot.slot_at),
+        )
+
+    @admin.display(description=_("webhook receipt"))
+    def webhook_display(self, job: Job) -> str:
+        # The job's page only (not a list column): one or two queries for one job.
+        found = receipt_of(job)
+        if found is None:
+            return "-"
+        receipt, current = found
+        link = format_html('<a href="{}">{}</a>', receipt_url(receipt), receipt)
+        if current or receipt.job_id is None:
+            return link
+        return format_html(
+            "{} (replayed since: its job is now {})", link, "…" + str(receipt.job_id)[-12:]
+        )
+
+    @admin.display(description=_("message"))
+    def message_display(self, job: Job) -> str:
+        """The message a delivery job delivers (the job's page only: one query)."""
+        message = Message.objects.filter(job_id=job.pk).only("id", "url").first()
+        if message is None:
+            return "-"
+        return format_html(
+            '<a href="{}">{}</a> → {}',
+            reverse("admin:django_bgjobs_message_change", args=[message.pk]),
+            message.pk,
+            message.url,
+        )
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_display(self, job: Job) -> str:
+        label = job.get_status_display()
+        if job.status == JobStatus.RUNNING and job.cancel_requested:
+            label = f"{label} (cancelling)"
+        return status_badge(job.status, label)
+
+    @admin.display(description=_("attempts"))
+    def attempts_display(self, job: Job) -> str:
+        return f"{job.attempts}/{job.max_attempts}"
+
+    @admin.display(description=_("last error"))
+    def error_excerpt(self, job: Job) -> str:
+        return (job.error[:80] + "…") if len(job.error) > 80 else job.error
+
+    @admin.display(description=_("progress"))
+    def progress_display(self, job: Job) -> str:
+        return views.progress_bar(job) or "-"
+
+    def _transition_each(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Job],
+        transition: Callable[[Job], bool],
+        logged_as: str,
+    ) -> tuple[int, int]:
+        """Apply a transition to each selected job, logging each change; (done, skipped)."""
+        return apply_each(
+            self, request, queryset, lambda job: logged_as if transition(job) else None
+        )
+
+    @admin.action(description=_("Retry selected dead or cancelled jobs"), permissions=["retry"])
+    def retry_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        done, skipped = self._transition_each(
+            request, queryset, states.retry, "Retried: queued again with a fresh budget."
+        )
+        self.message_user(request, f"{done} job(s) queued again.", messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request,
+                f"{skipped} job(s) skipped: only dead or cancelled jobs can be retried.",
+                messages.WARNING,
+            )
+
+    @admin.action(description=_("Cancel selected jobs"), permissions=["cancel"])
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        done, skipped = self._transition_each(request, queryset, states.cancel, "Cancelled.")
+        self.message_user(
+            request,
+            f"{done} job(s) cancelled (running ones stop at their next check).",
+            messages.SUCCESS,
+        )
+        if skipped:
+            self.message_user(request, f"{skipped} job(s) had already finished.", messages.WARNING)
+
+
+@admin.register(JobDashboard)
+class JobDashboardAdmin(ReadOnlyAdmin[JobDashboard]):
+    """The "Dashboard" entry of the admin index and sidebar: it leads to the dashboard, which
+    is mounted on the jobs admin (``JobAdmin.get_urls``). Nothing else: no list, no pages."""
+
+    def get_urls(self) -> list[URLPattern]:
+        def to_dashboard(request: HttpRequest) -> HttpResponse:
+            if not self.has_view_permission(request):
+                raise PermissionDenied
+            return HttpResponseRedirect(reverse("admin:django_bgjobs_job_dashboard"))
+
+        return [
+            path(
+                "",
+                self.admin_site.admin_view(to_dashboard),
+                name="django_bgjobs_jobdashboard_changelist",
+            )
+        ]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("django_bgjobs.view_job")
