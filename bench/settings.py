@@ -22,6 +22,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django_celery_beat",
     "django_bgjobs",
+    "django_bgjobs.delivery",
     "bench",
 ]
 

@@ -38,16 +38,13 @@ class BgJobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # beat, maintenance and message_schedules are imported for the Celery tasks and the
-        # job they define.
+        # beat and maintenance are imported for the Celery tasks and the job they define.
         from django_bgjobs import beat, checks, hooks, logs, maintenance, worker  # noqa: F401
-        from django_bgjobs.delivery import message_schedules, receivers  # noqa: F401
 
         checks.register()
         logs.connect()
         hooks.connect()
         worker.connect()
-        receivers.connect()
         # Jobs defined in <app>/jobs.py are known to every process without further imports.
         autodiscover_modules("jobs")
         post_migrate.connect(

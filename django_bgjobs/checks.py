@@ -204,7 +204,9 @@ def check_webhooks(**kwargs: Any) -> list[checks.CheckMessage]:
         except ImproperlyConfigured as exc:
             errors.append(
                 checks.Error(
-                    str(exc), hint="See the README, section Webhooks in.", id="django_bgjobs.E007"
+                    str(exc),
+                    hint='See docs/howto/webhooks.md (the BGJOBS["WEBHOOKS"] entries).',
+                    id="django_bgjobs.E007",
                 )
             )
     return errors

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from django.db import DatabaseError, ProgrammingError, connections
 from django.utils import timezone
 
-from django_bgjobs import states
+from django_bgjobs import extensions, states
 from django_bgjobs._db import discard_broken_connections
 from django_bgjobs.broker import publish, queue_depth
 from django_bgjobs.conf import bgjobs_settings
@@ -34,16 +34,6 @@ class Sweep:
     @property
     def busy(self) -> bool:
         return bool(self.due or self.republished or self.expired)
-
-
-def delivery_sweep() -> None:
-    """Outbound delivery's share of the pass: settle messages whose job finished while no
-    receiver ran (dead-lettering those that died), then admit messages waiting for their queue
-    or flow-control key (rate windows open as time passes)."""
-    from django_bgjobs.delivery import admission, lifecycle
-
-    lifecycle.settle_stragglers()
-    admission.sweep()
 
 
 def _publish(jobs: list[Job]) -> None:
@@ -87,6 +77,19 @@ def _lost_in_the_broker(jobs: list[Job]) -> list[Job]:
     return lost
 
 
+def _run_extension_sweeps() -> None:
+    """The sweeps other apps registered (outbound delivery settles and admits its messages
+    here). One that fails is logged and the others still run; a database error goes up to the
+    pass's own handling, as the jobs' sweep's does."""
+    for name, sweep in extensions.sweeps():
+        try:
+            sweep()
+        except DatabaseError:
+            raise
+        except Exception:
+            logger.exception("dispatcher: sweep %r failed; the pass goes on", name)
+
+
 class Dispatcher:
     def __init__(self) -> None:
         self._stop = threading.Event()
@@ -100,7 +103,7 @@ class Dispatcher:
         stale = states.reclaim_unpublished(now, limit)
         _publish(_lost_in_the_broker(stale))
         expired = states.expire_leases(now, limit)
-        delivery_sweep()
+        _run_extension_sweeps()
         sweep = Sweep(len(due), len(stale), len(expired))
         if sweep.busy:
             logger.info(

@@ -2,7 +2,8 @@
 
 ``django_bgjobs.prune`` runs on ``BGJOBS["PRUNE_SCHEDULE"]`` (synced like any schedule) and by
 ``manage.py bgjobs prune``. It deletes in batches of PRUNE_BATCH, each batch its own short
-transaction, so a large backlog never holds a long lock on the job table.
+transaction, so a large backlog never holds a long lock on the job table. Rows of other apps
+that point at jobs go with them through their prune hooks (extensions.register_prune_hook).
 """
 
 from __future__ import annotations
@@ -13,15 +14,13 @@ from django.db import router, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
+from django_bgjobs import extensions
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.models import (
-    DeliveryAttempt,
     InboundWebhook,
     Job,
     JobRun,
     JobStatus,
-    Message,
-    MessageSchedule,
     ScheduleSlot,
 )
 from django_bgjobs.registry import bgjob
@@ -31,28 +30,33 @@ def prune(now: datetime | None = None, dry_run: bool = False) -> dict[str, int]:
     """Delete jobs finished longer ago than their status' retention. Returns counts by status."""
     now = now or timezone.now()
     counts: dict[str, int] = {}
-    for status, keep in bgjobs_settings.PRUNE.items():
-        if keep is None:
-            continue
+    for status in bgjobs_settings.PRUNE:
         if status not in (JobStatus.SUCCEEDED, JobStatus.DEAD, JobStatus.CANCELLED):
             raise ValueError(f"BGJOBS['PRUNE'] has {status!r}: only finished statuses are pruned")
-        cutoff = now - (keep if isinstance(keep, timedelta) else timedelta(seconds=keep))
-        old = Job.objects.filter(status=status, finished_at__lt=cutoff)
+        keep = retention(status)
+        if keep is None:
+            continue
+        old = Job.objects.filter(status=status, finished_at__lt=now - keep)
         counts[status] = old.count() if dry_run else _delete_in_batches(old)
     if not dry_run:
         _prune_slots(now)
-        _prune_cancelled_messages(now)
+        for hook in extensions.prune_hooks():
+            hook.after(now)
     return counts
+
+
+def retention(status: str) -> timedelta | None:
+    """How long jobs of ``status`` are kept once finished (BGJOBS["PRUNE"]), None: forever."""
+    keep = bgjobs_settings.PRUNE.get(status)
+    if keep is None:
+        return None
+    return keep if isinstance(keep, timedelta) else timedelta(seconds=keep)
 
 
 def _prune_slots(now: datetime) -> None:
     """Schedule slots older than the longest retention, except each schedule's newest (its
     catch-up starts from there): they only said "this slot was handled"."""
-    keeps = [
-        keep if isinstance(keep, timedelta) else timedelta(seconds=keep)
-        for keep in bgjobs_settings.PRUNE.values()
-        if keep is not None
-    ]
+    keeps = [keep for status in bgjobs_settings.PRUNE if (keep := retention(status)) is not None]
     if not keeps:
         return
     newest = ScheduleSlot.objects.filter(schedule=OuterRef("schedule")).order_by("-slot_at")
@@ -74,36 +78,11 @@ def _delete_in_batches(old: QuerySet[Job]) -> int:
             # first, then the jobs, three statements a batch.
             ScheduleSlot.objects.filter(job_id__in=ids).update(job=None)
             InboundWebhook.objects.filter(job_id__in=ids).update(job=None)
-            # A delivered or dead-lettered message goes with its delivery job.
-            _delete_messages(Message.objects.filter(job_id__in=ids), using)
+            for hook in extensions.prune_hooks():
+                hook.on_jobs(ids, using)
             JobRun.objects.filter(job_id__in=ids)._raw_delete(using)
             Job.objects.filter(pk__in=ids)._raw_delete(using)
             deleted += len(ids)
-
-
-def _delete_messages(messages: QuerySet[Message], using: str) -> int:
-    ids = list(messages.values_list("pk", flat=True))
-    if ids:
-        Message.objects.filter(source_id__in=ids).update(source=None)
-        MessageSchedule.objects.filter(last_message_id__in=ids).update(last_message=None)
-        DeliveryAttempt.objects.filter(message_id__in=ids)._raw_delete(using)
-        Message.objects.filter(pk__in=ids)._raw_delete(using)
-    return len(ids)
-
-
-def _prune_cancelled_messages(now: datetime) -> None:
-    """Messages cancelled before they started have no job to be pruned with."""
-    keep = bgjobs_settings.PRUNE.get(JobStatus.CANCELLED)
-    if keep is None:
-        return
-    cutoff = now - (keep if isinstance(keep, timedelta) else timedelta(seconds=keep))
-    using = router.db_for_write(Message)
-    batch = int(bgjobs_settings.PRUNE_BATCH)
-    old = Message.objects.filter(job__isnull=True, cancelled_at__lt=cutoff)
-    while True:
-        with transaction.atomic(using=using):
-            if not _delete_messages(old[:batch], using):
-                return
 
 
 @bgjob(name="django_bgjobs.prune", max_attempts=2)

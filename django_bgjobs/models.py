@@ -338,33 +338,11 @@ class InboundWebhook(models.Model):
         return json.loads(bytes(self.body))
 
 
-# The delivery side's models (self-hosted QStash) live with it; Django finds them here.
-from django_bgjobs.delivery.models import (  # noqa: E402
-    ApiToken,
-    DeliveryAttempt,
-    DeliveryQueue,
-    FlowControl,
-    Message,
-    MessageSchedule,
-    SigningKeys,
-    Topic,
-    TopicEndpoint,
-)
-
 __all__ = [
-    "ApiToken",
-    "DeliveryAttempt",
-    "DeliveryQueue",
-    "FlowControl",
     "InboundWebhook",
     "Job",
     "JobDashboard",
     "JobRun",
     "JobSchedule",
-    "Message",
-    "MessageSchedule",
     "ScheduleSlot",
-    "SigningKeys",
-    "Topic",
-    "TopicEndpoint",
 ]

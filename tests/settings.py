@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_celery_beat",
     "django_bgjobs",
+    "django_bgjobs.delivery",
     "tests",
 ]
 MIDDLEWARE = [

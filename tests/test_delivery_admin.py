@@ -23,6 +23,7 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from django_bgjobs.delivery import lifecycle, message_schedules
+from django_bgjobs.delivery.api.tokens import authenticate, hash_token
 from django_bgjobs.delivery.keys import signing_keys
 from django_bgjobs.delivery.models import (
     ApiToken,
@@ -36,22 +37,21 @@ from django_bgjobs.delivery.models import (
 )
 from django_bgjobs.delivery.publish import Flow, Publish, publish
 from django_bgjobs.models import JobStatus
-from django_bgjobs.qstash_api.tokens import authenticate, hash_token
 from django_bgjobs.testing import capture_jobs
 from tests.http_receiver import Receiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-MESSAGES = reverse("admin:django_bgjobs_message_changelist")
+MESSAGES = reverse("admin:bgjobs_delivery_message_changelist")
 EVIL = b"<script>alert('x')</script>"
 
 
 def changelist(model: str) -> str:
-    return reverse(f"admin:django_bgjobs_{model}_changelist")
+    return reverse(f"admin:bgjobs_delivery_{model}_changelist")
 
 
 def page(model: str, pk: object) -> str:
-    return reverse(f"admin:django_bgjobs_{model}_change", args=[quote(pk)])
+    return reverse(f"admin:bgjobs_delivery_{model}_change", args=[quote(pk)])
 
 
 def rows(html: str, model: str = "message") -> dict[str, str]:
@@ -78,7 +78,8 @@ def staff(client: Client, django_user_model) -> Callable[..., Client]:  # type: 
         user = django_user_model.objects.create_user("staff", password="p", is_staff=True)
         user.user_permissions.add(
             *Permission.objects.filter(
-                content_type__app_label="django_bgjobs", codename__in=codenames
+                content_type__app_label__in=("django_bgjobs", "bgjobs_delivery"),
+                codename__in=codenames,
             )
         )
         client.login(username="staff", password="p")
@@ -208,10 +209,10 @@ def test_staff_see_credentials_masked(staff, sent):
 
 
 def test_messages_cannot_be_added_edited_or_deleted(admin_client, sent):
-    assert admin_client.get(reverse("admin:django_bgjobs_message_add")).status_code == 403
+    assert admin_client.get(reverse("admin:bgjobs_delivery_message_add")).status_code == 403
     assert (
         admin_client.get(
-            reverse("admin:django_bgjobs_message_delete", args=[sent["ok"].pk])
+            reverse("admin:bgjobs_delivery_message_delete", args=[sent["ok"].pk])
         ).status_code
         == 403
     )
@@ -308,13 +309,13 @@ def test_url_groups_are_edited_with_their_endpoints(admin_client):
         "endpoints-1-url": "ftp://b.example.com/",
         "endpoints-1-name": "b",
     }
-    response = admin_client.post(reverse("admin:django_bgjobs_topic_add"), form)
+    response = admin_client.post(reverse("admin:bgjobs_delivery_topic_add"), form)
     assert response.status_code == 200 and "not an http(s) URL" in response.content.decode()
     form["endpoints-1-url"] = "https://a.example.com/hook"
-    response = admin_client.post(reverse("admin:django_bgjobs_topic_add"), form)
+    response = admin_client.post(reverse("admin:bgjobs_delivery_topic_add"), form)
     assert "appears twice" in response.content.decode()
     form["endpoints-1-url"] = "https://b.example.com/hook"
-    response = admin_client.post(reverse("admin:django_bgjobs_topic_add"), form)
+    response = admin_client.post(reverse("admin:bgjobs_delivery_topic_add"), form)
     assert response.status_code == 302
     topic = Topic.objects.get(name="billing")
     assert topic.headers == {"X-Group": "1"} and topic.created_at is not None
@@ -346,7 +347,7 @@ def test_queues_show_their_lag_and_take_new_parallelism(admin_client, sent, no_s
     assert (held.parallelism, held.paused) == (3, False)
     assert LogEntry.objects.filter(object_id=str(held.pk)).exists()
     # Waiting messages keep their queue from being deleted, alone or in a bulk delete.
-    delete = reverse("admin:django_bgjobs_deliveryqueue_delete", args=[held.pk])
+    delete = reverse("admin:bgjobs_delivery_deliveryqueue_delete", args=[held.pk])
     assert "messages are waiting in it" in admin_client.get(delete).content.decode()
     admin_client.post(delete, {"post": "yes"})
     now = timezone.now()
@@ -373,7 +374,7 @@ def test_flow_control_keys_are_listed_with_their_lag(admin_client, receiver):
         str(flow.pk)
     ]
     assert (cell(row, "rate"), cell(row, "lag"), cell(row, "active")) == ("1", "2", "1")
-    assert admin_client.get(reverse("admin:django_bgjobs_flowcontrol_add")).status_code == 403
+    assert admin_client.get(reverse("admin:bgjobs_delivery_flowcontrol_add")).status_code == 403
 
 
 # --- API tokens ---
@@ -381,7 +382,7 @@ def test_flow_control_keys_are_listed_with_their_lag(admin_client, receiver):
 
 def test_a_token_added_in_the_admin_is_shown_once_and_stored_hashed(admin_client):
     response = admin_client.post(
-        reverse("admin:django_bgjobs_apitoken_add"), {"name": "ci", "user": ""}
+        reverse("admin:bgjobs_delivery_apitoken_add"), {"name": "ci", "user": ""}
     )
     assert response.status_code == 200 and "no-store" in response["Cache-Control"]
     html = response.content.decode()
@@ -399,7 +400,7 @@ def test_a_token_added_in_the_admin_is_shown_once_and_stored_hashed(admin_client
 
 
 def test_tokens_can_be_deactivated(admin_client):
-    from django_bgjobs.qstash_api.tokens import create_token
+    from django_bgjobs.delivery.api.tokens import create_token
 
     token, raw = create_token("old")
     admin_client.post(
@@ -550,7 +551,7 @@ def test_pause_and_resume_need_the_change_permission_and_are_logged(staff, sched
 
 def test_deleting_a_schedule_removes_its_beat_task(admin_client, schedules):
     response = admin_client.post(
-        reverse("admin:django_bgjobs_messageschedule_delete", args=["daily"]), {"post": "yes"}
+        reverse("admin:bgjobs_delivery_messageschedule_delete", args=["daily"]), {"post": "yes"}
     )
     assert response.status_code == 302
     assert not MessageSchedule.objects.filter(pk="daily").exists()
@@ -571,7 +572,7 @@ def test_every_delivery_page_renders(admin_client, sent, schedules):
     ):
         assert admin_client.get(changelist(model)).status_code == 200, model
         assert admin_client.get(page(model, pk)).status_code == 200, model
-    assert admin_client.get(reverse("admin:django_bgjobs_apitoken_add")).status_code == 200
+    assert admin_client.get(reverse("admin:bgjobs_delivery_apitoken_add")).status_code == 200
     assert admin_client.get(reverse("admin:index")).status_code == 200
 
 
@@ -596,4 +597,5 @@ def test_a_delivery_jobs_page_links_to_its_message(admin_client, receiver):
     message = Message.objects.get(pk=message_id)
     page = admin_client.get(reverse("admin:django_bgjobs_job_change", args=[message.job_id]))
     assert page.status_code == 200
-    assert reverse("admin:django_bgjobs_message_change", args=[message_id]) in page.content.decode()
+    link = reverse("admin:bgjobs_delivery_message_change", args=[quote(message_id)])
+    assert link in page.content.decode()

@@ -132,7 +132,7 @@ def test_own_keys_are_for_qstash_endpoints_only():
         assert [e.id for e in check_webhooks()] == ["django_bgjobs.E007"]
     with own_endpoint():
         found = endpoint("own")
-        assert found is not None and found.own_keys and found.secrets == ()
+        assert found is not None and found.key_source == "bgjobs" and found.secrets == ()
         assert check_webhooks() == []
 
 

@@ -14,4 +14,6 @@ from django.test import override_settings
 def test_no_missing_migrations(auto_field):
     with override_settings(DEFAULT_AUTO_FIELD=auto_field):
         out = StringIO()
-        call_command("makemigrations", "django_bgjobs", "--check", "--dry-run", stdout=out)
+        call_command(
+            "makemigrations", "django_bgjobs", "bgjobs_delivery", "--check", "--dry-run", stdout=out
+        )

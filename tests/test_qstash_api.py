@@ -19,6 +19,9 @@ from qstash.schedule import parse_schedule_response
 from qstash.url_group import parse_url_group_response
 
 from django_bgjobs.delivery import keys as signing
+from django_bgjobs.delivery.api import headers as header_parser
+from django_bgjobs.delivery.api import tokens
+from django_bgjobs.delivery.api.durations import DurationError, parse_duration
 from django_bgjobs.delivery.models import (
     ApiToken,
     DeliveryAttempt,
@@ -30,9 +33,6 @@ from django_bgjobs.delivery.models import (
 )
 from django_bgjobs.delivery.publish import Callback, Flow, Publish, send
 from django_bgjobs.models import Job, JobStatus
-from django_bgjobs.qstash_api import headers as header_parser
-from django_bgjobs.qstash_api import tokens
-from django_bgjobs.qstash_api.durations import DurationError, parse_duration
 from django_bgjobs.testing import capture_jobs
 from tests.http_receiver import Receiver
 
@@ -679,7 +679,7 @@ def test_cancelling_a_finished_message_says_its_state(api: Client, status: str, 
 
 
 def test_bulk_cancel_cancels_every_match_a_batch_at_a_time(api: Client, monkeypatch):
-    from django_bgjobs.qstash_api.views import messages as views
+    from django_bgjobs.delivery.api.views import messages as views
 
     ids = [
         publish(api, f"https://example.com/{n}", **{"Upstash-Delay": "1h"}).json()["messageId"]

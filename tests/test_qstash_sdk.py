@@ -22,8 +22,8 @@ from qstash import Receiver as QStashReceiver
 from qstash.log import LogState
 
 from django_bgjobs.delivery import message_schedules
+from django_bgjobs.delivery.api import tokens
 from django_bgjobs.delivery.models import Message
-from django_bgjobs.qstash_api import tokens
 from tests.conftest import wait_for
 from tests.http_receiver import Hit, Receiver
 
@@ -209,7 +209,7 @@ def test_cancel_and_logs(worker, client: QStash, receiver: Receiver):
 
 
 def test_cancel_all_cancels_every_pending_message(client: QStash, monkeypatch):
-    from django_bgjobs.qstash_api.views import messages as views
+    from django_bgjobs.delivery.api.views import messages as views
 
     monkeypatch.setattr(views, "CANCEL_MAX", 2)  # the live server runs in this process
     for _ in range(3):

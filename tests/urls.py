@@ -38,7 +38,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/", include("django_bgjobs.webhooks.urls")),
     path("bgjobs/", include("django_bgjobs.api.urls")),
-    path("qstash/", include("django_bgjobs.qstash_api.urls")),
+    path("qstash/", include("django_bgjobs.delivery.api.urls")),
     path("own/qstash", qstash_function_view),
     path("own/stripe", StripeClassView.as_view()),
     path("own/drf", qstash_drf_view),

@@ -13,10 +13,11 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
-from django_bgjobs import states
+from django_bgjobs import extensions, states
 from django_bgjobs.admin import views, widgets
 from django_bgjobs.admin.webhooks import receipt_of, receipt_url
 from django_bgjobs.admin.widgets import (
@@ -34,7 +35,6 @@ from django_bgjobs.models import (
     Job,
     JobDashboard,
     JobStatus,
-    Message,
     ScheduleSlot,
 )
 from django_bgjobs.registry import registry
@@ -127,7 +127,7 @@ class JobAdmin(ReadOnlyAdmin[Job]):
                     "idempotency_key",
                     "schedule_display",
                     "webhook_display",
-                    "message_display",
+                    "related_display",
                 )
             },
         ),
@@ -291,18 +291,16 @@ class JobAdmin(ReadOnlyAdmin[Job]):
             "{} (replayed since: its job is now {})", link, "…" + str(receipt.job_id)[-12:]
         )
 
-    @admin.display(description=_("message"))
-    def message_display(self, job: Job) -> str:
-        """The message a delivery job delivers (the job's page only: one query)."""
-        message = Message.objects.filter(job_id=job.pk).only("id", "url").first()
-        if message is None:
-            return "-"
-        return format_html(
-            '<a href="{}">{}</a> → {}',
-            reverse("admin:django_bgjobs_message_change", args=[message.pk]),
-            message.pk,
-            message.url,
-        )
+    @admin.display(description=_("related"))
+    def related_display(self, job: Job) -> str:
+        """What the job works for, as the apps built on the core link it (extensions.
+        register_job_link): a delivery job's message, for one. The job's page only."""
+        lines = [
+            format_html("{}: {}", label, html)
+            for label, link in extensions.job_links()
+            if (html := link(job)) is not None
+        ]
+        return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines)) or "-"
 
     @admin.display(description=_("status"), ordering="status")
     def status_display(self, job: Job) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ImproperlyConfigured
 
+from django_bgjobs import extensions
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.webhooks.verify import (
     Headers,
@@ -21,7 +22,9 @@ from django_bgjobs.webhooks.verify import (
 SCHEMES = ("qstash", "standard", "stripe", "github")
 # Default tolerance in seconds: QStash's leeway on exp/nbf; the others' timestamp window.
 TOLERANCE = {"qstash": 30, "standard": 300, "stripe": 300, "github": 0}
-# ``"secrets": OWN_KEYS`` on a qstash endpoint: verify with this project's own delivery keys.
+# ``"secrets": "<name>"`` verifies with the keys a key source of that name gives at each request
+# (extensions.register_key_source); django_bgjobs.delivery registers this one: this project's
+# own delivery keys, for its qstash endpoints.
 OWN_KEYS = "bgjobs"
 # The headers kept on a receipt (signatures are not: they prove nothing once verified).
 KEPT_HEADERS = (
@@ -51,43 +54,61 @@ class Endpoint:
     url: str | None
     tolerance: int
     max_body: int
-    # Verified with delivery.keys.verification_keys(), read at each request (``secrets`` is
-    # empty): current, next, and the previous key during DELIVERY_KEY_OVERLAP.
-    own_keys: bool = False
+    # The key source named by ``secrets`` (which is then empty), asked at each request so that
+    # a rotation is seen at once.
+    key_source: str | None = None
+
+    def keys(self) -> tuple[str, ...]:
+        if self.key_source is None:
+            return self.secrets
+        source = extensions.key_source(self.key_source)
+        if source is None:  # unregistered since the endpoint was read (endpoint() checks it)
+            raise ImproperlyConfigured(_unknown_source(self.name, self.key_source))
+        return tuple(source.keys())
 
     def verify(self, body: bytes, headers: Headers, now: float | None = None) -> Verdict:
         moment = time.time() if now is None else now
+        keys = self.keys()
         if self.scheme == "qstash":
-            keys = self.secrets
-            if self.own_keys:
-                from django_bgjobs.delivery.keys import verification_keys
-
-                keys = verification_keys()
             return verify_qstash(
                 body, headers, keys=keys, url=self.url, now=moment, leeway=self.tolerance
             )
         if self.scheme == "standard":
             return verify_standard(
-                body, headers, secrets=self.secrets, now=moment, tolerance=self.tolerance
+                body, headers, secrets=keys, now=moment, tolerance=self.tolerance
             )
         if self.scheme == "stripe":
-            return verify_stripe(
-                body, headers, secrets=self.secrets, now=moment, tolerance=self.tolerance
-            )
-        return verify_github(body, headers, secrets=self.secrets)
+            return verify_stripe(body, headers, secrets=keys, now=moment, tolerance=self.tolerance)
+        return verify_github(body, headers, secrets=keys)
+
+
+def _unknown_source(name: str, source: str) -> str:
+    hint = (
+        "add 'django_bgjobs.delivery' to INSTALLED_APPS (it provides this project's own "
+        "delivery keys)"
+        if source == OWN_KEYS
+        else f"register it with extensions.register_key_source({source!r}, ...) from an "
+        "AppConfig.ready()"
+    )
+    return (
+        f"BGJOBS['WEBHOOKS'][{name!r}]['secrets'] = {source!r} names a key source no installed "
+        f"app provides: {hint}, or give a list of keys"
+    )
 
 
 def _secrets(name: str, scheme: str, value: object) -> tuple[str, ...]:
-    if value == OWN_KEYS:
-        if scheme != "qstash":
+    if isinstance(value, str) and value:
+        source = extensions.key_source(value)
+        if source is None:
+            raise ImproperlyConfigured(_unknown_source(name, value))
+        if source.scheme != scheme:
             raise ImproperlyConfigured(
-                f"BGJOBS['WEBHOOKS'][{name!r}]['secrets'] = {OWN_KEYS!r} (this project's own "
-                f"delivery keys) goes with scheme 'qstash', not {scheme!r}"
+                f"BGJOBS['WEBHOOKS'][{name!r}]['secrets'] = {value!r} ({source.description}) "
+                f"goes with scheme {source.scheme!r}, not {scheme!r}"
             )
         return ()
     if (
-        isinstance(value, str)
-        or not isinstance(value, Sequence)
+        not isinstance(value, Sequence)
         or not value
         or not all(isinstance(s, str) and s for s in value)
     ):
@@ -130,7 +151,7 @@ def endpoint(name: str) -> Endpoint | None:
         url=url,
         tolerance=int(config.get("tolerance", TOLERANCE[scheme])),
         max_body=int(config.get("max_body", bgjobs_settings.WEBHOOK_MAX_BODY)),
-        own_keys=config.get("secrets") == OWN_KEYS,
+        key_source=secrets if isinstance(secrets := config.get("secrets"), str) else None,
     )
 
 

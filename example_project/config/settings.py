@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_celery_beat",
     "django_bgjobs",
+    "django_bgjobs.delivery",
     "example_project.shop",
 ]
 MIDDLEWARE = [

@@ -12,5 +12,5 @@ urlpatterns = [
     # Signed webhooks in (the "partner" endpoint receives this shop's own deliveries).
     path("webhooks/", include("django_bgjobs.webhooks.urls")),
     # The QStash-compatible API: QStash(token, base_url="http://127.0.0.1:8000/qstash").
-    path("qstash/", include("django_bgjobs.qstash_api.urls")),
+    path("qstash/", include("django_bgjobs.delivery.api.urls")),
 ]

@@ -121,7 +121,7 @@ class DeliverDemoView(APIView):
             retries=3,
         )
         admin_url = request.build_absolute_uri(
-            reverse("admin:django_bgjobs_message_change", args=[message_id])
+            reverse("admin:bgjobs_delivery_message_change", args=[message_id])
         )
         return Response(
             {"message_id": message_id, "admin_url": admin_url}, status=status.HTTP_202_ACCEPTED

@@ -1,6 +1,6 @@
 """``manage.py bgjobs``: workers, beat, the dispatcher, the all-in-one dev stack; retry; status;
-sync-schedules; prune; the delivery side's signing keys (keys, rotate-keys) and API tokens
-(create-token)."""
+sync-schedules; prune; and the subcommands other apps register (extensions.register_subcommand:
+the delivery side's keys, rotate-keys and create-token)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count
 from django.utils import timezone
 
+from django_bgjobs import extensions
 from django_bgjobs.conf import bgjobs_settings
 
 DURATION = re.compile(r"^(\d+)([smhd])$")
@@ -42,8 +43,9 @@ def _manage_command() -> list[str]:
 
 class Command(BaseCommand):
     help = (
-        "Background jobs: worker, beat, dispatcher, dev, retry, status, sync-schedules, "
-        "prune, keys, rotate-keys, create-token."
+        "Background jobs: worker, beat, dispatcher, dev, retry, status, sync-schedules, prune "
+        "(and those of the apps built on it: keys, rotate-keys, create-token with "
+        "django_bgjobs.delivery)."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -91,26 +93,16 @@ class Command(BaseCommand):
         prune = sub.add_parser("prune", help="Delete finished jobs past BGJOBS['PRUNE'].")
         prune.add_argument("--dry-run", action="store_true")
 
-        sub.add_parser(
-            "keys",
-            help="Show the keys outbound deliveries are signed with, for "
-            "receivers (QSTASH_CURRENT/NEXT_SIGNING_KEY).",
-        )
-        sub.add_parser(
-            "rotate-keys",
-            help="Roll the signing keys: next becomes current, a new "
-            "next is drawn. Update receivers after each roll.",
-        )
-        token = sub.add_parser(
-            "create-token",
-            help="Make a bearer token for the QStash API (shown once; only its hash is stored).",
-        )
-        token.add_argument("name", help="What the token is for (shown in the admin).")
-        token.add_argument(
-            "--user", default=None, help="The username of the user the token belongs to."
-        )
+        for extra in extensions.subcommands():  # registered by other apps (delivery: keys, ...)
+            parser_ = sub.add_parser(extra.name, help=extra.help)
+            if extra.add_arguments is not None:
+                extra.add_arguments(parser_)
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
+        for extra in extensions.subcommands():
+            if extra.name == action:
+                extra.handle(self, options)
+                return
         getattr(self, f"handle_{action.replace('-', '_')}")(**options)
 
     # --- processes ---
@@ -273,58 +265,3 @@ class Command(BaseCommand):
             ", ".join(f"{verb} {n} {status}" for status, n in counts.items())
             or "nothing to prune (BGJOBS['PRUNE'] keeps everything)"
         )
-
-    # --- delivery ---
-
-    def _print_keys(self, current: str, next_key: str) -> None:
-        self.stdout.write(f"QSTASH_CURRENT_SIGNING_KEY={current}")
-        self.stdout.write(f"QSTASH_NEXT_SIGNING_KEY={next_key}")
-
-    def handle_keys(self, **options: Any) -> None:
-        from django_bgjobs.delivery.keys import signing_keys
-
-        keys = signing_keys()
-        self._print_keys(keys.current, keys.next)
-        if keys.rotated_at is not None:
-            self.stdout.write(f"last rotated {keys.rotated_at.isoformat(timespec='seconds')}")
-
-    def handle_rotate_keys(self, **options: Any) -> None:
-        from django_bgjobs.delivery.keys import rotate
-
-        keys = rotate()
-        self.stdout.write(
-            self.style.SUCCESS(
-                "Rotated: deliveries are now signed with the old "
-                "next key. Give receivers the new pair:"
-            )
-        )
-        self._print_keys(keys.current, keys.next)
-        overlap = int(bgjobs_settings.DELIVERY_KEY_OVERLAP.total_seconds())
-        self.stdout.write(
-            "Receivers still configured with the old pair keep accepting deliveries (they try "
-            "their next key, which signs now), so update them before rotating again: a second "
-            "rotation signs with a key they do not know. Endpoints of this project with "
-            f'"secrets": "bgjobs" also accept the old current key for {overlap} s '
-            "(DELIVERY_KEY_OVERLAP)."
-        )
-
-    def handle_create_token(self, name: str, user: str | None, **options: Any) -> None:
-        from django.contrib.auth import get_user_model
-
-        from django_bgjobs.qstash_api.tokens import create_token
-
-        if not name.strip():
-            raise CommandError("give the token a name")
-        owner = None
-        if user is not None:
-            users = get_user_model()
-            owner = users._default_manager.filter(**{users.USERNAME_FIELD: user}).first()
-            if owner is None:
-                raise CommandError(f"no user is named {user!r}")
-        token, raw = create_token(name.strip(), user=owner)
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Token {token.name!r} made. It is shown once, now; only its hash is kept:"
-            )
-        )
-        self.stdout.write(raw)
