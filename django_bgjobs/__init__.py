@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from django_bgjobs.backoff import Backoff
 from django_bgjobs.context import JobContext
+from django_bgjobs.decorators import JobFunction, bgjob
 from django_bgjobs.exceptions import (
     BgJobsError,
     JobCancelled,
@@ -17,7 +18,7 @@ from django_bgjobs.exceptions import (
     RetryAfter,
 )
 from django_bgjobs.hooks import on_signup
-from django_bgjobs.registry import JobCall, JobFunction, bgjob
+from django_bgjobs.registry import JobCall
 from django_bgjobs.schedules import Schedule
 
 if TYPE_CHECKING:

@@ -1,5 +1,6 @@
 """What beat fires: ``django_bgjobs.fire_schedule(key)``, which turns the schedule's current
-slot into a job, exactly once.
+slot into a job, exactly once; and ``declared()``, the schedules the code declares, by key
+(read here to fire them, and by schedule_sync.py to write beat's rows).
 
 Beat only fires. The task works out the slot from the clock (``Schedule.latest_slot``) and
 claims it with an INSERT into ``ScheduleSlot`` (UNIQUE (schedule, slot_at)) in the same
@@ -21,9 +22,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from django_bgjobs.conf import bgjobs_settings
+from django_bgjobs.decorators import JobFunction
 from django_bgjobs.models import FINISHED, Job, JobSchedule, JobStatus, ScheduleSlot
-from django_bgjobs.registry import JobFunction, JobSpec
-from django_bgjobs.schedules import MAX_CATCH_UP, Schedule
+from django_bgjobs.registry import JobSpec, registry
+from django_bgjobs.schedules import MAX_CATCH_UP, Schedule, schedule_key
 
 logger = logging.getLogger("django_bgjobs.schedules")
 
@@ -50,10 +53,25 @@ def fire_schedule(key: str) -> str:
     )
 
 
+PRUNE_JOB = "django_bgjobs.prune"
+
+
+def declared() -> dict[str, tuple[JobSpec, Schedule]]:
+    """Every schedule the code declares, by key (the built-in prune schedule included)."""
+    found: dict[str, tuple[JobSpec, Schedule]] = {}
+    for name in registry.names():
+        spec = registry.get(name)
+        assert spec is not None
+        for index, schedule in enumerate(spec.schedules):
+            found[schedule_key(name, schedule, index, len(spec.schedules))] = (spec, schedule)
+    prune = registry.get(PRUNE_JOB)
+    if prune is not None and bgjobs_settings.PRUNE_SCHEDULE:
+        found[PRUNE_JOB] = (prune, Schedule(cron=bgjobs_settings.PRUNE_SCHEDULE))
+    return found
+
+
 def declared_schedule(row: JobSchedule) -> tuple[JobSpec, Schedule] | None:
     """The code's version of a schedule row (the code wins over a row not yet synced)."""
-    from django_bgjobs.schedule_sync import declared
-
     return declared().get(row.key)
 
 

@@ -16,8 +16,8 @@ from django.db.models.signals import post_save
 from django.utils.module_loading import import_string
 
 from django_bgjobs.conf import bgjobs_settings
+from django_bgjobs.decorators import JobFunction
 from django_bgjobs.exceptions import JobConfigurationError
-from django_bgjobs.registry import JobFunction
 
 _registered: list[JobFunction[Any, Any]] = []
 

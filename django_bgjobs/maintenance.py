@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from django_bgjobs import extensions
 from django_bgjobs.conf import bgjobs_settings
+from django_bgjobs.decorators import bgjob
 from django_bgjobs.models import (
     InboundWebhook,
     Job,
@@ -23,7 +24,6 @@ from django_bgjobs.models import (
     JobStatus,
     ScheduleSlot,
 )
-from django_bgjobs.registry import bgjob
 
 
 def prune(now: datetime | None = None, dry_run: bool = False) -> dict[str, int]:

@@ -18,27 +18,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from django_bgjobs.conf import bgjobs_settings
+from django_bgjobs.beat import FIRE_TASK, cancel_future_slots, declared
 from django_bgjobs.models import JobSchedule
-from django_bgjobs.registry import JobSpec, registry
-from django_bgjobs.schedules import Schedule, schedule_key
+from django_bgjobs.registry import JobSpec
+from django_bgjobs.schedules import Schedule
 
 PREFIX = "bgjobs:"
-PRUNE_JOB = "django_bgjobs.prune"
-
-
-def declared() -> dict[str, tuple[JobSpec, Schedule]]:
-    """Every schedule the code declares, by key (the built-in prune schedule included)."""
-    found: dict[str, tuple[JobSpec, Schedule]] = {}
-    for name in registry.names():
-        spec = registry.get(name)
-        assert spec is not None
-        for index, schedule in enumerate(spec.schedules):
-            found[schedule_key(name, schedule, index, len(spec.schedules))] = (spec, schedule)
-    prune = registry.get(PRUNE_JOB)
-    if prune is not None and bgjobs_settings.PRUNE_SCHEDULE:
-        found[PRUNE_JOB] = (prune, Schedule(cron=bgjobs_settings.PRUNE_SCHEDULE))
-    return found
 
 
 def definition(spec: JobSpec, schedule: Schedule) -> dict[str, Any]:
@@ -154,8 +139,6 @@ def drift_of(row: JobSchedule, found: tuple[JobSpec, Schedule] | None) -> list[s
 def sync(apply: bool = True) -> SyncReport:
     """Reconcile the database with the code (``apply=False``: only report the drift)."""
     from django_celery_beat.models import PeriodicTask
-
-    from django_bgjobs.beat import FIRE_TASK, cancel_future_slots
 
     report = SyncReport()
     code = declared()

@@ -7,7 +7,8 @@ import random
 import pytest
 
 from django_bgjobs import Backoff, JobConfigurationError, bgjob
-from django_bgjobs.registry import JobFunction, registry
+from django_bgjobs.decorators import JobFunction
+from django_bgjobs.registry import registry
 from tests import jobs
 
 

@@ -30,6 +30,7 @@ from django_bgjobs.admin.widgets import (
     time_ago,
     time_until,
 )
+from django_bgjobs.decorators import JobFunction
 from django_bgjobs.exceptions import JobConfigurationError
 from django_bgjobs.models import (
     JobSchedule,
@@ -37,7 +38,7 @@ from django_bgjobs.models import (
     ScheduleSlot,
 )
 from django_bgjobs.redaction import masked_payload
-from django_bgjobs.registry import JobFunction, JobSpec, registry
+from django_bgjobs.registry import JobSpec, registry
 from django_bgjobs.schedules import Schedule
 
 SCHEDULE_STATE_COLOURS: dict[str, str] = {
@@ -68,7 +69,7 @@ class ScheduleOverview:
 
 def load_overviews(rows: Iterable[JobSchedule], now: datetime | None = None) -> None:
     """Attach a ScheduleOverview to each row (annotated by JobScheduleAdmin.get_queryset)."""
-    from django_bgjobs.schedule_sync import declared
+    from django_bgjobs.beat import declared
 
     rows = list(rows)
     now = now or timezone.now()
@@ -348,7 +349,7 @@ class JobScheduleAdmin(ReadOnlyAdmin[JobSchedule]):
 
     @admin.action(description=_("Run now (not tied to a slot)"), permissions=["run_schedule"])
     def run_now(self, request: HttpRequest, queryset: QuerySet[JobSchedule]) -> None:
-        from django_bgjobs.schedule_sync import declared
+        from django_bgjobs.beat import declared
 
         code = declared()
 

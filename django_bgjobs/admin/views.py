@@ -46,10 +46,11 @@ from django_bgjobs.admin.widgets import (
     time_ago,
 )
 from django_bgjobs.conf import bgjobs_settings
+from django_bgjobs.decorators import JobFunction
 from django_bgjobs.exceptions import BgJobsError, JobConfigurationError
 from django_bgjobs.models import FINISHED, WAITING, Job, JobRun, JobStatus
 from django_bgjobs.redaction import masked_payload
-from django_bgjobs.registry import JobFunction, registry
+from django_bgjobs.registry import registry
 
 if TYPE_CHECKING:
     from django_bgjobs.admin.jobs import JobAdmin

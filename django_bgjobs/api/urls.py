@@ -7,14 +7,12 @@
 
 from django.urls import path
 
-from django_bgjobs.api.views import BgJobsSchemaView, JobStatusView
+from django_bgjobs.api.views import SCHEMA_ROUTE, BgJobsSchemaView, status_patterns
 from django_bgjobs.metrics import metrics_view
 
 app_name = "bgjobs"
-schema_route = "schema/"
-status_patterns = [path("jobs/<uuid:job_id>/", JobStatusView.as_view(), name="job-status")]
 urlpatterns = [
-    *status_patterns,
+    *status_patterns(),
     path("metrics", metrics_view, name="metrics"),
-    path(schema_route, BgJobsSchemaView.as_view(), name="schema"),
+    path(SCHEMA_ROUTE, BgJobsSchemaView.as_view(), name="schema"),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.urls import URLPattern, include, path
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularAPIView
@@ -72,6 +73,14 @@ class JobStatusView(RetrieveAPIView):
         return response
 
 
+# Where urls.py mounts the schema; the schema view describes the status routes mounted beside it.
+SCHEMA_ROUTE = "schema/"
+
+
+def status_patterns() -> list[URLPattern]:
+    return [path("jobs/<uuid:job_id>/", JobStatusView.as_view(), name="job-status")]
+
+
 @extend_schema(exclude=True)
 class BgJobsSchemaView(SpectacularAPIView):
     """The OpenAPI schema of this API alone, with its paths where it is mounted.
@@ -88,12 +97,8 @@ class BgJobsSchemaView(SpectacularAPIView):
     }
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        from django.urls import include, path
-
-        from django_bgjobs.api.urls import schema_route, status_patterns
-
-        prefix = request.path_info.removesuffix(schema_route).lstrip("/")
-        self.patterns = [path(prefix, include(status_patterns))]
+        prefix = request.path_info.removesuffix(SCHEMA_ROUTE).lstrip("/")
+        self.patterns = [path(prefix, include(status_patterns()))]
         response: Response = super().get(  # type: ignore[no-untyped-call]
             request, *args, **kwargs
         )

@@ -19,14 +19,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import router, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from django_bgjobs.conf import bgjobs_settings
-from django_bgjobs.delivery.models import DeliveryQueue, FlowControl, Message
+from django_bgjobs.decorators import JobFunction
+from django_bgjobs.delivery.models import DELIVER_JOB, DeliveryQueue, FlowControl, Message
 from django_bgjobs.models import UNFINISHED
+from django_bgjobs.registry import registry
 
 BATCH = 500  # messages admitted per gate per pass
 Gate = tuple[str, str]  # (queue, flow key); either may be ""
@@ -41,18 +44,29 @@ def is_gated(message: Message) -> bool:
     return bool(message.queue or message.flow_key)
 
 
+def _deliver_job() -> JobFunction[..., Any]:
+    """The delivery job, found by its name: deliver.py imports this module (through callbacks
+    and publish), so this module does not import it. DeliveryConfig.ready() imports it."""
+    spec = registry.get(DELIVER_JOB)
+    if spec is None:
+        raise RuntimeError(
+            f"no job is named {DELIVER_JOB!r}: add 'django_bgjobs.delivery' to INSTALLED_APPS"
+        )
+    return JobFunction(spec)
+
+
 def start(messages: list[Message], now: datetime, using: str) -> int:
     """Write the delivery jobs of ``messages`` (in the current transaction) and point each
     message at its job. Unsaved messages are only given their job; saved ones are updated,
     unless they were cancelled (or admitted) meanwhile: their job is then cancelled at once.
     Returns how many started."""
     from django_bgjobs import states
-    from django_bgjobs.delivery.deliver import deliver_message
     from django_bgjobs.enqueue import enqueue_many
 
     if not messages:
         return 0
     queue = job_queue()
+    deliver_message = _deliver_job()
     calls = []
     for message in messages:
         due = message.not_before if message.not_before and message.not_before > now else None

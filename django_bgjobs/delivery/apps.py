@@ -13,9 +13,10 @@ class DeliveryConfig(AppConfig):
 
     def ready(self) -> None:
         from django_bgjobs import extensions
-        from django_bgjobs.delivery import (  # message_schedules: its job, known to workers
+        from django_bgjobs.delivery import (  # deliver, message_schedules: their jobs
             admission,
             commands,
+            deliver,  # noqa: F401
             keys,
             lifecycle,
             message_schedules,  # noqa: F401

@@ -20,16 +20,15 @@ from django.utils import timezone
 
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.context import JobContext
+from django_bgjobs.decorators import bgjob
 from django_bgjobs.delivery import callbacks, http, lifecycle
 from django_bgjobs.delivery.keys import signing_keys
-from django_bgjobs.delivery.models import DeliveryAttempt, Message
+from django_bgjobs.delivery.models import DELIVER_JOB, DeliveryAttempt, Message
 from django_bgjobs.delivery.retry_delay import Decision, classify
 from django_bgjobs.delivery.ssrf import Refused
 from django_bgjobs.exceptions import NonRetriable, RetryAfter
 from django_bgjobs.models import JobRun, RunStatus
-from django_bgjobs.registry import bgjob
 
-DELIVER_JOB = "bgjobs.deliver"
 logger = logging.getLogger("django_bgjobs.delivery")
 
 

@@ -18,6 +18,9 @@ from django.utils.translation import gettext_lazy as _
 
 from django_bgjobs.conf import django_setting
 
+# The name of the job that delivers a message (deliver.py): its status is the message's state.
+DELIVER_JOB = "bgjobs.deliver"
+
 
 class Message(models.Model):
     id = models.CharField(

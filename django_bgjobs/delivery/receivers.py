@@ -8,8 +8,7 @@ from typing import Any
 
 from django_bgjobs import signals
 from django_bgjobs.delivery import admission, lifecycle
-from django_bgjobs.delivery.deliver import DELIVER_JOB
-from django_bgjobs.delivery.models import Message
+from django_bgjobs.delivery.models import DELIVER_JOB, Message
 from django_bgjobs.models import Job
 
 

@@ -8,8 +8,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from django_bgjobs.decorators import JobFunction
 from django_bgjobs.models import InboundWebhook, Job
-from django_bgjobs.registry import JobFunction, registry
+from django_bgjobs.registry import registry
 from django_bgjobs.webhooks.endpoints import Endpoint, kept_headers
 from django_bgjobs.webhooks.verify import Headers, Verdict
 

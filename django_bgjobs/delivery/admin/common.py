@@ -11,8 +11,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from django_bgjobs.delivery.deliver import DELIVER_JOB
 from django_bgjobs.delivery.models import (
+    DELIVER_JOB,
     Message,
 )
 from django_bgjobs.models import Job
