@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from celery import Celery
@@ -20,7 +20,22 @@ from django_bgjobs.models import Job
 logger = logging.getLogger("django_bgjobs.broker")
 
 EXECUTE_TASK = "django_bgjobs.execute"
-MessageRef = tuple[UUID | str, int, str, int, str]  # job id, attempt, queue, priority, name
+
+
+class MessageRef(NamedTuple):
+    """What a message carries and where it goes: the job, and the attempt it is for (the claim's
+    fence: a copy for an attempt already made claims nothing)."""
+
+    job_id: UUID | str
+    attempt: int
+    queue: str
+    priority: int
+    name: str
+
+    @classmethod
+    def next_attempt(cls, job: Job) -> MessageRef:
+        return cls(job.pk, job.attempts + 1, job.queue, job.priority, job.name)
+
 
 # Seconds Celery waits past the soft limit before killing the child (hard limit).
 HARD_LIMIT_GRACE = 10
@@ -37,9 +52,7 @@ def publish_on_commit(jobs: Sequence[Job], using: str | None = None) -> None:
     """Publish these queued jobs once the current transaction commits (at once in autocommit)."""
     if not jobs:
         return
-    refs: list[MessageRef] = [
-        (job.pk, job.attempts + 1, job.queue, job.priority, job.name) for job in jobs
-    ]
+    refs = [MessageRef.next_attempt(job) for job in jobs]
     transaction.on_commit(lambda: publish(refs), using=using, robust=True)
 
 

@@ -11,7 +11,6 @@ import threading
 
 from celery import Celery
 from celery import _state as celery_state
-from celery.utils.imports import symbol_by_name
 
 from django_bgjobs.conf import bgjobs_settings
 
@@ -45,7 +44,7 @@ def get_celery_app() -> Celery:
     global _own_app
     path = bgjobs_settings.CELERY_APP
     if path:
-        app: Celery = symbol_by_name(path)
+        app: Celery = bgjobs_settings.resolve("CELERY_APP", path)
         return app
     current = celery_state.get_current_app()
     fallback = getattr(celery_state, "default_app", None)

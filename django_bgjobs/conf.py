@@ -5,131 +5,183 @@ Reads are lazy and the cache is dropped on ``setting_changed``, so ``override_se
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from importlib import import_module
+from typing import Any, Generic, TypeVar, overload
 
 from django.conf import settings  # noqa: TID251 - the one place allowed to
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
-DEFAULTS: dict[str, Any] = {
-    # Queues that exist. @bgjob(queue=...) must name one; `bgjobs worker` consumes them all.
-    "QUEUES": ["default"],
-    "DEFAULT_QUEUE": "default",
-    "MAX_ATTEMPTS": 4,
-    # Seconds: delay before attempt n+1 = min(max, base * factor ** (n - 1)), full jitter on top.
-    "BACKOFF": {"base": 2.0, "factor": 2.0, "max": 600.0, "jitter": True},
-    # A running job owns its lease this long; the worker's heartbeat extends it.
-    "LEASE_SECONDS": 30.0,
-    # How often the dispatcher sweeps (due jobs, stranded jobs, expired leases).
-    "DISPATCH_INTERVAL": 1.0,
-    # A queued job published this long ago and still not started is published again
-    # (the broker lost it: Redis flushed, a crash between commit and publish).
-    "REPUBLISH_AFTER": 60.0,
-    # How many rows one dispatcher pass handles per kind of work.
-    "DISPATCH_BATCH": 500,
-    # Where the dispatcher runs: "worker" starts it inside every Celery worker's main process;
-    # "off" leaves it to `manage.py bgjobs dispatcher`.
-    "DISPATCHER": "worker",
-    "IDEMPOTENCY_WINDOW": timedelta(hours=24),
-    # Dotted paths of jobs enqueued (with the user's pk) when a user signs up.
-    "ON_SIGNUP": [],
-    # Dotted path of the Celery app ("proj.celery:app"); None uses the current app.
-    "CELERY_APP": None,
-    # Finished jobs (and their attempts) are deleted this long after they finished, by status;
-    # None keeps them. The built-in prune job runs on PRUNE_SCHEDULE (cron, UTC; None: never).
-    "PRUNE": {
-        "succeeded": timedelta(days=7),
-        "cancelled": timedelta(days=7),
-        "dead": timedelta(days=30),
-    },
-    "PRUNE_SCHEDULE": "17 * * * *",
-    # Rows deleted per statement (each batch its own short transaction: no long table lock).
-    "PRUNE_BATCH": 1000,
-    # Inbound webhook endpoints, by name: {"scheme": "qstash" | "standard" | "stripe" |
-    # "github", "secrets": [...] (QStash: current key, then next), "job": "app.jobs.handler"
-    # (receives the receipt's id), "url": the public URL QStash signs for (QStash only),
-    # "tolerance": seconds, "max_body": bytes}. See README "Webhooks in".
-    "WEBHOOKS": {},
-    # Bodies larger than this are refused (413) before any hashing (per endpoint: max_body).
-    "WEBHOOK_MAX_BODY": 1024 * 1024,
-    # Keep a record (without the body) of deliveries that failed verification.
-    "WEBHOOK_STORE_REJECTED": False,
-    # Outbound delivery refuses private, loopback, link-local, metadata... addresses. Hosts
-    # (exact names) and networks (CIDRs, "127.0.0.0/8") listed here are delivered to anyway:
-    # for tests and local development. See django_bgjobs/delivery/ssrf.py.
-    "DELIVERY_ALLOW_HOSTS": [],
-    # Outbound signing keys ({"current": "sig_…", "next": "sig_…"}) to start from; None draws
-    # random ones on first use. After that they live in the database (`bgjobs rotate-keys`).
-    "DELIVERY_SIGNING_KEYS": None,
-    # How long after a rotation our own verifiers still accept the previous current key.
-    "DELIVERY_KEY_OVERLAP": timedelta(hours=1),
-    # A message published again with the same deduplication id (or content, with
-    # content-based deduplication) within this window gets the first message's id.
-    "DELIVERY_DEDUP_WINDOW": timedelta(minutes=10),
-    # Response bytes kept on each delivery attempt.
-    "DELIVERY_MAX_RESPONSE_BODY": 4096,
-    # Seconds an attempt may take when the message sets no timeout, and the most a message
-    # may set (an attempt holds a worker process that long).
-    "DELIVERY_TIMEOUT": 30.0,
-    "DELIVERY_MAX_TIMEOUT": 900.0,
-    # The queue the delivery jobs run on (one of QUEUES); None: DEFAULT_QUEUE.
-    "DELIVERY_JOB_QUEUE": None,
-    # Errors and tracebacks kept on rows are cut to this many characters.
-    "MAX_ERROR_LENGTH": 10_000,
-    # Seconds a worker told to stop (SIGTERM: a warm shutdown) lets its running jobs finish;
-    # then it gives the rest back to the queue (attempt recorded as `released`) and exits.
-    # Below Kubernetes' default terminationGracePeriodSeconds (30), so the release happens
-    # before the SIGKILL.
-    "SHUTDOWN_GRACE": 25.0,
-    # The Prometheus endpoint (django_bgjobs.metrics): a scraper sends
-    # "Authorization: Bearer <METRICS_TOKEN>"; None accepts staff sessions only.
-    "METRICS_TOKEN": None,
-    # The run time and wait time histograms count the attempts of this recent window
-    # (timedelta or seconds); workers count as seen if they ran one in METRICS_WORKERS_WINDOW.
-    "METRICS_WINDOW": timedelta(hours=1),
-    "METRICS_WORKERS_WINDOW": timedelta(minutes=5),
+T = TypeVar("T")
+
+
+class Setting(Generic[T]):
+    """One key of ``BGJOBS``: its default, and how a given value is read (``parse``). Read
+    through the settings object, typed: ``bgjobs_settings.LEASE_SECONDS`` is a float."""
+
+    def __init__(self, default: T, parse: Callable[[Any], T] | None = None) -> None:
+        self.default = default
+        self.parse = parse
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> Setting[T]: ...
+    @overload
+    def __get__(self, obj: BgJobsSettings, owner: type) -> T: ...
+    def __get__(self, obj: BgJobsSettings | None, owner: type) -> Setting[T] | T:
+        if obj is None:
+            return self
+        given = obj.user_settings.get(self.name, self.default)
+        return self.parse(given) if self.parse is not None else given
+
+
+def _duration(value: timedelta | float) -> timedelta:
+    """A timedelta, or a number of seconds."""
+    return value if isinstance(value, timedelta) else timedelta(seconds=value)
+
+
+def _merged(defaults: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A dict setting whose given keys replace the defaults' and leave the others."""
+
+    def merge(given: dict[str, Any]) -> dict[str, Any]:
+        return {**defaults, **given}
+
+    return merge
+
+
+_BACKOFF = {"base": 2.0, "factor": 2.0, "max": 600.0, "jitter": True}
+_PRUNE: dict[str, timedelta | float | None] = {
+    "succeeded": timedelta(days=7),
+    "cancelled": timedelta(days=7),
+    "dead": timedelta(days=30),
 }
 
 
-# Settings given as a timedelta or a number of seconds; read as a timedelta.
-_DURATIONS = (
-    "IDEMPOTENCY_WINDOW",
-    "METRICS_WINDOW",
-    "METRICS_WORKERS_WINDOW",
-    "DELIVERY_KEY_OVERLAP",
-    "DELIVERY_DEDUP_WINDOW",
-)
-
-
 class BgJobsSettings:
-    """Attribute access to ``BGJOBS`` with defaults: ``bgjobs_settings.MAX_ATTEMPTS``."""
+    """``settings.BGJOBS`` as typed attributes with defaults: ``bgjobs_settings.MAX_ATTEMPTS``.
+    Every key is optional; a key this class does not know is refused (ImproperlyConfigured)."""
+
+    QUEUES: Setting[list[str]] = Setting(["default"])
+    """Queues that exist. ``@bgjob(queue=...)`` must name one; ``bgjobs worker`` consumes them
+    all."""
+    DEFAULT_QUEUE: Setting[str] = Setting("default")
+    """The queue of a job that names none."""
+    MAX_ATTEMPTS: Setting[int] = Setting(4)
+    """Attempts of a job that sets no ``max_attempts``."""
+    BACKOFF: Setting[dict[str, Any]] = Setting(_BACKOFF, _merged(_BACKOFF))
+    """Seconds: the delay before attempt n+1 is ``min(max, base * factor ** (n - 1))``, with
+    full jitter on top. Keys given replace the defaults' (``{"max": 60}``)."""
+    LEASE_SECONDS: Setting[float] = Setting(30.0)
+    """A running job owns its lease this long; the worker's heartbeat extends it. A worker that
+    vanished has its jobs taken back once the lease expires."""
+    DISPATCH_INTERVAL: Setting[float] = Setting(1.0)
+    """Seconds between the dispatcher's passes (due jobs, stranded jobs, expired leases)."""
+    REPUBLISH_AFTER: Setting[float] = Setting(60.0)
+    """A queued job published this long ago (seconds) and still not started is published again:
+    the broker lost it (Redis flushed, a crash between commit and publish)."""
+    DISPATCH_BATCH: Setting[int] = Setting(500)
+    """Rows one dispatcher pass handles per kind of work."""
+    DISPATCHER: Setting[str] = Setting("worker")
+    """``"worker"`` runs the dispatcher inside every Celery worker's main process; ``"off"``
+    leaves it to ``manage.py bgjobs dispatcher``."""
+    IDEMPOTENCY_WINDOW: Setting[timedelta] = Setting(timedelta(hours=24), _duration)
+    """How long an idempotency key keeps a second enqueue from making a second job (timedelta
+    or seconds)."""
+    ON_SIGNUP: Setting[list[str]] = Setting([])
+    """Dotted paths of jobs enqueued, with the user's primary key, when a user signs up."""
+    CELERY_APP: Setting[str | None] = Setting(None)
+    """Dotted path of the Celery app (``"proj.celery:app"``); None uses the current app."""
+    PRUNE: Setting[dict[str, timedelta | float | None]] = Setting(_PRUNE, _merged(_PRUNE))
+    """How long finished jobs (and their attempts) are kept, by status (timedelta or seconds);
+    None keeps them. Keys given replace the defaults'."""
+    PRUNE_SCHEDULE: Setting[str | None] = Setting("17 * * * *")
+    """When the built-in prune job runs (cron, UTC); None: never."""
+    PRUNE_BATCH: Setting[int] = Setting(1000)
+    """Rows deleted per statement, each batch its own short transaction (no long table lock)."""
+    WEBHOOKS: Setting[dict[str, dict[str, Any]]] = Setting({})
+    """Inbound webhook endpoints, by name: ``{"scheme": "qstash" | "standard" | "stripe" |
+    "github", "secrets": [...] or the name of a key source, "job": "app.jobs.handler",
+    "url": the public URL QStash signs for (QStash only), "tolerance": seconds, "max_body":
+    bytes}``. See the inbound webhooks guide."""
+    WEBHOOK_MAX_BODY: Setting[int] = Setting(1024 * 1024)
+    """Bodies larger than this (bytes) are refused with 413 before any hashing (per endpoint:
+    ``max_body``)."""
+    WEBHOOK_STORE_REJECTED: Setting[bool] = Setting(False)
+    """Keep a record (without the body) of deliveries that failed verification."""
+    DELIVERY_ALLOW_HOSTS: Setting[list[str]] = Setting([])
+    """Outbound delivery refuses private, loopback, link-local and metadata addresses; hosts
+    (exact names) and networks (CIDRs, ``"127.0.0.0/8"``) listed here are delivered to anyway,
+    for tests and local development."""
+    DELIVERY_SIGNING_KEYS: Setting[dict[str, str] | None] = Setting(None)
+    """Outbound signing keys to start from (``{"current": "sig_…", "next": "sig_…"}``); None
+    draws random ones on first use. After that they live in the database
+    (``bgjobs rotate-keys``)."""
+    DELIVERY_KEY_OVERLAP: Setting[timedelta] = Setting(timedelta(hours=1), _duration)
+    """How long after a rotation this project's own verifiers still accept the previous
+    current key."""
+    DELIVERY_DEDUP_WINDOW: Setting[timedelta] = Setting(timedelta(minutes=10), _duration)
+    """A message published again with the same deduplication id (or content, with
+    content-based deduplication) within this window gets the first message's id."""
+    DELIVERY_MAX_RESPONSE_BODY: Setting[int] = Setting(4096)
+    """Response bytes kept on each delivery attempt."""
+    DELIVERY_TIMEOUT: Setting[float] = Setting(30.0)
+    """Seconds a delivery attempt may take when the message sets no timeout."""
+    DELIVERY_MAX_TIMEOUT: Setting[float] = Setting(900.0)
+    """The longest timeout a message may set (an attempt holds a worker process that long)."""
+    DELIVERY_JOB_QUEUE: Setting[str | None] = Setting(None)
+    """The queue the delivery jobs run on (one of QUEUES); None: DEFAULT_QUEUE."""
+    MAX_ERROR_LENGTH: Setting[int] = Setting(10_000)
+    """Errors and tracebacks kept on rows are cut to this many characters."""
+    SHUTDOWN_GRACE: Setting[float] = Setting(25.0)
+    """Seconds a worker told to stop (SIGTERM: a warm shutdown) lets its running jobs finish;
+    then it gives the rest back to the queue (the attempt recorded as ``released``) and exits.
+    Below Kubernetes' default terminationGracePeriodSeconds (30), so the release happens before
+    the SIGKILL."""
+    METRICS_TOKEN: Setting[str | None] = Setting(None)
+    """The Prometheus endpoint accepts ``Authorization: Bearer <METRICS_TOKEN>``; None accepts
+    staff sessions only."""
+    METRICS_WINDOW: Setting[timedelta] = Setting(timedelta(hours=1), _duration)
+    """The run time and wait time histograms count the attempts of this recent window."""
+    METRICS_WORKERS_WINDOW: Setting[timedelta] = Setting(timedelta(minutes=5), _duration)
+    """Workers count as seen if they ran an attempt in this window."""
 
     def __init__(self) -> None:
         self._user: dict[str, Any] | None = None
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return sorted(name for name, value in vars(cls).items() if isinstance(value, Setting))
 
     @property
     def user_settings(self) -> dict[str, Any]:
         if self._user is None:
             user = getattr(settings, "BGJOBS", {}) or {}
-            unknown = sorted(set(user) - set(DEFAULTS))
+            unknown = sorted(set(user) - set(self.names()))
             if unknown:
                 raise ImproperlyConfigured(
                     f"Unknown BGJOBS setting(s): {', '.join(unknown)}. "
-                    f"Known settings: {', '.join(sorted(DEFAULTS))}."
+                    f"Known settings: {', '.join(self.names())}."
                 )
             self._user = dict(user)
         return self._user
 
-    def __getattr__(self, name: str) -> Any:
-        if name not in DEFAULTS:
-            raise AttributeError(f"Invalid BGJOBS setting: {name!r}")
-        value = self.user_settings.get(name, DEFAULTS[name])
-        if name in ("BACKOFF", "PRUNE"):
-            value = {**DEFAULTS[name], **value}
-        if name in _DURATIONS and not isinstance(value, timedelta):
-            value = timedelta(seconds=value)
-        return value
+    def resolve(self, name: str, path: str) -> Any:
+        """The object the dotted path ``path``, given in setting ``name``, names:
+        ``"pkg.module.attr"`` or ``"pkg.module:attr"``. ImproperlyConfigured names the setting
+        and the path when it cannot be imported."""
+        module_path, _, attr = path.replace(":", ".").rpartition(".")
+        try:
+            return getattr(import_module(module_path), attr)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ImproperlyConfigured(
+                f"BGJOBS[{name!r}] names {path!r}, which cannot be imported ({exc}). "
+                "Give a dotted path such as 'myapp.jobs.send_welcome' or 'proj.celery:app'."
+            ) from exc
 
     def reload(self) -> None:
         self._user = None

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from django_bgjobs import extensions, states
 from django_bgjobs._db import discard_broken_connections
-from django_bgjobs.broker import publish, queue_depth
+from django_bgjobs.broker import MessageRef, publish, queue_depth
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.models import Job, JobStatus
 
@@ -37,7 +37,7 @@ class Sweep:
 
 
 def _publish(jobs: list[Job]) -> None:
-    publish([(job.pk, job.attempts + 1, job.queue, job.priority, job.name) for job in jobs])
+    publish([MessageRef.next_attempt(job) for job in jobs])
 
 
 def _lost_in_the_broker(jobs: list[Job]) -> list[Job]:

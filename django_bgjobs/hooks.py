@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models.signals import post_save
-from django.utils.module_loading import import_string
 
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.decorators import JobFunction
@@ -44,7 +43,7 @@ def _check_signup_job(job: Any, where: str) -> None:
 def signup_jobs() -> list[JobFunction[Any, Any]]:
     jobs = list(_registered)
     for path in bgjobs_settings.ON_SIGNUP:
-        job = import_string(path)
+        job = bgjobs_settings.resolve("ON_SIGNUP", path)
         _check_signup_job(job, f"BGJOBS['ON_SIGNUP'] entry {path!r}")
         if job not in jobs:
             jobs.append(job)

@@ -20,7 +20,7 @@ from django.db import connections
 from django.db.models import Q
 
 from django_bgjobs import states
-from django_bgjobs.broker import EXECUTE_TASK, publish
+from django_bgjobs.broker import EXECUTE_TASK, MessageRef, publish
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.execution import PROCESS_SIGNALS, process_id
 from django_bgjobs.models import Job, JobStatus
@@ -76,11 +76,7 @@ class GracefulShutdown:
             # Published once the old attempts have stopped, so that a job never runs twice at
             # once (an old attempt could not record anything anyway: the fence rejects it).
             publish(
-                [
-                    (job.pk, job.attempts + 1, job.queue, job.priority, job.name)
-                    for job in released
-                    if job.status == JobStatus.QUEUED
-                ]
+                [MessageRef.next_attempt(job) for job in released if job.status == JobStatus.QUEUED]
             )
             self._exit_if_stuck()
         except Exception:

@@ -61,7 +61,7 @@ class CapturedJobs:
             due = states.promote_due(now, limit=1000, due_by=now + timedelta(days=36500))
             if not due:
                 return self.jobs
-            self._receive([(j.pk, j.attempts + 1, j.queue, j.priority, j.name) for j in due])
+            self._receive([broker.MessageRef.next_attempt(job) for job in due])
         raise RuntimeError(f"jobs still pending after {max_rounds} rounds")
 
     def unfinished(self) -> list[Job]:

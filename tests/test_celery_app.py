@@ -8,6 +8,7 @@ import sys
 
 import pytest
 from celery import Celery
+from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from django_bgjobs import celery_app
@@ -38,6 +39,14 @@ def test_the_projects_current_app_is_used_and_gets_the_task():
 @override_settings(BGJOBS={"CELERY_APP": "tests.test_celery_app:project_app"})
 def test_an_app_named_in_settings_wins():
     assert celery_app.get_celery_app() is project_app
+
+
+@override_settings(BGJOBS={"CELERY_APP": "tests.nowhere:app"})
+def test_an_app_that_cannot_be_imported_names_the_setting():
+    with pytest.raises(
+        ImproperlyConfigured, match=r"BGJOBS\['CELERY_APP'\] names 'tests.nowhere:app'"
+    ):
+        celery_app.get_celery_app()
 
 
 def test_database_down_at_enqueue_raises_to_the_caller():

@@ -87,7 +87,8 @@ def test_unknown_setting_is_an_error():
     BGJOBS={"ON_SIGNUP": ["tests.jobs.nope"], "QUEUES": ["default", "emails", "slow"]}
 )
 def test_bad_signup_job():
-    assert ids(checks.check_settings()) == ["django_bgjobs.E002"]
+    [message] = checks.check_settings()
+    assert message.id == "django_bgjobs.E002" and "'tests.jobs.nope'" in message.msg
 
 
 @pytest.mark.django_db

@@ -12,6 +12,8 @@ class DeliveryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # The admin's job link is registered by delivery/admin/, which the admin's autodiscovery
+        # imports only where django.contrib.admin is installed.
         from django_bgjobs import extensions
         from django_bgjobs.delivery import (  # deliver, message_schedules: their jobs
             admission,
@@ -23,7 +25,6 @@ class DeliveryConfig(AppConfig):
             prune,
             receivers,
         )
-        from django_bgjobs.delivery.admin.common import job_message_link
 
         receivers.connect()
         # Settle messages whose job finished while no receiver ran (dead-lettering those that
@@ -41,4 +42,3 @@ class DeliveryConfig(AppConfig):
                 description="this project's own delivery keys",
             )
         )
-        extensions.register_job_link("delivery.message", "message", job_message_link)

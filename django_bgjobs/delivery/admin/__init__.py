@@ -6,6 +6,7 @@ the engine owns is read-only, each action has its own permission and leaves a Lo
 make no query per row."""
 
 # Each module registers its ModelAdmins on the default site when imported.
+from django_bgjobs import extensions  # noqa: E402
 from django_bgjobs.delivery.admin import (  # noqa: F401
     credentials,
     gates,
@@ -13,3 +14,7 @@ from django_bgjobs.delivery.admin import (  # noqa: F401
     messages,
     schedules,
 )
+from django_bgjobs.delivery.admin.common import job_message_link  # noqa: E402
+
+# The "related" line of a delivery job's page in the core's job admin: its message.
+extensions.register_job_link("delivery.message", "message", job_message_link)
