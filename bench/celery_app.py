@@ -8,6 +8,6 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 
-from django_bgjobs.celery_app import get_celery_app  # noqa: E402
+from django_bgjobs.celery.app import get_celery_app  # noqa: E402
 
 app = get_celery_app()

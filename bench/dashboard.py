@@ -157,7 +157,7 @@ def brin_comparison() -> tuple[float, float]:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from django_bgjobs import dashboard
+    from django_bgjobs.figures import dashboard
 
     now = timezone.now()
     since = timezone.localtime(now).replace(minute=0, second=0, microsecond=0) - timedelta(

@@ -380,7 +380,7 @@ def measure_one(target: Target, samples: int = 200) -> list:
     from django_bgjobs.delivery.models import Message
     from django_bgjobs.delivery.publish import publish
     from django_bgjobs.testing import capture_jobs
-    from django_bgjobs.worker import execute
+    from django_bgjobs.worker.task import execute
 
     body = json.dumps(BODY, separators=(",", ":"))
     reset()
@@ -458,7 +458,7 @@ def measure_gated(
     from django_bgjobs.delivery.models import DeliveryQueue, Message
     from django_bgjobs.delivery.publish import publish
     from django_bgjobs.testing import capture_jobs
-    from django_bgjobs.worker import execute
+    from django_bgjobs.worker.task import execute
 
     reset()
     target.stats(reset=True)
@@ -534,7 +534,7 @@ def main() -> None:
     from django.core.management import call_command
 
     from bench.run import environment
-    from django_bgjobs.celery_app import get_celery_app
+    from django_bgjobs.celery.app import get_celery_app
 
     call_command("migrate", interactive=False, verbosity=0)
     get_celery_app()

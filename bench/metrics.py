@@ -92,7 +92,7 @@ def main() -> None:
     from django.db import connection
     from django.test import override_settings
 
-    from django_bgjobs import stats
+    from django_bgjobs.figures import stats
     from django_bgjobs.models import Job, JobRun
 
     call_command("migrate", verbosity=0)

@@ -445,7 +445,7 @@ def measure_db_work(figures: Figures, samples: int = 50) -> dict[str, DbCounter]
     run_attempt), in this process, with publishing captured (no broker)."""
     from bench.jobs import noop_job
     from django_bgjobs.testing import capture_jobs
-    from django_bgjobs.worker import execute
+    from django_bgjobs.worker.task import execute
 
     with capture_jobs():
         jobs = [noop_job.enqueue() for _ in range(3)]  # warm-up
@@ -741,7 +741,7 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
-    from django_bgjobs.celery_app import get_celery_app
+    from django_bgjobs.celery.app import get_celery_app
 
     call_command("migrate", interactive=False, verbosity=0)
     get_celery_app()  # the app both sides publish through (shared_task binds to it)

@@ -14,7 +14,7 @@ def sync_schedules_after_migrate(using: str = "default", verbosity: int = 1, **k
     from django.db import router
 
     from django_bgjobs.models import JobSchedule
-    from django_bgjobs.schedule_sync import sync
+    from django_bgjobs.scheduling.sync import sync
 
     if not router.allow_migrate_model(using, JobSchedule):
         return
@@ -39,12 +39,14 @@ class BgJobsConfig(AppConfig):
 
     def ready(self) -> None:
         # beat and maintenance are imported for the Celery tasks and the job they define.
-        from django_bgjobs import beat, checks, hooks, logs, maintenance, worker  # noqa: F401
+        from django_bgjobs import checks, hooks, logs, maintenance  # noqa: F401
+        from django_bgjobs.scheduling import beat  # noqa: F401
+        from django_bgjobs.worker import task  # noqa: F401
 
         checks.register()
         logs.connect()
         hooks.connect()
-        worker.connect()
+        task.connect()
         # Jobs defined in <app>/jobs.py are known to every process without further imports.
         autodiscover_modules("jobs")
         post_migrate.connect(

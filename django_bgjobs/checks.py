@@ -8,12 +8,12 @@ from typing import Any
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
-from django_bgjobs import filesystem_broker
+from django_bgjobs.celery import filesystem_broker
 from django_bgjobs.conf import bgjobs_settings, django_setting
 
 
 def _celery_conf() -> Any:
-    from django_bgjobs.celery_app import get_celery_app
+    from django_bgjobs.celery.app import get_celery_app
 
     return get_celery_app().conf
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from django_bgjobs import extensions, states
 from django_bgjobs._db import discard_broken_connections
-from django_bgjobs.broker import MessageRef, publish, queue_depth
+from django_bgjobs.celery.broker import MessageRef, publish, queue_depth
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.models import Job, JobStatus
 

@@ -1,6 +1,6 @@
 """Running one attempt: claim, call the function with its context, record the outcome.
 
-Used by the Celery task (``worker.py``) and, in-process, by ``testing.py``.
+Used by the Celery task (``worker/task.py``) and, in-process, by ``testing.py``.
 """
 
 from __future__ import annotations

@@ -323,7 +323,7 @@ def cancel(job: Job) -> bool:
 
 def retry(job: Job) -> bool:
     """Queue a dead or cancelled job again with a fresh budget of attempts; publish on commit."""
-    from django_bgjobs.broker import publish_on_commit
+    from django_bgjobs.celery.broker import publish_on_commit
     from django_bgjobs.registry import registry
 
     spec = registry.get(job.name)
@@ -353,7 +353,7 @@ def retry_many(job_ids: Collection[UUID | str]) -> list[Job]:
     """``retry()`` for a batch of jobs (the admin's bulk retry): those still dead or cancelled
     are queued again with a fresh budget, in one transaction and a few statements, and
     published on commit. Returns the jobs queued again; the others are left as they are."""
-    from django_bgjobs.broker import publish_on_commit
+    from django_bgjobs.celery.broker import publish_on_commit
     from django_bgjobs.registry import registry
 
     now = timezone.now()

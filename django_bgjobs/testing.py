@@ -22,7 +22,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from django_bgjobs import broker, states
+from django_bgjobs import states
+from django_bgjobs.celery import broker
 from django_bgjobs.execution import heartbeat, run_attempt
 from django_bgjobs.models import FINISHED, Job
 

@@ -93,7 +93,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
     else {}
 )
 if CELERY_BROKER_URL.startswith("filesystem"):
-    CELERY_BROKER_TRANSPORT = "django_bgjobs.filesystem_broker:Transport"
+    CELERY_BROKER_TRANSPORT = "django_bgjobs.celery.filesystem_broker:Transport"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 BGJOBS = {

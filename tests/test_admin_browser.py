@@ -33,10 +33,10 @@ from django.utils import timezone
 
 from django_bgjobs import Schedule, bgjob
 from django_bgjobs.admin.widgets import STATUS_COLOURS, slot_time
-from django_bgjobs.beat import fire
 from django_bgjobs.models import InboundWebhook, Job, JobStatus
 from django_bgjobs.registry import registry
-from django_bgjobs.schedule_sync import sync
+from django_bgjobs.scheduling.beat import fire
+from django_bgjobs.scheduling.sync import sync
 from django_bgjobs.testing import capture_jobs
 from django_bgjobs.webhooks.sign import standard_signature
 from tests import jobs

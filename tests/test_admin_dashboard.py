@@ -22,8 +22,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from django_bgjobs import dashboard
 from django_bgjobs.admin import widgets as bgjobs_admin
+from django_bgjobs.figures import dashboard
 from django_bgjobs.models import Job, JobRun, JobStatus, RunStatus
 from django_bgjobs.testing import capture_jobs
 from tests import jobs

@@ -19,12 +19,12 @@ from django_celery_beat.models import PeriodicTask
 
 from django_bgjobs import bgjob
 from django_bgjobs.admin.widgets import slot_time
-from django_bgjobs.beat import fire
 from django_bgjobs.decorators import JobFunction
 from django_bgjobs.models import Job, JobSchedule, JobStatus, ScheduleSlot
 from django_bgjobs.registry import registry
-from django_bgjobs.schedule_sync import sync
 from django_bgjobs.schedules import Schedule
+from django_bgjobs.scheduling.beat import fire
+from django_bgjobs.scheduling.sync import sync
 from django_bgjobs.testing import capture_jobs
 from tests import jobs
 

@@ -23,9 +23,9 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from django_bgjobs import states
-from django_bgjobs.beat import declared
 from django_bgjobs.models import FINISHED, Job, JobStatus, ScheduleSlot
 from django_bgjobs.schedules import Schedule
+from django_bgjobs.scheduling.beat import declared
 from tests.conftest import BeatProcess, WorkerProcess, wait_for
 from tests.models import Effect
 

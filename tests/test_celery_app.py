@@ -11,8 +11,8 @@ from celery import Celery
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from django_bgjobs import celery_app
-from django_bgjobs.broker import EXECUTE_TASK
+from django_bgjobs.celery import app as celery_app
+from django_bgjobs.celery.broker import EXECUTE_TASK
 from tests.conftest import REPO
 
 project_app = Celery("project", set_as_current=False)

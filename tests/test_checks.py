@@ -65,7 +65,7 @@ def test_queues_must_be_a_list_of_names(queues):
 def test_missing_filesystem_broker_folders(monkeypatch, tmp_path):
     conf = FakeConf(
         broker_url="filesystem://localhost//",
-        broker_transport="django_bgjobs.filesystem_broker:Transport",
+        broker_transport="django_bgjobs.celery.filesystem_broker:Transport",
         broker_transport_options={
             "data_folder_in": str(tmp_path),
             "data_folder_out": str(tmp_path),
@@ -112,7 +112,7 @@ def test_time_zones_are_required():
 
 
 def test_the_filesystem_broker_without_whole_message_writes_is_warned_about(monkeypatch, tmp_path):
-    from django_bgjobs import filesystem_broker
+    from django_bgjobs.celery import filesystem_broker
 
     def celery_messages(conf):  # type: ignore[no-untyped-def]
         monkeypatch.setattr(checks, "_celery_conf", lambda: conf)
@@ -164,7 +164,7 @@ def test_a_message_file_is_never_seen_half_written(tmp_path):
     with Connection(
         "filesystem://localhost//",
         transport_options=options,
-        transport="django_bgjobs.filesystem_broker:Transport",
+        transport="django_bgjobs.celery.filesystem_broker:Transport",
     ) as conn:
         queue = conn.SimpleQueue("whole")
         for n in range(300):

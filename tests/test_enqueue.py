@@ -95,7 +95,7 @@ def test_enqueue_many_is_one_insert_and_one_publish_batch(
 ):
     batches = []
     with capture_jobs() as captured, django_capture_on_commit_callbacks(execute=True):
-        from django_bgjobs import broker
+        from django_bgjobs.celery import broker
 
         original = broker._interceptor
         broker._interceptor = lambda refs: (batches.append(len(refs)), original(refs))

@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-from django_bgjobs.celery_app import get_celery_app
+from django_bgjobs.celery.app import get_celery_app
 from django_bgjobs.delivery import message_schedules
 from django_bgjobs.delivery.message_schedules import (
     FIRE_TASK,

@@ -19,8 +19,9 @@ from django.urls import reverse
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from django_bgjobs import checks, stats
-from django_bgjobs.metrics import BgJobsCollector, token_matches
+from django_bgjobs import checks
+from django_bgjobs.figures import stats
+from django_bgjobs.figures.metrics import BgJobsCollector, token_matches
 from django_bgjobs.models import Job, JobRun, JobStatus, RunStatus
 from django_bgjobs.testing import capture_jobs
 from tests import jobs
@@ -183,7 +184,9 @@ def test_the_database_unreadable_is_503(client):
 
 
 def test_the_token_is_compared_in_constant_time():
-    with mock.patch("django_bgjobs.metrics.hmac.compare_digest", return_value=True) as compare:
+    with mock.patch(
+        "django_bgjobs.figures.metrics.hmac.compare_digest", return_value=True
+    ) as compare:
         assert token_matches("anything")
     given, expected = compare.call_args.args
     assert len(given) == len(expected) == 32  # digests: the length of the guess says nothing

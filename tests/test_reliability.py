@@ -16,7 +16,7 @@ from django.utils import timezone
 from kombu import Queue
 
 from django_bgjobs import states
-from django_bgjobs.celery_app import get_celery_app
+from django_bgjobs.celery.app import get_celery_app
 from django_bgjobs.dispatcher import Dispatcher
 from django_bgjobs.models import Job, JobRun, JobStatus, RunStatus
 from tests import jobs
@@ -121,7 +121,7 @@ def test_a_backlog_is_not_republished_but_a_lost_message_is(worker):
     of each every REPUBLISH_AFTER. Once the broker has lost them (purged), it publishes again."""
     from datetime import timedelta
 
-    from django_bgjobs.broker import publish, queue_depth
+    from django_bgjobs.celery.broker import publish, queue_depth
 
     queue = f"nobody-{uuid.uuid4().hex[:8]}"
     waiting = [
@@ -153,7 +153,7 @@ def test_a_queue_that_lost_part_of_its_messages_gets_that_many_back(worker):
     commit and publish): the dispatcher publishes three again, not five, not none."""
     from datetime import timedelta
 
-    from django_bgjobs.broker import publish, queue_depth
+    from django_bgjobs.celery.broker import publish, queue_depth
 
     queue = f"nobody-{uuid.uuid4().hex[:8]}"
     waiting = [
@@ -239,7 +239,7 @@ def test_no_broker_eta_or_countdown_is_ever_used(monkeypatch):
 
     from celery.app.task import Task
 
-    from django_bgjobs.broker import publish
+    from django_bgjobs.celery.broker import publish
     from django_bgjobs.dispatcher import Dispatcher
 
     seen: list[dict[str, object]] = []

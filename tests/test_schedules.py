@@ -18,12 +18,12 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from django_bgjobs import JobConfigurationError, bgjob
-from django_bgjobs.beat import fire
 from django_bgjobs.maintenance import prune
 from django_bgjobs.models import Job, JobRun, JobSchedule, JobStatus, RunStatus, ScheduleSlot
 from django_bgjobs.registry import registry
-from django_bgjobs.schedule_sync import sync
 from django_bgjobs.schedules import Schedule
+from django_bgjobs.scheduling.beat import fire
+from django_bgjobs.scheduling.sync import sync
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -310,7 +310,7 @@ def test_old_slots_are_pruned_but_each_schedules_newest_stays(declare):
 
 @pytest.mark.django_db
 def test_a_paused_every_schedule_resumed_before_its_claimed_slot_runs_it(declare):
-    from django_bgjobs.beat import cancel_future_slots
+    from django_bgjobs.scheduling.beat import cancel_future_slots
 
     declare("tests.s.resume", every=timedelta(minutes=5))
     # Mid-slot, tomorrow: the slot ahead is the one job still to come.

@@ -20,7 +20,7 @@ from django.db import connection
 
 from django_bgjobs import states
 from django_bgjobs.models import Job, JobRun, JobStatus, RunStatus
-from django_bgjobs.shutdown import STOP_WAIT
+from django_bgjobs.worker.shutdown import STOP_WAIT
 from tests import jobs
 from tests.conftest import WorkerProcess, wait_for
 from tests.models import Effect

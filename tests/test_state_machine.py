@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from django_bgjobs import broker, states
+from django_bgjobs import states
+from django_bgjobs.celery import broker
 from django_bgjobs.models import FINISHED, Job, JobRun, JobStatus, RunStatus
 from tests import jobs
 

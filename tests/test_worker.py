@@ -82,7 +82,7 @@ def test_cancelling_a_running_job_stops_it_at_its_next_progress_report(worker):
 
 
 def test_unknown_job_name_goes_dead_and_the_worker_keeps_serving(worker):
-    from django_bgjobs.broker import publish_on_commit
+    from django_bgjobs.celery.broker import publish_on_commit
 
     ghost = Job.objects.create(
         name="shop.jobs.renamed_long_ago",
@@ -174,7 +174,7 @@ def test_a_crash_between_commit_and_publish_loses_nothing(worker):
 
 
 def test_a_duplicated_message_runs_the_job_once(worker):
-    from django_bgjobs.broker import publish
+    from django_bgjobs.celery.broker import publish
 
     stale_before = worker.log_text().count("'stale'")
     job = jobs.record.enqueue("dup")

@@ -619,7 +619,7 @@ def _check_slots(
     fire, up to a period before they stopped) must each have exactly one job that took effect,
     except slots of a "latest" schedule missed while no beat ran: after an outage, its first
     fire claims the newest due slot (and the next one ahead), none of the older ones."""
-    from django_bgjobs.schedule_sync import declared
+    from django_bgjobs.scheduling.sync import declared
 
     schedules = {
         key: schedule for key, (spec, schedule) in declared().items() if spec.name == tick.name

@@ -69,7 +69,7 @@ class ScheduleOverview:
 
 def load_overviews(rows: Iterable[JobSchedule], now: datetime | None = None) -> None:
     """Attach a ScheduleOverview to each row (annotated by JobScheduleAdmin.get_queryset)."""
-    from django_bgjobs.beat import declared
+    from django_bgjobs.scheduling.beat import declared
 
     rows = list(rows)
     now = now or timezone.now()
@@ -316,7 +316,7 @@ class JobScheduleAdmin(ReadOnlyAdmin[JobSchedule]):
 
     @admin.display(description=_("drift from code"))
     def drift_display(self, row: JobSchedule) -> str:
-        from django_bgjobs.schedule_sync import drift_of
+        from django_bgjobs.scheduling.sync import drift_of
 
         differences = drift_of(row, self._overview(row).declared)
         if not differences:
@@ -349,7 +349,7 @@ class JobScheduleAdmin(ReadOnlyAdmin[JobSchedule]):
 
     @admin.action(description=_("Run now (not tied to a slot)"), permissions=["run_schedule"])
     def run_now(self, request: HttpRequest, queryset: QuerySet[JobSchedule]) -> None:
-        from django_bgjobs.beat import declared
+        from django_bgjobs.scheduling.beat import declared
 
         code = declared()
 
@@ -380,7 +380,7 @@ class JobScheduleAdmin(ReadOnlyAdmin[JobSchedule]):
 
     @admin.action(description=_("Pause (cancels jobs claimed ahead)"), permissions=["run_schedule"])
     def pause(self, request: HttpRequest, queryset: QuerySet[JobSchedule]) -> None:
-        from django_bgjobs.beat import cancel_future_slots
+        from django_bgjobs.scheduling.beat import cancel_future_slots
 
         def pause_one(row: JobSchedule) -> str | None:
             task = row.periodic_task

@@ -35,7 +35,8 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
-from django_bgjobs import dashboard, states
+from django_bgjobs import states
+from django_bgjobs.admin import charts
 from django_bgjobs.admin.widgets import (
     RUN_STATUS_COLOURS,
     STATUS_COLOURS,
@@ -48,6 +49,7 @@ from django_bgjobs.admin.widgets import (
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.decorators import JobFunction
 from django_bgjobs.exceptions import BgJobsError, JobConfigurationError
+from django_bgjobs.figures import dashboard
 from django_bgjobs.models import FINISHED, WAITING, Job, JobRun, JobStatus
 from django_bgjobs.redaction import masked_payload
 from django_bgjobs.registry import registry
@@ -91,14 +93,14 @@ def dashboard_view(model_admin: JobAdmin, request: HttpRequest) -> HttpResponse:
         "data": data,
         "hour": hour,
         "day": day,
-        "minute_chart": dashboard.bar_chart(
+        "minute_chart": charts.bar_chart(
             data.minutes,
             "Attempts ended per minute, last hour",
             timedelta(minutes=1),
             tick_every=10,
             tick_format="%H:%M",
         ),
-        "hour_chart": dashboard.bar_chart(
+        "hour_chart": charts.bar_chart(
             data.hours,
             "Attempts ended per hour, last 24 hours",
             timedelta(hours=1),
@@ -110,18 +112,18 @@ def dashboard_view(model_admin: JobAdmin, request: HttpRequest) -> HttpResponse:
         "failures": [_failure_row(f) for f in data.failures],
         "workers": [_worker_row(w, data.now) for w in data.workers],
         "rates": {
-            "hour_success": dashboard.rate(hour.success_rate),
-            "hour_failure": dashboard.rate(hour.failure_rate),
-            "day_success": dashboard.rate(day.success_rate),
-            "day_failure": dashboard.rate(day.failure_rate),
+            "hour_success": charts.rate(hour.success_rate),
+            "hour_failure": charts.rate(hour.failure_rate),
+            "day_success": charts.rate(day.success_rate),
+            "day_failure": charts.rate(day.failure_rate),
         },
-        "oldest_age": dashboard.duration(data.oldest_age),
+        "oldest_age": charts.duration(data.oldest_age),
         "dead_url": changelist_url(status__exact=JobStatus.DEAD),
         "running_url": changelist_url(status__exact=JobStatus.RUNNING),
         "queued_url": changelist_url(status__exact=JobStatus.QUEUED),
         "changelist_url": changelist_url(),
         "bulk_url": reverse("admin:django_bgjobs_job_bulk"),
-        "workers_window": dashboard.duration(dashboard.WORKERS_WINDOW.total_seconds()),
+        "workers_window": charts.duration(dashboard.WORKERS_WINDOW.total_seconds()),
         "refresh_seconds": REFRESH_SECONDS,
         "can_bulk": model_admin.has_retry_permission(request)
         or model_admin.has_cancel_permission(request),
@@ -136,14 +138,14 @@ def _queue_row(q: dashboard.QueueRow) -> dict[str, Any]:
         "running": q.running,
         "waiting": q.waiting,
         "known": q.known,
-        "oldest": dashboard.duration(q.oldest_age),
+        "oldest": charts.duration(q.oldest_age),
         "oldest_seconds": "" if q.oldest_age is None else f"{q.oldest_age:.3f}",
         "url": changelist_url(queue=q.name, status__exact=JobStatus.QUEUED),
     }
 
 
 def _ms(value: float) -> str:
-    return dashboard.duration(value / 1000)
+    return charts.duration(value / 1000)
 
 
 def _name_row(n: dashboard.NameRow) -> dict[str, Any]:
@@ -153,9 +155,9 @@ def _name_row(n: dashboard.NameRow) -> dict[str, Any]:
         "ended": o.ended,
         "succeeded": o.succeeded,
         "failed": o.failed,
-        "failure_rate": dashboard.rate(o.failure_rate),
+        "failure_rate": charts.rate(o.failure_rate),
         "run": [_ms(v) for v in n.run_ms] if n.run_ms else None,
-        "wait": [dashboard.duration(v) for v in n.wait_s] if n.wait_s else None,
+        "wait": [charts.duration(v) for v in n.wait_s] if n.wait_s else None,
         "dead": n.dead,
         "url": changelist_url(name=n.name),
         "dead_url": changelist_url(name=n.name, status__exact=JobStatus.DEAD),
@@ -386,7 +388,7 @@ def timeline(job: Job, runs: Sequence[JobRun], now: datetime | None = None) -> l
             facts.insert(0, ("queued", precise_time(job.published_at)))
             facts.insert(
                 1,
-                ("waited", dashboard.duration((run.started_at - job.published_at).total_seconds())),
+                ("waited", charts.duration((run.started_at - job.published_at).total_seconds())),
             )
         events.append(
             Event(
@@ -407,7 +409,7 @@ def timeline(job: Job, runs: Sequence[JobRun], now: datetime | None = None) -> l
             ("started", precise_time(started)),
             (
                 "running for",
-                dashboard.duration((now - started).total_seconds()) if started else "-",
+                charts.duration((now - started).total_seconds()) if started else "-",
             ),
             ("worker", job.worker or "-"),
             ("lease until", precise_time(job.lease_expires_at)),
@@ -439,7 +441,7 @@ def timeline(job: Job, runs: Sequence[JobRun], now: datetime | None = None) -> l
         when = "-"
         if due is not None:
             seconds = (due - now).total_seconds()
-            when = f"in {dashboard.duration(seconds)}" if seconds > 0 else "now"
+            when = f"in {charts.duration(seconds)}" if seconds > 0 else "now"
         title = (
             "Retry" if job.status == JobStatus.RETRYING else "Scheduled"
         ) + f": attempt {job.attempts + 1}"
@@ -464,7 +466,7 @@ def timeline(job: Job, runs: Sequence[JobRun], now: datetime | None = None) -> l
                 precise_time(since),
                 [
                     ("waiting for a worker since", precise_time(since)),
-                    ("for", dashboard.duration((now - since).total_seconds())),
+                    ("for", charts.duration((now - since).total_seconds())),
                 ],
             )
         )
@@ -472,7 +474,7 @@ def timeline(job: Job, runs: Sequence[JobRun], now: datetime | None = None) -> l
         facts = []
         if job.finished_at:
             facts.append(
-                ("after", dashboard.duration((job.finished_at - job.created_at).total_seconds()))
+                ("after", charts.duration((job.finished_at - job.created_at).total_seconds()))
             )
         # The error that killed it, unless its last attempt just above says the same.
         error = job.error if job.status == JobStatus.DEAD else ""

@@ -8,7 +8,7 @@
 from django.urls import path
 
 from django_bgjobs.api.views import SCHEMA_ROUTE, BgJobsSchemaView, status_patterns
-from django_bgjobs.metrics import metrics_view
+from django_bgjobs.figures.metrics import metrics_view
 
 app_name = "bgjobs"
 urlpatterns = [

@@ -167,7 +167,7 @@ def _sync_beat(row: MessageSchedule, schedule: Schedule, enabled: bool | None) -
     made). save(), not update(): django-celery-beat's signal tells beat to reload."""
     from django_celery_beat.models import PeriodicTask
 
-    from django_bgjobs.schedule_sync import beat_schedule
+    from django_bgjobs.scheduling.sync import beat_schedule
 
     fields: dict[str, Any] = {
         "task": FIRE_TASK,

@@ -123,7 +123,7 @@ if CELERY_BROKER_URL.startswith("filesystem"):
         "polling_interval": 0.1,
     }
     # kombu's filesystem transport, each message written whole (see the module).
-    CELERY_BROKER_TRANSPORT = "django_bgjobs.filesystem_broker:Transport"
+    CELERY_BROKER_TRANSPORT = "django_bgjobs.celery.filesystem_broker:Transport"
 # Keep the LOGGING below: Celery would otherwise replace the root logger's handlers.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Let the console email backend print to the terminal as it is, not as WARNING log lines.

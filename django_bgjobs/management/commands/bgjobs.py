@@ -116,7 +116,7 @@ class Command(BaseCommand):
         hostname: str | None,
         **options: Any,
     ) -> None:
-        from django_bgjobs.celery_app import get_celery_app
+        from django_bgjobs.celery.app import get_celery_app
 
         argv = [
             "worker",
@@ -134,7 +134,7 @@ class Command(BaseCommand):
         get_celery_app().worker_main(argv)
 
     def handle_beat(self, loglevel: str, **options: Any) -> None:
-        from django_bgjobs.celery_app import get_celery_app
+        from django_bgjobs.celery.app import get_celery_app
 
         get_celery_app().start(
             [
@@ -245,7 +245,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{row['queue']:<20} {row['status']:<10} {row['n']}")
 
     def handle_sync_schedules(self, check: bool, **options: Any) -> None:
-        from django_bgjobs.schedule_sync import sync
+        from django_bgjobs.scheduling.sync import sync
 
         report = sync(apply=not check)
         for line in report.lines():

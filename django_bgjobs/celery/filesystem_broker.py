@@ -8,7 +8,7 @@ written under a name the reader skips, then renamed into place: ``os.replace`` i
 filesystem, so a reader sees a whole message or none.
 
     CELERY_BROKER_URL = "filesystem://localhost//"
-    CELERY_BROKER_TRANSPORT = "django_bgjobs.filesystem_broker:Transport"
+    CELERY_BROKER_TRANSPORT = "django_bgjobs.celery.filesystem_broker:Transport"
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from kombu.transport import filesystem
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
 
-PATH = "django_bgjobs.filesystem_broker:Transport"
+PATH = "django_bgjobs.celery.filesystem_broker:Transport"
 
 
 class Channel(filesystem.Channel):

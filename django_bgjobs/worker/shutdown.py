@@ -20,7 +20,7 @@ from django.db import connections
 from django.db.models import Q
 
 from django_bgjobs import states
-from django_bgjobs.broker import EXECUTE_TASK, MessageRef, publish
+from django_bgjobs.celery.broker import EXECUTE_TASK, MessageRef, publish
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.execution import PROCESS_SIGNALS, process_id
 from django_bgjobs.models import Job, JobStatus

@@ -33,8 +33,8 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
-from django_bgjobs import stats
 from django_bgjobs.conf import bgjobs_settings
+from django_bgjobs.figures import stats
 from django_bgjobs.models import JobStatus
 from django_bgjobs.registry import registry
 
@@ -52,7 +52,7 @@ class BgJobsCollector(Collector):
 
     Register it in your own registry to serve it from an existing endpoint
     (``prometheus_client.REGISTRY.register(BgJobsCollector())``): each scrape then runs the
-    queries of ``django_bgjobs.stats``.
+    queries of ``django_bgjobs.figures.stats``.
     """
 
     def __init__(self, using: str | None = None) -> None:

@@ -65,7 +65,7 @@ def publish(refs: Sequence[MessageRef]) -> int:
     if _interceptor is not None:
         _interceptor(refs)
         return len(refs)
-    from django_bgjobs.celery_app import get_celery_app
+    from django_bgjobs.celery.app import get_celery_app
     from django_bgjobs.registry import registry
 
     app = get_celery_app()
@@ -111,7 +111,7 @@ def publish(refs: Sequence[MessageRef]) -> int:
 def queue_depth(queue: str) -> int | None:
     """Messages waiting in ``queue`` at the broker (0 when it does not exist); None when the
     broker cannot be asked."""
-    from django_bgjobs.celery_app import get_celery_app
+    from django_bgjobs.celery.app import get_celery_app
 
     try:
         with get_celery_app().connection_for_write() as connection:

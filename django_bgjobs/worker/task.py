@@ -19,10 +19,14 @@ from celery.signals import (
 from django.db import InterfaceError, OperationalError
 
 from django_bgjobs._db import discard_broken_connections
-from django_bgjobs.broker import EXECUTE_TASK
+from django_bgjobs.celery.broker import EXECUTE_TASK
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.execution import run_attempt
-from django_bgjobs.shutdown import begin_graceful_shutdown, end_graceful_shutdown, remember_worker
+from django_bgjobs.worker.shutdown import (
+    begin_graceful_shutdown,
+    end_graceful_shutdown,
+    remember_worker,
+)
 
 logger = logging.getLogger("django_bgjobs.worker")
 

@@ -18,10 +18,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from django_bgjobs.beat import FIRE_TASK, cancel_future_slots, declared
 from django_bgjobs.models import JobSchedule
 from django_bgjobs.registry import JobSpec
 from django_bgjobs.schedules import Schedule
+from django_bgjobs.scheduling.beat import FIRE_TASK, cancel_future_slots, declared
 
 PREFIX = "bgjobs:"
 

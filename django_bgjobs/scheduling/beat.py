@@ -1,6 +1,6 @@
 """What beat fires: ``django_bgjobs.fire_schedule(key)``, which turns the schedule's current
 slot into a job, exactly once; and ``declared()``, the schedules the code declares, by key
-(read here to fire them, and by schedule_sync.py to write beat's rows).
+(read here to fire them, and by sync.py to write beat's rows).
 
 Beat only fires. The task works out the slot from the clock (``Schedule.latest_slot``) and
 claims it with an INSERT into ``ScheduleSlot`` (UNIQUE (schedule, slot_at)) in the same
