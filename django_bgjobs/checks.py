@@ -161,7 +161,7 @@ def check_orphaned_jobs(databases: Any = None, **kwargs: Any) -> list[checks.Che
     """
     from django.db import DatabaseError
 
-    from django_bgjobs.models import FINISHED, Job
+    from django_bgjobs.models import Job
     from django_bgjobs.registry import registry
 
     if not databases:
@@ -170,10 +170,7 @@ def check_orphaned_jobs(databases: Any = None, **kwargs: Any) -> list[checks.Che
         names: set[str] = set()
         for alias in databases:
             names |= set(
-                Job.objects.using(alias)
-                .exclude(status__in=FINISHED)
-                .values_list("name", flat=True)
-                .distinct()
+                Job.objects.using(alias).unfinished().values_list("name", flat=True).distinct()
             )
     except DatabaseError:  # not migrated yet
         return []

@@ -20,7 +20,7 @@ from django_bgjobs import extensions, states
 from django_bgjobs._db import discard_broken_connections
 from django_bgjobs.celery.broker import MessageRef, publish, queue_depth
 from django_bgjobs.conf import bgjobs_settings
-from django_bgjobs.models import Job, JobStatus
+from django_bgjobs.models import Job
 
 logger = logging.getLogger("django_bgjobs.dispatcher")
 
@@ -59,9 +59,7 @@ def _lost_in_the_broker(jobs: list[Job]) -> list[Job]:
         if not depth:  # empty (or the broker cannot say: publishing will tell)
             lost.extend(waiting)
             continue
-        expected = Job.objects.filter(
-            status=JobStatus.QUEUED, queue=queue, published_at__isnull=False
-        ).count()
+        expected = Job.objects.queued().filter(queue=queue, published_at__isnull=False).count()
         missing = min(expected - depth, len(waiting))
         if missing > 0:
             lost.extend(waiting[:missing])  # in the sweep's order: priority, then oldest

@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from uuid import UUID
+
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -38,6 +41,55 @@ class RunStatus(models.TextChoices):
     # Its worker was told to stop and the attempt outlived SHUTDOWN_GRACE: the worker gave the
     # job back to the queue. A deploy, not the job's fault: it does not spend an attempt.
     RELEASED = "released", _("Released")
+
+
+class JobQuerySet(models.QuerySet["Job"]):
+    """Jobs by where they are in their life: each condition on ``status`` (and the fence of an
+    attempt) is written here once, and matches the partial indexes of ``Job.Meta``."""
+
+    def waiting(self) -> JobQuerySet:
+        """Scheduled or retrying: ``run_after`` says when they are due."""
+        return self.filter(status__in=WAITING)
+
+    def due(self, by: datetime) -> JobQuerySet:
+        """Waiting jobs due by ``by`` (the dispatcher's ``bgjobs_job_due_idx``)."""
+        return self.waiting().filter(run_after__lte=by)
+
+    def queued(self) -> JobQuerySet:
+        return self.filter(status=JobStatus.QUEUED)
+
+    def published_before(self, moment: datetime) -> JobQuerySet:
+        """Queued jobs never published, or last published before ``moment``."""
+        return self.queued().filter(Q(published_at__isnull=True) | Q(published_at__lt=moment))
+
+    def running(self) -> JobQuerySet:
+        return self.filter(status=JobStatus.RUNNING)
+
+    def attempt_running(self, job_id: UUID | str, attempt: int) -> JobQuerySet:
+        """The fence: job ``job_id`` while attempt ``attempt`` runs. A write through it changes
+        nothing once that attempt has ended or another has taken over."""
+        return self.running().filter(pk=job_id, attempts=attempt)
+
+    def lease_expired(self, now: datetime) -> JobQuerySet:
+        """Running jobs whose worker stopped extending the lease (``bgjobs_job_lease_idx``)."""
+        return self.running().filter(lease_expires_at__lt=now)
+
+    def cancellable(self) -> JobQuerySet:
+        """Not started yet: cancelled at once (a running job is asked to stop instead)."""
+        return self.filter(status__in=(*WAITING, JobStatus.QUEUED))
+
+    def retriable(self) -> JobQuerySet:
+        """Dead or cancelled: what ``retry()`` queues again."""
+        return self.filter(status__in=(JobStatus.DEAD, JobStatus.CANCELLED))
+
+    def dead(self) -> JobQuerySet:
+        return self.filter(status=JobStatus.DEAD)
+
+    def unfinished(self) -> JobQuerySet:
+        return self.filter(status__in=UNFINISHED)
+
+
+JobManager = models.Manager.from_queryset(JobQuerySet)
 
 
 class Job(models.Model):
@@ -82,6 +134,8 @@ class Job(models.Model):
         related_name="+",
         db_index=False,
     )
+
+    objects = JobManager()
 
     class Meta:
         ordering = ["-id"]  # newest first (UUIDv7 ids are time-ordered)

@@ -15,13 +15,13 @@ from typing import Any
 from uuid import UUID
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.dispatch import Signal
 from django.utils import timezone
 
 from django_bgjobs import _sql, signals
 from django_bgjobs.conf import bgjobs_settings
-from django_bgjobs.models import WAITING, Job, JobRun, JobStatus, RunStatus
+from django_bgjobs.models import Job, JobRun, JobStatus, RunStatus
 
 logger = logging.getLogger("django_bgjobs.states")
 
@@ -144,9 +144,7 @@ def cancelled_while_running(claim: Claim) -> bool:
 def heartbeat(job_id: UUID | str, attempt: int) -> tuple[bool, bool]:
     """Extend the lease of a running attempt. Returns (still ours, cancel requested)."""
     now = timezone.now()
-    held = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, attempts=attempt).update(
-        lease_expires_at=lease_until(now)
-    )
+    held = Job.objects.attempt_running(job_id, attempt).update(lease_expires_at=lease_until(now))
     if not held:
         return False, False
     cancel = Job.objects.filter(pk=job_id).values_list("cancel_requested", flat=True).first()
@@ -158,8 +156,8 @@ def report_progress(
 ) -> tuple[bool, bool]:
     """Store progress and extend the lease in one write. Returns (still ours, cancel requested)."""
     now = timezone.now()
-    fence = Q(pk=job_id, status=JobStatus.RUNNING, attempts=attempt)
-    updated = Job.objects.filter(fence, cancel_requested=False).update(
+    fence = Job.objects.attempt_running(job_id, attempt)
+    updated = fence.filter(cancel_requested=False).update(
         progress_done=done,
         progress_total=total,
         progress_message=message[:255],
@@ -167,7 +165,7 @@ def report_progress(
     )
     if updated:
         return True, False
-    return Job.objects.filter(fence).exists(), True
+    return fence.exists(), True
 
 
 def release(job_id: UUID | str, attempt: int, reason: str) -> Job | None:
@@ -184,7 +182,7 @@ def release(job_id: UUID | str, attempt: int, reason: str) -> Job | None:
     """
     now = timezone.now()
     with transaction.atomic():
-        won = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, attempts=attempt).update(
+        won = Job.objects.attempt_running(job_id, attempt).update(
             status=JobStatus.QUEUED,
             published_at=now,
             run_after=None,
@@ -221,17 +219,15 @@ def promote_due(now: datetime, limit: int, due_by: datetime | None = None) -> li
     publishing. (``testing`` passes a far ``due_by`` to skip delays and backoff.)"""
     with transaction.atomic():
         ids = list(
-            Job.objects.filter(status__in=WAITING, run_after__lte=due_by or now)
+            Job.objects.due(due_by or now)
             .order_by("-priority", "run_after")
             .select_for_update(skip_locked=True)
             .values_list("pk", flat=True)[:limit]
         )
         if not ids:
             return []
-        Job.objects.filter(pk__in=ids, status__in=WAITING).update(
-            status=JobStatus.QUEUED, published_at=now
-        )
-        return list(Job.objects.filter(pk__in=ids, status=JobStatus.QUEUED, published_at=now))
+        Job.objects.waiting().filter(pk__in=ids).update(status=JobStatus.QUEUED, published_at=now)
+        return list(Job.objects.queued().filter(pk__in=ids, published_at=now))
 
 
 def reclaim_unpublished(now: datetime, limit: int) -> list[Job]:
@@ -239,8 +235,7 @@ def reclaim_unpublished(now: datetime, limit: int) -> list[Job]:
     stale = now - timedelta(seconds=bgjobs_settings.REPUBLISH_AFTER)
     with transaction.atomic():
         jobs = list(
-            Job.objects.filter(Q(published_at__isnull=True) | Q(published_at__lt=stale))
-            .filter(status=JobStatus.QUEUED)
+            Job.objects.published_before(stale)
             .order_by("-priority", "created_at")
             .select_for_update(skip_locked=True)[:limit]
         )
@@ -254,7 +249,7 @@ def expire_leases(now: datetime, limit: int) -> list[Job]:
     from django_bgjobs.retry_policy import delay_after_loss
 
     expired = list(
-        Job.objects.filter(status=JobStatus.RUNNING, lease_expires_at__lt=now)
+        Job.objects.lease_expired(now)
         .order_by("lease_expires_at")
         .values("pk", "name", "attempts", "max_attempts", "worker", "started_at")[:limit]
     )
@@ -269,17 +264,16 @@ def expire_leases(now: datetime, limit: int) -> list[Job]:
         else:
             status, run_after = JobStatus.DEAD, None
         with transaction.atomic():
-            won = Job.objects.filter(
-                pk=row["pk"],
-                status=JobStatus.RUNNING,
-                attempts=row["attempts"],
-                lease_expires_at__lt=now,
-            ).update(
-                status=status,
-                run_after=run_after,
-                error=error,
-                lease_expires_at=None,
-                finished_at=now if status == JobStatus.DEAD else None,
+            won = (
+                Job.objects.attempt_running(row["pk"], row["attempts"])
+                .filter(lease_expires_at__lt=now)
+                .update(
+                    status=status,
+                    run_after=run_after,
+                    error=error,
+                    lease_expires_at=None,
+                    finished_at=now if status == JobStatus.DEAD else None,
+                )
             )
             if not won:
                 continue
@@ -307,15 +301,10 @@ def expire_leases(now: datetime, limit: int) -> list[Job]:
 
 def cancel(job: Job) -> bool:
     """Cancel a waiting or queued job now; ask a running one to stop. False if it had finished."""
-    now = timezone.now()
-    stopped = Job.objects.filter(pk=job.pk, status__in=(*WAITING, JobStatus.QUEUED)).update(
-        status=JobStatus.CANCELLED, finished_at=now, run_after=None
-    )
-    if stopped:
-        _refresh(job, status=JobStatus.CANCELLED, finished_at=now)
-        announce(signals.job_cancelled, job=job)
+    if cancel_many([job.pk]):
+        job.refresh_from_db()
         return True
-    asked = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(cancel_requested=True)
+    asked = Job.objects.running().filter(pk=job.pk).update(cancel_requested=True)
     if asked:
         job.cancel_requested = True
     return bool(asked)
@@ -323,46 +312,26 @@ def cancel(job: Job) -> bool:
 
 def retry(job: Job) -> bool:
     """Queue a dead or cancelled job again with a fresh budget of attempts; publish on commit."""
-    from django_bgjobs.celery.broker import publish_on_commit
-    from django_bgjobs.registry import registry
-
-    spec = registry.get(job.name)
-    budget = spec.max_attempts if spec else bgjobs_settings.MAX_ATTEMPTS
-    now = timezone.now()
-    with transaction.atomic():
-        retriable = Job.objects.filter(pk=job.pk, status__in=(JobStatus.DEAD, JobStatus.CANCELLED))
-        won = retriable.update(
-            status=JobStatus.QUEUED,
-            # Attempt numbers keep counting up so that each stays a unique fence value.
-            max_attempts=F("attempts") + budget,
-            run_after=None,
-            finished_at=None,
-            cancel_requested=False,
-            published_at=now,
-            error="",
-        )
-        if not won:
-            return False
-        job.refresh_from_db()
-        publish_on_commit([job])
-    announce(signals.job_enqueued, job=job)
+    if not retry_many([job.pk]):
+        return False
+    job.refresh_from_db()
     return True
 
 
 def retry_many(job_ids: Collection[UUID | str]) -> list[Job]:
-    """``retry()`` for a batch of jobs (the admin's bulk retry): those still dead or cancelled
-    are queued again with a fresh budget, in one transaction and a few statements, and
-    published on commit. Returns the jobs queued again; the others are left as they are."""
+    """Queue dead or cancelled jobs again, each with a fresh budget of attempts (its job's
+    ``max_attempts``), in one transaction and a few statements, and publish them on commit.
+    Returns the jobs queued again; the others are left as they are."""
     from django_bgjobs.celery.broker import publish_on_commit
     from django_bgjobs.registry import registry
 
     now = timezone.now()
-    retriable = (JobStatus.DEAD, JobStatus.CANCELLED)
     with transaction.atomic():
         # Locked, so that the UPDATEs below change exactly these rows (on PostgreSQL; SQLite
         # serialises writers).
         names = dict(
-            Job.objects.filter(pk__in=list(job_ids), status__in=retriable)
+            Job.objects.retriable()
+            .filter(pk__in=list(job_ids))
             .select_for_update()
             .values_list("pk", "name")
         )
@@ -374,8 +343,9 @@ def retry_many(job_ids: Collection[UUID | str]) -> list[Job]:
             budget = spec.max_attempts if spec else bgjobs_settings.MAX_ATTEMPTS
             by_budget.setdefault(budget, []).append(pk)
         for budget, pks in by_budget.items():
-            Job.objects.filter(pk__in=pks, status__in=retriable).update(
+            Job.objects.retriable().filter(pk__in=pks).update(
                 status=JobStatus.QUEUED,
+                # Attempt numbers keep counting up so that each stays a unique fence value.
                 max_attempts=F("attempts") + budget,
                 run_after=None,
                 finished_at=None,
@@ -383,9 +353,7 @@ def retry_many(job_ids: Collection[UUID | str]) -> list[Job]:
                 published_at=now,
                 error="",
             )
-        jobs = list(
-            Job.objects.filter(pk__in=list(names), status=JobStatus.QUEUED, published_at=now)
-        )
+        jobs = list(Job.objects.queued().filter(pk__in=list(names), published_at=now))
         publish_on_commit(jobs)
     for job in jobs:
         announce(signals.job_enqueued, job=job)
@@ -393,19 +361,19 @@ def retry_many(job_ids: Collection[UUID | str]) -> list[Job]:
 
 
 def cancel_many(job_ids: Collection[UUID | str]) -> list[Job]:
-    """``cancel()`` for a batch of waiting or queued jobs (the admin's bulk cancel), in one
-    transaction; running and finished ones are left alone. Returns the jobs cancelled."""
+    """Cancel the waiting or queued jobs among these, in one transaction; running and finished
+    ones are left alone. Returns the jobs cancelled."""
     now = timezone.now()
-    cancellable = (*WAITING, JobStatus.QUEUED)
     with transaction.atomic():
         pks = list(
-            Job.objects.filter(pk__in=list(job_ids), status__in=cancellable)
+            Job.objects.cancellable()
+            .filter(pk__in=list(job_ids))
             .select_for_update()
             .values_list("pk", flat=True)
         )
         if not pks:
             return []
-        Job.objects.filter(pk__in=pks, status__in=cancellable).update(
+        Job.objects.cancellable().filter(pk__in=pks).update(
             status=JobStatus.CANCELLED, finished_at=now, run_after=None
         )
         jobs = list(Job.objects.filter(pk__in=pks, status=JobStatus.CANCELLED, finished_at=now))

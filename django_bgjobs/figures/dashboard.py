@@ -31,8 +31,8 @@ from django.db.models.functions import Coalesce, Left, TruncMinute
 from django.utils import timezone
 
 from django_bgjobs.conf import bgjobs_settings
-from django_bgjobs.figures.stats import TIMED_RUNS
-from django_bgjobs.models import WAITING, Job, JobRun, JobStatus, RunStatus
+from django_bgjobs.figures.stats import TIMED_RUNS, WAITING_SINCE
+from django_bgjobs.models import Job, JobRun, RunStatus
 
 DAY_HOURS = 24  # the hourly chart
 HOUR_MINUTES = 60  # the per-minute chart; percentiles and rates of "the last hour"
@@ -351,14 +351,12 @@ def _queues(using: str, now: datetime) -> list[QueueRow]:
     jobs = Job.objects.using(using).order_by()
     queued = {
         queue: (n, since)
-        for queue, n, since in jobs.filter(status=JobStatus.QUEUED)
+        for queue, n, since in jobs.queued()
         .values_list("queue")
-        .annotate(n=Count("*"), since=Min(Coalesce("published_at", "run_after", "created_at")))
+        .annotate(n=Count("*"), since=Min(WAITING_SINCE))
     }
-    running = dict(
-        jobs.filter(status=JobStatus.RUNNING).values_list("queue").annotate(n=Count("*"))
-    )
-    waiting = dict(jobs.filter(status__in=WAITING).values_list("queue").annotate(n=Count("*")))
+    running = dict(jobs.running().values_list("queue").annotate(n=Count("*")))
+    waiting = dict(jobs.waiting().values_list("queue").annotate(n=Count("*")))
     known = list(bgjobs_settings.QUEUES)
     others = sorted((set(queued) | set(running) | set(waiting)) - set(known))
     rows = []
@@ -380,11 +378,7 @@ def _queues(using: str, now: datetime) -> list[QueueRow]:
 
 def dead_by_name(using: str) -> dict[str, int]:
     return dict(
-        Job.objects.using(using)
-        .filter(status=JobStatus.DEAD)
-        .order_by()
-        .values_list("name")
-        .annotate(n=Count("*"))
+        Job.objects.using(using).dead().order_by().values_list("name").annotate(n=Count("*"))
     )
 
 
@@ -424,7 +418,7 @@ def _workers(using: str, now: datetime, first_id: int | None) -> list[WorkerRow]
     lease = timedelta(seconds=bgjobs_settings.LEASE_SECONDS)
     for worker, running, stale, lease_until in (
         Job.objects.using(using)
-        .filter(status=JobStatus.RUNNING)
+        .running()
         .exclude(worker="")
         .order_by()
         .values_list("worker")

@@ -55,6 +55,8 @@ WAIT_BUCKETS: tuple[float, ...] = RUN_BUCKETS
 # Attempts whose duration is the function's own: a `lost` attempt is timed until its lease was
 # found expired, a `released` one until its worker's shutdown, a `superseded` one is a zombie's.
 TIMED_RUNS = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+# How long a queued job has waited: since it was published, or became due, or was created.
+WAITING_SINCE = Coalesce("published_at", "run_after", "created_at")
 
 
 @dataclass
@@ -185,13 +187,12 @@ def queue_figures(now: datetime, using: str) -> dict[str, QueueFigures]:
     enqueue, or when its delay or backoff ended, or when it was retried or released), or since
     it became due when publishing failed. Every queue of ``BGJOBS["QUEUES"]`` is listed, so an
     empty queue reads 0 rather than disappearing."""
-    waiting_since = Coalesce("published_at", "run_after", "created_at")
     rows = (
         Job.objects.using(using)
-        .filter(status=JobStatus.QUEUED)
+        .queued()
         .order_by()
         .values_list("queue")
-        .annotate(depth=Count("*"), since=Min(waiting_since))
+        .annotate(depth=Count("*"), since=Min(WAITING_SINCE))
     )
     figures = {queue: QueueFigures(0, 0.0) for queue in bgjobs_settings.QUEUES}
     for queue, depth, since in rows:

@@ -119,9 +119,7 @@ class GracefulShutdown:
         here = Q(worker__in=[process_id(pid) for pid in self.pids]) | Q(
             worker__startswith=f"{process_id()}/"
         )
-        running = list(
-            Job.objects.filter(here, status=JobStatus.RUNNING).values_list("pk", "attempts")
-        )
+        running = list(Job.objects.running().filter(here).values_list("pk", "attempts"))
         reason = (
             f"released: the worker was told to stop and the attempt was still running "
             f"after SHUTDOWN_GRACE ({self.grace:g}s); queued again"
