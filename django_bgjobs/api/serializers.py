@@ -10,25 +10,6 @@ from rest_framework import serializers
 
 from django_bgjobs.models import Job, JobStatus
 
-# The columns read: never the arguments (they may hold what `redact=` hides).
-FIELDS = (
-    "id",
-    "name",
-    "queue",
-    "status",
-    "attempts",
-    "max_attempts",
-    "progress_done",
-    "progress_total",
-    "progress_message",
-    "result",
-    "error",
-    "created_at",
-    "run_after",
-    "started_at",
-    "finished_at",
-)
-
 
 class JobProgressSerializer(serializers.Serializer):
     """What the job last reported with ``ctx.progress(done, total, message)``."""
@@ -90,3 +71,11 @@ class JobStatusSerializer(serializers.ModelSerializer):
 
     def get_finished(self, job: Job) -> bool:
         return job.is_finished
+
+
+# The columns read: those of the fields shown, the progress columns for ``progress`` and none
+# for ``finished`` (the status says); never the arguments (they may hold what `redact=` hides).
+_COLUMNS_OF = {"finished": (), "progress": ("progress_done", "progress_total", "progress_message")}
+FIELDS = tuple(
+    column for name in JobStatusSerializer.Meta.fields for column in _COLUMNS_OF.get(name, (name,))
+)

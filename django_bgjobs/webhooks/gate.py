@@ -32,35 +32,21 @@ def admit(request: HttpRequest, endpoint: Endpoint) -> tuple[bytes, Verdict] | J
     except ValueError:
         return error(400, "content_length", "Content-Length is not a number")
     if length > endpoint.max_body:
-        return _refuse(
-            request,
-            endpoint,
-            413,
-            "too_large",
-            f"the body is larger than {endpoint.max_body} bytes",
-        )
+        return _too_large(request, endpoint, f"{endpoint.max_body} bytes")
     try:
         body = request.body  # the raw bytes, before anything parses them
     except RequestDataTooBig:
-        return _refuse(
-            request,
-            endpoint,
-            413,
-            "too_large",
-            "the body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE",
-        )
+        return _too_large(request, endpoint, "DATA_UPLOAD_MAX_MEMORY_SIZE")
     if len(body) > endpoint.max_body:
-        return _refuse(
-            request,
-            endpoint,
-            413,
-            "too_large",
-            f"the body is larger than {endpoint.max_body} bytes",
-        )
+        return _too_large(request, endpoint, f"{endpoint.max_body} bytes")
     verdict = endpoint.verify(body, request.headers)
     if not verdict.ok:
         return _refuse(request, endpoint, verdict.status, verdict.check, verdict.detail)
     return body, verdict
+
+
+def _too_large(request: HttpRequest, endpoint: Endpoint, limit: str) -> JsonResponse:
+    return _refuse(request, endpoint, 413, "too_large", f"the body is larger than {limit}")
 
 
 def _refuse(

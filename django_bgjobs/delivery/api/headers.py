@@ -12,16 +12,16 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypedDict
+from typing import Any, TypedDict
 
-from django_bgjobs.delivery import publish, retry_delay
+from django_bgjobs.delivery import publish_request, retry_delay
 from django_bgjobs.delivery.api.destination import DestinationError, check, is_url
 from django_bgjobs.delivery.api.durations import DurationError, parse_duration
 from django_bgjobs.delivery.api.errors import InputError
-from django_bgjobs.delivery.publish import Callback, Flow
+from django_bgjobs.delivery.publish_request import Callback, Flow
 
-METHODS = publish.METHODS  # the engine's list: GET POST PUT PATCH DELETE HEAD OPTIONS
-MAX_RETRIES = publish.MAX_RETRIES
+METHODS = publish_request.METHODS  # the engine's list: GET POST PUT PATCH DELETE HEAD OPTIONS
+MAX_RETRIES = publish_request.MAX_RETRIES
 MAX_TEXT = 200  # deduplication ids, labels, queue and flow-control names (the columns hold 255)
 MAX_FLOW_PERIOD = 7 * 86400.0  # QStash: a week at most
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an HTTP header name (RFC 9110 token)
@@ -87,26 +87,17 @@ class PublishFields(TypedDict, total=False):
 
 @dataclass
 class _CallbackParts:
+    """A callback as its headers are read: the URL, the ``Callback`` fields they set (the others
+    keep ``Callback``'s defaults) and the headers to forward."""
+
     url: str | None = None
-    method: str = "POST"
-    retries: int = 3
-    timeout: float | None = None
-    delay: float | None = None
-    retry_delay: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
 
     def build(self) -> Callback | None:
         if self.url is None:
             return None  # its settings without a URL configure nothing
-        return Callback(
-            url=self.url,
-            method=self.method,
-            retries=self.retries,
-            timeout=self.timeout,
-            delay=self.delay,
-            retry_delay=self.retry_delay,
-            headers=self.headers,
-        )
+        return Callback(url=self.url, headers=self.headers, **self.settings)
 
 
 def _items(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -216,15 +207,15 @@ def _callback_header(parts: _CallbackParts, display: str, suffix: str, value: st
     ``callback_headers`` sends) a bare header name to forward to the callback."""
     key = suffix.lower()
     if key == "retries":
-        parts.retries = _int(display, value, maximum=MAX_RETRIES)
+        parts.settings["retries"] = _int(display, value, maximum=MAX_RETRIES)
     elif key == "timeout":
-        parts.timeout = _duration(display, value)
+        parts.settings["timeout"] = _duration(display, value)
     elif key == "delay":
-        parts.delay = _duration(display, value)
+        parts.settings["delay"] = _duration(display, value)
     elif key == "method":
-        parts.method = _method(display, value)
+        parts.settings["method"] = _method(display, value)
     elif key == "retry-delay":
-        parts.retry_delay = _retry_delay(display, value)
+        parts.settings["retry_delay"] = _retry_delay(display, value)
     else:
         forwarded = suffix[len("forward-") :] if key.startswith("forward-") else suffix
         _check_header(forwarded, value)

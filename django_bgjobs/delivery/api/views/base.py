@@ -9,13 +9,15 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from rest_framework import status
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from django_bgjobs.delivery.api.auth import BearerTokenAuthentication, HasApiToken
-from django_bgjobs.delivery.api.errors import BadRequest, exception_handler
+from django_bgjobs.delivery.api.errors import BadRequest, NotFound, exception_handler
 
 MAX_IDS = 1000  # ids in one bulk request
 
@@ -49,6 +51,14 @@ class QStashView(APIView):
         # REMOTE_ADDR only: X-Forwarded-For is whatever the caller wrote unless a trusted
         # proxy set it, and which proxies are trusted is the project's middleware's business.
         return str(request.META.get("REMOTE_ADDR") or "")
+
+
+def done(found: bool, what: str) -> Response:
+    """What an action on one object (delete, pause, resume...) answers: an empty 200 when it
+    found the object, else QStash's 404 ``{"error": "<what> not found"}``."""
+    if not found:
+        raise NotFound(f"{what} not found")
+    return Response(status=status.HTTP_200_OK)
 
 
 def json_body(request: Request, *, required: bool = True) -> Any:

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 
 from django_bgjobs.delivery.api import queues, serializers
 from django_bgjobs.delivery.api.errors import NotFound
-from django_bgjobs.delivery.api.views.base import QStashView, json_body
+from django_bgjobs.delivery.api.views.base import QStashView, done, json_body
 from django_bgjobs.delivery.models import DeliveryQueue
 
 
@@ -31,9 +31,7 @@ class QueueView(QStashView):
         return Response(serializers.queue(queue, queues.lags([name]).get(name, 0)))
 
     def delete(self, request: Request, name: str) -> Response:
-        if not queues.delete(name):
-            raise NotFound(f"queue {name} not found")
-        return Response(status=status.HTTP_200_OK)
+        return done(queues.delete(name), f"queue {name}")
 
 
 class QueuePauseView(QStashView):
@@ -42,9 +40,7 @@ class QueuePauseView(QStashView):
     paused = True
 
     def post(self, request: Request, name: str) -> Response:
-        if not queues.set_paused(name, self.paused):
-            raise NotFound(f"queue {name} not found")
-        return Response(status=status.HTTP_200_OK)
+        return done(queues.set_paused(name, self.paused), f"queue {name}")
 
     patch = post
 

@@ -14,7 +14,7 @@ from django_bgjobs.delivery.api import destination as destinations
 from django_bgjobs.delivery.api import headers as header_parser
 from django_bgjobs.delivery.api import serializers
 from django_bgjobs.delivery.api.errors import BadRequest, NotFound
-from django_bgjobs.delivery.api.views.base import QStashView
+from django_bgjobs.delivery.api.views.base import QStashView, done
 from django_bgjobs.delivery.models import MessageSchedule
 from django_bgjobs.delivery.publish import Publish
 
@@ -67,9 +67,7 @@ class ScheduleView(QStashView):
         return Response(schedule_json(row))
 
     def delete(self, request: Request, destination: str) -> Response:
-        if not message_schedules.delete(destination):
-            raise NotFound(f"schedule {destination} not found")
-        return Response(status=status.HTTP_200_OK)
+        return done(message_schedules.delete(destination), f"schedule {destination}")
 
 
 class SchedulePauseView(QStashView):
@@ -79,9 +77,7 @@ class SchedulePauseView(QStashView):
 
     def patch(self, request: Request, schedule_id: str) -> Response:
         change = message_schedules.pause if self.paused else message_schedules.resume
-        if not change(schedule_id):
-            raise NotFound(f"schedule {schedule_id} not found")
-        return Response(status=status.HTTP_200_OK)
+        return done(change(schedule_id), f"schedule {schedule_id}")
 
     post = patch
 

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 
 from django_bgjobs.delivery.api import serializers, topics
 from django_bgjobs.delivery.api.errors import BadRequest, NotFound
-from django_bgjobs.delivery.api.views.base import QStashView, json_body
+from django_bgjobs.delivery.api.views.base import QStashView, done, json_body
 
 
 class TopicListView(QStashView):
@@ -24,9 +24,7 @@ class TopicView(QStashView):
         return Response(serializers.topic(topic))
 
     def delete(self, request: Request, name: str) -> Response:
-        if not topics.delete(name):
-            raise NotFound(f"URL group {name} not found")
-        return Response(status=status.HTTP_200_OK)
+        return done(topics.delete(name), f"URL group {name}")
 
 
 def _endpoints(request: Request) -> object:
@@ -42,6 +40,4 @@ class TopicEndpointsView(QStashView):
         return Response(status=status.HTTP_200_OK)
 
     def delete(self, request: Request, name: str) -> Response:
-        if not topics.remove_endpoints(name, _endpoints(request)):
-            raise NotFound(f"URL group {name} not found")
-        return Response(status=status.HTTP_200_OK)
+        return done(topics.remove_endpoints(name, _endpoints(request)), f"URL group {name}")
