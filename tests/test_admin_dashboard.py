@@ -707,7 +707,7 @@ def test_bulk_retry_counts_then_retries_the_dead_jobs_of_a_name_since_a_time(
 
 
 def test_bulk_retry_works_in_batches(admin_client: Client, dead_jobs: dict[str, Job]) -> None:
-    with mock.patch("django_bgjobs.admin.views.BULK_BATCH", 1), capture_jobs():
+    with mock.patch("django_bgjobs.admin.bulk.BULK_BATCH", 1), capture_jobs():
         admin_client.post(
             BULK, {"bulk": "retry", "retry-name": FAILS, "retry-since": "2000-01-01T00:00:00"}
         )

@@ -21,8 +21,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from django_bgjobs.admin.webhooks import BODY_SHOWN
-from django_bgjobs.admin.widgets import precise_time
+from django_bgjobs.admin.widgets import BODY_SHOWN, precise_time
 from django_bgjobs.models import InboundWebhook, Job, JobStatus
 from django_bgjobs.testing import capture_jobs
 from django_bgjobs.webhooks.sign import standard_signature

@@ -1,5 +1,6 @@
-"""Every job and every attempt, read-only, with retry, cancel and replay (the dashboard, the
-bulk actions and the job page's buttons and timeline are in views.py)."""
+"""Every job and every attempt, read-only, with retry, cancel and replay; the pages it mounts
+(``JobAdmin.get_urls``): the dashboard (dashboard.py), the bulk actions (bulk.py), the job
+page's buttons (job_page.py, its timeline in timeline.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from django.contrib import admin, messages
-from django.contrib.admin.views.main import ChangeList
+from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -18,12 +18,17 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from django_bgjobs import extensions, states
-from django_bgjobs.admin import views, widgets
+from django_bgjobs.admin import bulk, dashboard, job_page, widgets
+from django_bgjobs.admin.job_actions import CANCELLED, RETRIED, JobActionsAdmin
+from django_bgjobs.admin.timeline import progress_bar
 from django_bgjobs.admin.webhooks import receipt_of, receipt_url
 from django_bgjobs.admin.widgets import (
     CappedPaginator,
+    ChoicesFilter,
+    DeferringChangeList,
     ReadOnlyAdmin,
-    apply_each,
+    link,
+    payload_columns,
     precise_time,
     pretty_json,
     slot_time,
@@ -40,46 +45,30 @@ from django_bgjobs.models import (
 from django_bgjobs.registry import registry
 
 
-class QueueFilter(admin.SimpleListFilter):
-    """The queues of BGJOBS["QUEUES"], not a SELECT DISTINCT over every job."""
+class QueueFilter(ChoicesFilter):
+    """The queues of BGJOBS["QUEUES"], and a queue since removed from a link."""
 
     title = _("queue")
     parameter_name = "queue"
+    keep_unknown = True
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        queues = list(bgjobs_settings.QUEUES)
-        if self.value() and self.value() not in queues:  # a queue since removed, from a link
-            queues.append(str(self.value()))
-        return [(queue, queue) for queue in queues]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.filter(queue=self.value()) if self.value() else queryset
+    def known(self, request: HttpRequest) -> list[str]:
+        return list(bgjobs_settings.QUEUES)
 
 
-class JobNameFilter(admin.SimpleListFilter):
-    """The job names the code defines (the registry), not a SELECT DISTINCT over every job.
-    A name no code defines any more can still be filtered on from a link (the dashboard's)."""
+class JobNameFilter(ChoicesFilter):
+    """The job names the code defines (the registry). A name no code defines any more can still
+    be filtered on from a link (the dashboard's)."""
 
     title = _("name")
     parameter_name = "name"
+    keep_unknown = True
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        names = registry.names()
-        if self.value() and self.value() not in names:
-            names.append(str(self.value()))
-        return [(name, name) for name in names]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.filter(name=self.value()) if self.value() else queryset
+    def known(self, request: HttpRequest) -> list[str]:
+        return registry.names()
 
 
-class JobChangeList(ChangeList):
-    def get_queryset(
-        self, request: HttpRequest, exclude_parameters: list[str | None] | None = None
-    ) -> QuerySet[Any]:
-        # The list shows neither the payload nor the result: not read (they can be large).
-        return super().get_queryset(request, exclude_parameters).defer("args", "kwargs", "result")
-
+class JobChangeList(DeferringChangeList):
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
         if self.result_count == 0:  # a filter nothing matches: do not search the table twice
@@ -89,7 +78,7 @@ class JobChangeList(ChangeList):
 
 
 @admin.register(Job)
-class JobAdmin(ReadOnlyAdmin[Job]):
+class JobAdmin(JobActionsAdmin):
     # History is kept; deleting a running job would orphan its worker's writes.
     list_display = (
         "short_id",
@@ -112,7 +101,10 @@ class JobAdmin(ReadOnlyAdmin[Job]):
     show_facets = admin.ShowFacets.NEVER
     actions = ("retry_jobs", "cancel_jobs")
     change_list_template = "django_bgjobs/admin/job_change_list.html"
-    # The attempts are drawn as a timeline by the template (views.timeline).
+    changelist_class = JobChangeList
+    # The list shows neither the payload nor the result: not read (they can be large).
+    list_deferred = ("args", "kwargs", "result")
+    # The attempts are drawn as a timeline by the template (timeline.py).
     change_form_template = "django_bgjobs/admin/job_change_form.html"
     fieldsets = (
         (
@@ -168,13 +160,11 @@ class JobAdmin(ReadOnlyAdmin[Job]):
     started = time_column("started_at", _("started"))
     finished = time_column("finished_at", _("finished"))
     lease_expires = time_column("lease_expires_at", _("lease expires"))
+    arguments, keyword_arguments = payload_columns("name", pretty_json)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
         # The schedule column: a LEFT JOIN on the slot's unique job_id, not a query per row.
         return super().get_queryset(request).select_related("schedule_slot__schedule")
-
-    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return JobChangeList
 
     def get_urls(self) -> list[URLPattern]:
 
@@ -191,12 +181,12 @@ class JobAdmin(ReadOnlyAdmin[Job]):
             return staff_only
 
         return [
-            path("dashboard/", view(views.dashboard_view), name="django_bgjobs_job_dashboard"),
-            path("bulk/", view(views.bulk_view), name="django_bgjobs_job_bulk"),
+            path("dashboard/", view(dashboard.dashboard_view), name="django_bgjobs_job_dashboard"),
+            path("bulk/", view(bulk.bulk_view), name="django_bgjobs_job_bulk"),
             *(
                 path(
                     f"<path:object_id>/{action}/",
-                    view(partial(views.job_action_view, action=action)),
+                    view(partial(job_page.job_action_view, action=action)),
                     name=f"django_bgjobs_job_{action}",
                 )
                 for action in ("retry", "cancel", "replay")
@@ -216,35 +206,8 @@ class JobAdmin(ReadOnlyAdmin[Job]):
             },
         )
 
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: Job | None = None,
-    ) -> HttpResponse:
-        if obj is not None:
-            context.update(views.job_page_context(self, request, obj))
-        return super().render_change_form(request, context, add, change, form_url, obj)
-
-    def has_retry_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("django_bgjobs.retry_job")
-
-    def has_cancel_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("django_bgjobs.cancel_job")
-
-    def has_replay_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("django_bgjobs.replay_job")
-
-    @admin.display(description=_("args"))
-    def arguments(self, job: Job) -> str:
-        return pretty_json(views.shown_payload(job)[0])
-
-    @admin.display(description=_("kwargs"))
-    def keyword_arguments(self, job: Job) -> str:
-        return pretty_json(views.shown_payload(job)[1])
+    def page_context(self, request: HttpRequest, obj: Job) -> dict[str, Any]:
+        return job_page.job_page_context(self, request, obj)
 
     @admin.display(description=_("result"))
     def result_display(self, job: Job) -> str:
@@ -254,8 +217,7 @@ class JobAdmin(ReadOnlyAdmin[Job]):
 
     @admin.display(description=_("id"), ordering="id")
     def short_id(self, job: Job) -> str:
-        # The start of a UUIDv7 is its timestamp, the same for jobs made together: show the end.
-        return "…" + str(job.pk)[-12:]
+        return widgets.short_id(job.pk)
 
     @admin.display(description=_("next run / finished"))
     def when_display(self, job: Job) -> str:
@@ -271,9 +233,11 @@ class JobAdmin(ReadOnlyAdmin[Job]):
         if slot is None:
             return "-"
         return format_html(
-            '<a href="{}">{}</a> <span class="quiet" style="white-space:nowrap">{}</span>',
-            reverse("admin:django_bgjobs_jobschedule_change", args=[slot.schedule_id]),
-            slot.schedule.key,
+            '{} <span class="quiet" style="white-space:nowrap">{}</span>',
+            link(
+                reverse("admin:django_bgjobs_jobschedule_change", args=[slot.schedule_id]),
+                slot.schedule.key,
+            ),
             slot_time(slot.slot_at),
         )
 
@@ -284,11 +248,11 @@ class JobAdmin(ReadOnlyAdmin[Job]):
         if found is None:
             return "-"
         receipt, current = found
-        link = format_html('<a href="{}">{}</a>', receipt_url(receipt), receipt)
+        shown = link(receipt_url(receipt), receipt)
         if current or receipt.job_id is None:
-            return link
+            return shown
         return format_html(
-            "{} (replayed since: its job is now {})", link, "…" + str(receipt.job_id)[-12:]
+            "{} (replayed since: its job is now {})", shown, widgets.short_id(receipt.job_id)
         )
 
     @admin.display(description=_("related"))
@@ -319,43 +283,29 @@ class JobAdmin(ReadOnlyAdmin[Job]):
 
     @admin.display(description=_("progress"))
     def progress_display(self, job: Job) -> str:
-        return views.progress_bar(job) or "-"
-
-    def _transition_each(
-        self,
-        request: HttpRequest,
-        queryset: QuerySet[Job],
-        transition: Callable[[Job], bool],
-        logged_as: str,
-    ) -> tuple[int, int]:
-        """Apply a transition to each selected job, logging each change; (done, skipped)."""
-        return apply_each(
-            self, request, queryset, lambda job: logged_as if transition(job) else None
-        )
+        return progress_bar(job) or "-"
 
     @admin.action(description=_("Retry selected dead or cancelled jobs"), permissions=["retry"])
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        done, skipped = self._transition_each(
-            request, queryset, states.retry, "Retried: queued again with a fresh budget."
+        self.transition_each(
+            request,
+            queryset,
+            states.retry,
+            RETRIED,
+            done="{n} job(s) queued again.",
+            skipped="{n} job(s) skipped: only dead or cancelled jobs can be retried.",
         )
-        self.message_user(request, f"{done} job(s) queued again.", messages.SUCCESS)
-        if skipped:
-            self.message_user(
-                request,
-                f"{skipped} job(s) skipped: only dead or cancelled jobs can be retried.",
-                messages.WARNING,
-            )
 
     @admin.action(description=_("Cancel selected jobs"), permissions=["cancel"])
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        done, skipped = self._transition_each(request, queryset, states.cancel, "Cancelled.")
-        self.message_user(
+        self.transition_each(
             request,
-            f"{done} job(s) cancelled (running ones stop at their next check).",
-            messages.SUCCESS,
+            queryset,
+            states.cancel,
+            CANCELLED,
+            done="{n} job(s) cancelled (running ones stop at their next check).",
+            skipped="{n} job(s) had already finished.",
         )
-        if skipped:
-            self.message_user(request, f"{skipped} job(s) had already finished.", messages.WARNING)
 
 
 @admin.register(JobDashboard)

@@ -10,21 +10,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.views.main import ChangeList
 from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from django_bgjobs.admin.widgets import (
+    DeferringChangeList,
     ReadOnlyAdmin,
     apply_each,
     job_badge_link,
     job_link,
+    link,
+    payload_columns,
     precise_time,
+    short_id,
     slot_time,
     status_badge,
     time_ago,
@@ -37,8 +40,7 @@ from django_bgjobs.models import (
     JobStatus,
     ScheduleSlot,
 )
-from django_bgjobs.redaction import masked_payload
-from django_bgjobs.registry import JobSpec, registry
+from django_bgjobs.registry import JobSpec
 from django_bgjobs.schedules import Schedule
 
 SCHEDULE_STATE_COLOURS: dict[str, str] = {
@@ -124,7 +126,7 @@ class ScheduleStateFilter(admin.SimpleListFilter):
         return queryset
 
 
-class ScheduleChangeList(ChangeList):
+class ScheduleChangeList(DeferringChangeList):
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
         # The page's queryset caches its rows: the template iterates these same objects.
@@ -149,22 +151,10 @@ class JobScheduleAdmin(ReadOnlyAdmin[JobSchedule]):
     list_filter = (ScheduleStateFilter,)
     search_fields = ("key", "job_name")
     actions = ("run_now", "pause", "resume")
+    changelist_class = ScheduleChangeList
     change_form_template = "django_bgjobs/admin/schedule_change_form.html"
     fieldsets = (
-        (
-            None,
-            {
-                "fields": (
-                    "key",
-                    "job_name",
-                    "when_display",
-                    "state_display",
-                    "next_run_display",
-                    "last_run_display",
-                    "drift_display",
-                )
-            },
-        ),
+        (None, {"fields": list_display}),  # the list's columns, on the page too
         (
             _("Definition, as last synced from code"),
             {
@@ -202,9 +192,6 @@ class JobScheduleAdmin(ReadOnlyAdmin[JobSchedule]):
             )
         )
 
-    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return ScheduleChangeList
-
     def get_object(
         self, request: HttpRequest, object_id: str, from_field: str | None = None
     ) -> JobSchedule | None:
@@ -216,38 +203,22 @@ class JobScheduleAdmin(ReadOnlyAdmin[JobSchedule]):
     def has_run_schedule_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("django_bgjobs.run_schedule")
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
+    def page_context(self, request: HttpRequest, obj: JobSchedule) -> dict[str, Any]:
         recent = (
-            (
-                ScheduleSlot.objects.filter(schedule_id=int(object_id))
-                .select_related("job")
-                .order_by("-slot_at")[:RECENT_SLOTS]
-            )
-            if object_id.isdigit()
-            else []
+            ScheduleSlot.objects.filter(schedule_id=obj.pk)
+            .select_related("job")
+            .order_by("-slot_at")[:RECENT_SLOTS]
         )
-        return super().change_view(
-            request,
-            object_id,
-            form_url,
-            {
-                **(extra_context or {}),
-                "recent_slots": [
-                    {
-                        "slot": slot_time(s.slot_at),
-                        "handled": precise_time(s.created_at),
-                        "outcome": self._slot_outcome(s),
-                    }
-                    for s in recent
-                ],
-            },
-        )
+        return {
+            "recent_slots": [
+                {
+                    "slot": slot_time(s.slot_at),
+                    "handled": precise_time(s.created_at),
+                    "outcome": self._slot_outcome(s),
+                }
+                for s in recent
+            ]
+        }
 
     # --- columns ---
 
@@ -326,13 +297,7 @@ class JobScheduleAdmin(ReadOnlyAdmin[JobSchedule]):
             format_html_join("", "<li>{}</li>", ((d,) for d in differences)),
         )
 
-    @admin.display(description=_("args"))
-    def arguments(self, row: JobSchedule) -> str:
-        return json.dumps(masked_payload(registry.get(row.job_name), row.args, row.kwargs)[0])
-
-    @admin.display(description=_("kwargs"))
-    def keyword_arguments(self, row: JobSchedule) -> str:
-        return json.dumps(masked_payload(registry.get(row.job_name), row.args, row.kwargs)[1])
+    arguments, keyword_arguments = payload_columns("job_name", json.dumps)
 
     @admin.display(description=_("beat task"))
     def beat_task_display(self, row: JobSchedule) -> str:
@@ -343,7 +308,7 @@ class JobScheduleAdmin(ReadOnlyAdmin[JobSchedule]):
             url = reverse("admin:django_celery_beat_periodictask_change", args=[task.pk])
         except NoReverseMatch:
             return str(task.name)
-        return format_html('<a href="{}">{}</a>', url, task.name)
+        return link(url, task.name)
 
     # --- actions ---
 
@@ -363,20 +328,20 @@ class JobScheduleAdmin(ReadOnlyAdmin[JobSchedule]):
                 request,
                 format_html(
                     "Run now: {} enqueued for {}.",
-                    job_link(job, f"job …{str(job.pk)[-12:]}"),
+                    job_link(job, f"job {short_id(job.pk)}"),
                     row.key,
                 ),
                 messages.SUCCESS,
             )
             return f"Run now: enqueued job {job.pk}."
 
-        done, skipped = apply_each(self, request, queryset, run)
-        if skipped:
-            self.message_user(
-                request,
-                f"{skipped} schedule(s) skipped: no longer declared in code.",
-                messages.WARNING,
-            )
+        apply_each(
+            self,
+            request,
+            queryset,
+            run,
+            skipped="{n} schedule(s) skipped: no longer declared in code.",
+        )
 
     @admin.action(description=_("Pause (cancels jobs claimed ahead)"), permissions=["run_schedule"])
     def pause(self, request: HttpRequest, queryset: QuerySet[JobSchedule]) -> None:
@@ -392,18 +357,14 @@ class JobScheduleAdmin(ReadOnlyAdmin[JobSchedule]):
                 cancelled = cancel_future_slots(row)
             return f"Paused; {cancelled} job(s) claimed ahead cancelled."
 
-        done, skipped = apply_each(self, request, queryset, pause_one)
-        self.message_user(
+        apply_each(
+            self,
             request,
-            f"{done} schedule(s) paused; they stay paused across deploys until resumed.",
-            messages.SUCCESS,
+            queryset,
+            pause_one,
+            done="{n} schedule(s) paused; they stay paused across deploys until resumed.",
+            skipped="{n} schedule(s) were already paused or removed from code.",
         )
-        if skipped:
-            self.message_user(
-                request,
-                f"{skipped} schedule(s) were already paused or removed from code.",
-                messages.WARNING,
-            )
 
     @admin.action(description=_("Resume"), permissions=["run_schedule"])
     def resume(self, request: HttpRequest, queryset: QuerySet[JobSchedule]) -> None:
@@ -416,13 +377,12 @@ class JobScheduleAdmin(ReadOnlyAdmin[JobSchedule]):
             task.save()
             return "Resumed."
 
-        done, skipped = apply_each(self, request, queryset, resume_one)
-        self.message_user(request, f"{done} schedule(s) resumed.", messages.SUCCESS)
-        if skipped:
-            self.message_user(
-                request,
-                f"{skipped} schedule(s) skipped: already enabled, or "
-                "removed from code (or never synced: run `manage.py "
-                "bgjobs sync-schedules`).",
-                messages.WARNING,
-            )
+        apply_each(
+            self,
+            request,
+            queryset,
+            resume_one,
+            done="{n} schedule(s) resumed.",
+            skipped="{n} schedule(s) skipped: already enabled, or removed from code (or never "
+            "synced: run `manage.py bgjobs sync-schedules`).",
+        )

@@ -3,12 +3,9 @@ replay."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.db.models.functions import Length
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -18,10 +15,13 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from django_bgjobs.admin.widgets import (
+    ChoicesFilter,
     ReadOnlyAdmin,
     apply_each,
+    body_view,
     job_badge_link,
     job_link,
+    short_id,
     status_badge,
     time_column,
 )
@@ -33,7 +33,6 @@ from django_bgjobs.models import (
 from django_bgjobs.webhooks.endpoints import SCHEMES
 
 OUTCOME_COLOURS: dict[str, str] = {"accepted": "#146c43", "rejected": "#b02a37"}
-BODY_SHOWN = 64 * 1024  # how much of a body a receipt's page shows; the rest is cut
 PRETTY_MAX = 2 * 1024 * 1024  # bytes; larger bodies are not parsed to pretty-print them
 
 
@@ -66,67 +65,22 @@ def receipt_of(job: Job) -> tuple[InboundWebhook, bool] | None:
     return (receipt, False) if function is not None and function.name == job.name else None
 
 
-@dataclass(frozen=True)
-class BodyView:
-    """A receipt's body as its page shows it (escaped by the template)."""
-
-    kind: str  # "json" (pretty-printed), "text" (UTF-8, bad bytes replaced) or "none"
-    text: str
-    size: int  # bytes received
-    cut: bool  # ``text`` is the first BODY_SHOWN characters (bytes, for text) of the body
-
-
-def body_view(receipt: InboundWebhook) -> BodyView:
-    raw = bytes(receipt.body)
-    if not raw:
-        return BodyView("none", "", 0, cut=False)
-    if len(raw) <= PRETTY_MAX:
-        try:
-            pretty = json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
-        except (ValueError, RecursionError):  # not JSON, not UTF-8, or absurdly nested
-            pass
-        else:
-            return BodyView("json", pretty[:BODY_SHOWN], len(raw), cut=len(pretty) > BODY_SHOWN)
-    # A cut may split a UTF-8 sequence: the last character is then a replacement one.
-    return BodyView(
-        "text",
-        raw[:BODY_SHOWN].decode("utf-8", errors="replace"),
-        len(raw),
-        cut=len(raw) > BODY_SHOWN,
-    )
-
-
-class EndpointFilter(admin.SimpleListFilter):
-    """The endpoints in BGJOBS["WEBHOOKS"], not a SELECT DISTINCT over every receipt."""
+class EndpointFilter(ChoicesFilter):
+    """The endpoints in BGJOBS["WEBHOOKS"]."""
 
     title = _("endpoint")
     parameter_name = "endpoint"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(name, name) for name in sorted(bgjobs_settings.WEBHOOKS)]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.filter(endpoint=self.value()) if self.value() else queryset
+    def known(self, request: HttpRequest) -> list[str]:
+        return sorted(bgjobs_settings.WEBHOOKS)
 
 
-class SchemeFilter(admin.SimpleListFilter):
+class SchemeFilter(ChoicesFilter):
     title = _("scheme")
     parameter_name = "scheme"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(scheme, scheme) for scheme in SCHEMES]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.filter(scheme=self.value()) if self.value() else queryset
-
-
-class ReceiptChangeList(ChangeList):
-    def get_queryset(
-        self, request: HttpRequest, exclude_parameters: list[str | None] | None = None
-    ) -> QuerySet[Any]:
-        # The list shows the body's size (computed by the database), never the body: up to
-        # WEBHOOK_MAX_BODY bytes a row. Actions get this queryset too; replay needs no body.
-        return super().get_queryset(request, exclude_parameters).defer("body")
+    def known(self, request: HttpRequest) -> list[str]:
+        return list(SCHEMES)
 
 
 @admin.register(InboundWebhook)
@@ -144,28 +98,16 @@ class InboundWebhookAdmin(ReadOnlyAdmin[InboundWebhook]):
         "size_display",
         "job_display",
     )
+    # The list shows the body's size (computed by the database), never the body: up to
+    # WEBHOOK_MAX_BODY bytes a row. Actions get this queryset too; replay needs no body.
+    list_deferred = ("body",)
     list_filter = (EndpointFilter, SchemeFilter, "verified", "received_at")
     search_fields = ("=message_id", "=endpoint")
     list_per_page = 50
     show_full_result_count = False  # as for jobs: no COUNT(*) over every receipt
     actions = ("replay_receipts",)
     change_form_template = "django_bgjobs/admin/inboundwebhook_change_form.html"
-    fieldsets = (
-        (
-            None,
-            {
-                "fields": (
-                    "received",
-                    "endpoint",
-                    "scheme",
-                    "message_id_display",
-                    "outcome_display",
-                    "size_display",
-                    "job_display",
-                )
-            },
-        ),
-    )
+    fieldsets = ((None, {"fields": list_display}),)  # the list's columns, on the page too
 
     received = time_column("received_at", _("received"))
 
@@ -175,29 +117,16 @@ class InboundWebhookAdmin(ReadOnlyAdmin[InboundWebhook]):
             super().get_queryset(request).select_related("job").annotate(body_size=Length("body"))
         )
 
-    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return ReceiptChangeList
-
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("django_bgjobs.replay_inboundwebhook")
 
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: InboundWebhook | None = None,
-    ) -> HttpResponse:
-        if obj is not None:
-            context.update(
-                body=body_view(obj),
-                kept_headers=sorted(obj.headers.items()),
-                can_replay=obj.verified and self.has_replay_permission(request),
-                changelist_url=reverse("admin:django_bgjobs_inboundwebhook_changelist"),
-            )
-        return super().render_change_form(request, context, add, change, form_url, obj)
+    def page_context(self, request: HttpRequest, obj: InboundWebhook) -> dict[str, Any]:
+        return {
+            "body": body_view(bytes(obj.body), pretty_max=PRETTY_MAX),
+            "kept_headers": sorted(obj.headers.items()),
+            "can_replay": obj.verified and self.has_replay_permission(request),
+            "changelist_url": reverse("admin:django_bgjobs_inboundwebhook_changelist"),
+        }
 
     # --- columns ---
 
@@ -258,7 +187,7 @@ class InboundWebhookAdmin(ReadOnlyAdmin[InboundWebhook]):
                     "{} receipt(s) replayed: {}.",
                     len(replayed),
                     format_html_join(
-                        ", ", "{}", ((job_link(j, f"job …{str(j.pk)[-12:]}"),) for j in replayed)
+                        ", ", "{}", ((job_link(j, f"job {short_id(j.pk)}"),) for j in replayed)
                     ),
                 ),
                 messages.SUCCESS,

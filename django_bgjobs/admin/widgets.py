@@ -1,31 +1,38 @@
-"""What every page of the admin draws the same way: status badges, times to the millisecond,
-links to a job, capped counts, JSON, and the read-only base of the pages that show rows the
-code writes."""
+"""What every page of the admin draws or does the same way: status badges, times to the
+millisecond, links, capped counts, JSON and bodies, choice filters, actions applied to each
+selected row, and the bases of the pages (``BaseAdmin``, and ``ReadOnlyAdmin`` for the rows the
+code writes)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from urllib.parse import urlencode
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db import models
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince, timeuntil
+from django.utils.translation import gettext_lazy as _
 
 from django_bgjobs.models import (
     Job,
     JobStatus,
     RunStatus,
 )
+from django_bgjobs.redaction import masked_payload
+from django_bgjobs.registry import registry
 
 if TYPE_CHECKING:  # django-stubs' generics; not subscriptable at run time
     from django.utils.functional import _StrOrPromise as StrOrPromise
@@ -84,10 +91,28 @@ def slot_time(value: datetime) -> str:
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
+def link(url: str, text: object) -> str:
+    return format_html('<a href="{}">{}</a>', url, text)
+
+
+def short_id(job_id: Any) -> str:
+    """The end of a job's id: the start of a UUIDv7 is its timestamp, the same for jobs made
+    together."""
+    return "…" + str(job_id)[-12:]
+
+
+def job_url(job_id: Any) -> str:
+    return reverse("admin:django_bgjobs_job_change", args=[job_id])
+
+
+def jobs_url(**filters: str) -> str:
+    """The list of jobs, filtered as its own filters would (``status__exact=dead``)."""
+    url = reverse("admin:django_bgjobs_job_changelist")
+    return f"{url}?{urlencode(filters)}" if filters else url
+
+
 def job_link(job: Job, text: str) -> str:
-    return format_html(
-        '<a href="{}">{}</a>', reverse("admin:django_bgjobs_job_change", args=[job.pk]), text
-    )
+    return link(job_url(job.pk), text)
 
 
 def job_badge_link(job: Job) -> str:
@@ -99,18 +124,27 @@ def apply_each(
     request: HttpRequest,
     objects: Iterable[M],
     change: Callable[[M], str | None],
+    *,
+    done: str | None = None,
+    skipped: str | None = None,
 ) -> tuple[int, int]:
     """Run an action on each selected object; ``change`` returns what to write in the admin's
-    history (LogEntry), or None when it left the object alone. Returns (done, skipped)."""
-    done = skipped = 0
+    history (LogEntry), or None when it left the object alone. Then tell the user ``done``
+    (always) and ``skipped`` (when any was), ``{n}`` in each replaced by its count. Returns
+    (done, skipped)."""
+    changed = left = 0
     for obj in objects:
         logged = change(obj)
         if logged is None:
-            skipped += 1
+            left += 1
         else:
-            done += 1
+            changed += 1
             model_admin.log_change(request, obj, logged)
-    return done, skipped
+    if done is not None:
+        model_admin.message_user(request, done.format(n=changed), messages.SUCCESS)
+    if skipped is not None and left:
+        model_admin.message_user(request, skipped.format(n=left), messages.WARNING)
+    return changed, left
 
 
 def time_column(attr: str, label: StrOrPromise) -> Callable[[Any, Any], str]:
@@ -119,6 +153,31 @@ def time_column(attr: str, label: StrOrPromise) -> Callable[[Any, Any], str]:
         return precise_time(getattr(obj, attr))
 
     return column
+
+
+def shown_payload(name: str, args: Any, kwargs: Any) -> tuple[list[Any], dict[str, Any]]:
+    """A job's arguments as the admin may show them: ``redact=`` ones masked."""
+    return masked_payload(registry.get(name), args, kwargs)
+
+
+def payload_columns(
+    name_attr: str, show: Callable[[Any], str]
+) -> tuple[Callable[[Any, Any], str], Callable[[Any, Any], str]]:
+    """The "args" and "kwargs" fields of a row that holds a job's call (a job, a schedule),
+    ``redact=`` arguments masked; ``name_attr`` names the job."""
+
+    def shown(obj: Any) -> tuple[list[Any], dict[str, Any]]:
+        return shown_payload(getattr(obj, name_attr), obj.args, obj.kwargs)
+
+    @admin.display(description=_("args"))
+    def arguments(admin_: Any, obj: Any) -> str:
+        return show(shown(obj)[0])
+
+    @admin.display(description=_("kwargs"))
+    def keyword_arguments(admin_: Any, obj: Any) -> str:
+        return show(shown(obj)[1])
+
+    return arguments, keyword_arguments
 
 
 COUNT_CAP = 10_000
@@ -155,10 +214,107 @@ def pretty_json(value: object) -> SafeString:
     return format_html('<pre class="bgjobs-json">{}</pre>', text)
 
 
-class ReadOnlyAdmin(_Base[M]):
-    """A page that shows rows written by the code, never edited by hand: no add, change or
-    delete; every field of ``fieldsets`` read-only. Actions that change a row go through their
-    own permission and are written to the admin's history (LogEntry)."""
+BODY_SHOWN = 64 * 1024  # how much of a body a page shows; the rest is cut
+
+
+@dataclass(frozen=True)
+class BodyView:
+    """A body as a page shows it (escaped by the template)."""
+
+    kind: str  # "json" (pretty-printed), "text" (UTF-8, bad bytes replaced) or "none"
+    text: str
+    size: int  # bytes
+    cut: bool  # ``text`` is the first BODY_SHOWN characters (bytes, for text) of the body
+
+
+def body_view(raw: bytes, pretty_max: int | None = None) -> BodyView:
+    """A body as JSON when it parses (and is no larger than ``pretty_max`` bytes), as text
+    otherwise."""
+    if not raw:
+        return BodyView("none", "", 0, cut=False)
+    if pretty_max is None or len(raw) <= pretty_max:
+        try:
+            pretty = json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or absurdly nested
+            pass
+        else:
+            return BodyView("json", pretty[:BODY_SHOWN], len(raw), cut=len(pretty) > BODY_SHOWN)
+    # A cut may split a UTF-8 sequence: the last character is then a replacement one.
+    return BodyView(
+        "text",
+        raw[:BODY_SHOWN].decode("utf-8", errors="replace"),
+        len(raw),
+        cut=len(raw) > BODY_SHOWN,
+    )
+
+
+class ChoicesFilter(admin.SimpleListFilter):
+    """A filter on the field ``parameter_name`` by equality, among the values ``known()`` lists
+    from what the code knows (settings, the registry, a small table): not a SELECT DISTINCT over
+    every row. With ``keep_unknown``, a value no longer known (from a link) is offered too."""
+
+    keep_unknown = False
+
+    def known(self, request: HttpRequest) -> list[str]:
+        raise NotImplementedError
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        values = self.known(request)
+        if self.keep_unknown and self.value() and self.value() not in values:
+            values.append(str(self.value()))
+        return [(value, value) for value in values]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(**{str(self.parameter_name): value}) if value else queryset
+
+
+class DeferringChangeList(ChangeList):
+    """A list that does not read the columns its ModelAdmin names in ``list_deferred``."""
+
+    def get_queryset(
+        self, request: HttpRequest, exclude_parameters: list[str | None] | None = None
+    ) -> QuerySet[Any]:
+        rows = super().get_queryset(request, exclude_parameters)
+        deferred: tuple[str, ...] = getattr(self.model_admin, "list_deferred", ())
+        return rows.defer(*deferred) if deferred else rows
+
+
+class BaseAdmin(_Base[M]):
+    """The ModelAdmin every page here is built on: subscriptable at run time (``BaseAdmin[Job]``,
+    as django-stubs type it), a list that does not read the columns named in ``list_deferred``
+    (payloads, bodies: large), and ``page_context()``, what an object's page adds to Django's
+    context."""
+
+    list_deferred: tuple[str, ...] = ()
+    changelist_class: type[ChangeList] = DeferringChangeList
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return self.changelist_class
+
+    def page_context(self, request: HttpRequest, obj: M) -> dict[str, Any]:
+        return {}
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: M | None = None,
+    ) -> HttpResponse:
+        if obj is not None:
+            context.update(self.page_context(request, obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+class ReadOnlyAdmin(BaseAdmin[M]):
+    """A page that shows rows written by the code, never edited by hand: no add or change (nor
+    delete, unless ``deletable``); every field of ``fieldsets`` read-only. Actions that change a
+    row go through their own permission and are written to the admin's history (LogEntry)."""
+
+    deletable = False
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [str(f) for _, options in self.fieldsets or () for f in options["fields"]]
@@ -170,4 +326,4 @@ class ReadOnlyAdmin(_Base[M]):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+        return self.deletable and super().has_delete_permission(request, obj)

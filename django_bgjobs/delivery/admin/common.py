@@ -1,9 +1,7 @@
-"""What the delivery admin pages share: links, state badges, masked headers, byte views."""
+"""What the delivery admin pages share: links to a message, state badges, masked headers."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.admin.utils import quote
@@ -11,6 +9,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from django_bgjobs.admin.widgets import link
 from django_bgjobs.delivery.models import (
     DELIVER_JOB,
     Message,
@@ -32,7 +31,6 @@ OUTCOME_COLOURS: dict[str, str] = {
     "failed": "#b02a37",
     "refused": "#b02a37",
 }
-BODY_SHOWN = 64 * 1024  # characters of a message's body its page shows
 # Header values hidden from staff who are not superusers: credentials forwarded to the
 # destination (Upstash-Forward-Authorization arrives as Authorization).
 SECRET_HEADER_WORDS = (
@@ -54,7 +52,7 @@ def message_url(message_id: str) -> str:
 def message_link(message_id: str | None, text: str | None = None) -> str:
     if not message_id:
         return "-"
-    return format_html('<a href="{}">{}</a>', message_url(message_id), text or message_id)
+    return link(message_url(message_id), text or message_id)
 
 
 def job_message_link(job: Job) -> str | None:
@@ -84,29 +82,3 @@ def shown_headers(request: HttpRequest, headers: dict[str, Any]) -> list[tuple[s
             text = "•••• (shown to superusers)"
         shown.append((name, text))
     return shown
-
-
-@dataclass(frozen=True)
-class BytesView:
-    """A body as a page shows it (escaped by the template)."""
-
-    kind: str  # "json" (pretty-printed), "text" (UTF-8, bad bytes replaced) or "none"
-    text: str
-    size: int
-    cut: bool
-
-
-def bytes_view(raw: bytes) -> BytesView:
-    if not raw:
-        return BytesView("none", "", 0, cut=False)
-    try:
-        text = json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
-        kind = "json"
-    except (ValueError, RecursionError):
-        text, kind = raw[:BODY_SHOWN].decode("utf-8", errors="replace"), "text"
-    return BytesView(
-        kind,
-        text[:BODY_SHOWN],
-        len(raw),
-        cut=len(text) > BODY_SHOWN or (kind == "text" and len(raw) > BODY_SHOWN),
-    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -14,6 +14,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from django_bgjobs.admin.widgets import (
+    BaseAdmin,
     ReadOnlyAdmin,
     apply_each,
     precise_time,
@@ -25,14 +26,9 @@ from django_bgjobs.delivery.models import (
     SigningKeys,
 )
 
-if TYPE_CHECKING:  # django-stubs' generics; not subscriptable at run time
-    _TokenAdminBase = admin.ModelAdmin[ApiToken]
-else:
-    _TokenAdminBase = admin.ModelAdmin
-
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(_TokenAdminBase):
+class ApiTokenAdmin(BaseAdmin[ApiToken]):
     """Adding a token shows it once, on the page that follows; only its hash is stored."""
 
     list_display = ("name", "prefix_display", "user", "is_active", "created", "last_used")
@@ -99,12 +95,14 @@ class ApiTokenAdmin(_TokenAdminBase):
                 return None
             return "Deactivated."
 
-        done, skipped = apply_each(self, request, queryset, deactivate_one)
-        self.message_user(request, f"{done} token(s) deactivated.", messages.SUCCESS)
-        if skipped:
-            self.message_user(
-                request, f"{skipped} token(s) were inactive already.", messages.WARNING
-            )
+        apply_each(
+            self,
+            request,
+            queryset,
+            deactivate_one,
+            done="{n} token(s) deactivated.",
+            skipped="{n} token(s) were inactive already.",
+        )
 
 
 def masked(key: str) -> str:
@@ -161,21 +159,12 @@ class SigningKeysAdmin(ReadOnlyAdmin[SigningKeys]):
             signing_keys()  # made on first use: the list is never empty
         return super().changelist_view(request, extra_context)
 
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: SigningKeys | None = None,
-    ) -> HttpResponse:
-        context.update(
-            can_rotate=self.has_rotate_permission(request),
-            changelist_url=reverse("admin:bgjobs_delivery_signingkeys_changelist"),
-            overlap=int(bgjobs_settings.DELIVERY_KEY_OVERLAP.total_seconds()),
-        )
-        return super().render_change_form(request, context, add, change, form_url, obj)
+    def page_context(self, request: HttpRequest, obj: SigningKeys) -> dict[str, Any]:
+        return {
+            "can_rotate": self.has_rotate_permission(request),
+            "changelist_url": reverse("admin:bgjobs_delivery_signingkeys_changelist"),
+            "overlap": int(bgjobs_settings.DELIVERY_KEY_OVERLAP.total_seconds()),
+        }
 
     @admin.display(description=_("previous current key"))
     def previous_display(self, keys: SigningKeys) -> str:

@@ -3,7 +3,7 @@ delivery."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django import forms
 from django.contrib import admin
@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from django_bgjobs.admin.widgets import (
+    BaseAdmin,
     time_column,
 )
 from django_bgjobs.delivery.models import (
@@ -22,13 +23,6 @@ from django_bgjobs.delivery.models import (
     Message,
 )
 from django_bgjobs.models import UNFINISHED
-
-if TYPE_CHECKING:  # django-stubs' generics; not subscriptable at run time
-    _QueueAdminBase = admin.ModelAdmin[DeliveryQueue]
-    _FlowAdminBase = admin.ModelAdmin[FlowControl]
-else:
-    _FlowAdminBase = admin.ModelAdmin
-    _QueueAdminBase = admin.ModelAdmin
 
 
 def _waiting(field: str) -> Any:
@@ -74,7 +68,7 @@ class DeliveryQueueForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(DeliveryQueue)
-class DeliveryQueueAdmin(_QueueAdminBase):
+class DeliveryQueueAdmin(BaseAdmin[DeliveryQueue]):
     """Parallelism and pause are the admin's to change (the dispatcher's next pass admits what
     a change lets through); lag is read from the messages."""
 
@@ -138,7 +132,7 @@ class DeliveryQueueAdmin(_QueueAdminBase):
 
 
 @admin.register(FlowControl)
-class FlowControlAdmin(_FlowAdminBase):
+class FlowControlAdmin(BaseAdmin[FlowControl]):
     """The limits are set by the publishes that name the key (the last one wins): read-only
     here. Pausing is the admin's."""
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from django_bgjobs.admin.widgets import (
+    BaseAdmin,
     time_column,
 )
 from django_bgjobs.delivery.models import (
@@ -22,13 +23,11 @@ from django_bgjobs.delivery.models import (
 )
 
 if TYPE_CHECKING:  # django-stubs' generics; not subscriptable at run time
-    _TopicAdminBase = admin.ModelAdmin[Topic]
     _EndpointInlineBase = admin.TabularInline[TopicEndpoint, Topic]
     _EndpointFormSetBase = BaseInlineFormSet[TopicEndpoint, Topic, forms.ModelForm[TopicEndpoint]]
 else:
     _EndpointFormSetBase = BaseInlineFormSet
     _EndpointInlineBase = admin.TabularInline
-    _TopicAdminBase = admin.ModelAdmin
 
 
 class EndpointFormSet(_EndpointFormSetBase):
@@ -68,7 +67,7 @@ class TopicEndpointInline(_EndpointInlineBase):
 
 
 @admin.register(Topic)
-class TopicAdmin(_TopicAdminBase):
+class TopicAdmin(BaseAdmin[Topic]):
     """URL groups are configuration: editable here (publishing to one makes a message per
     endpoint)."""
 

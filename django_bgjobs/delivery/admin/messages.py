@@ -7,7 +7,6 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
-from django.contrib.admin.views.main import ChangeList
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
@@ -16,9 +15,12 @@ from django.utils.translation import gettext_lazy as _
 
 from django_bgjobs.admin.widgets import (
     CappedPaginator,
+    ChoicesFilter,
     ReadOnlyAdmin,
     apply_each,
+    body_view,
     job_badge_link,
+    link,
     precise_time,
     pretty_json,
     status_badge,
@@ -27,7 +29,6 @@ from django_bgjobs.admin.widgets import (
 from django_bgjobs.delivery.admin.common import (
     OUTCOME_COLOURS,
     STATE_COLOURS,
-    bytes_view,
     message_link,
     message_url,
     shown_headers,
@@ -90,7 +91,7 @@ class DeadLetterFilter(admin.SimpleListFilter):
         return queryset
 
 
-class KindFilter(admin.SimpleListFilter):
+class KindFilter(ChoicesFilter):
     """Fixed choices: a plain field filter would SELECT DISTINCT over every message."""
 
     title = _("kind")
@@ -103,50 +104,27 @@ class KindFilter(admin.SimpleListFilter):
             ("failure_callback", "failure callback"),
         ]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.filter(kind=self.value()) if self.value() else queryset
 
-
-class _NamesFilter(admin.SimpleListFilter):
-    """The names of a small table (URL groups, queues), not a SELECT DISTINCT over messages."""
+class _NamesFilter(ChoicesFilter):
+    """The names of a small table (URL groups, queues), and one since deleted from a link."""
 
     model: type[Topic] | type[DeliveryQueue]
-    field: str
+    keep_unknown = True
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        names = list(self.model.objects.values_list("name", flat=True)[:200])
-        if self.value() and self.value() not in names:  # one since deleted, from a link
-            names.append(str(self.value()))
-        return [(name, name) for name in names]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.filter(**{self.field: self.value()}) if self.value() else queryset
+    def known(self, request: HttpRequest) -> list[str]:
+        return list(self.model.objects.values_list("name", flat=True)[:200])
 
 
 class TopicFilter(_NamesFilter):
     title = _("URL group")
     parameter_name = "topic"
     model = Topic
-    field = "topic"
 
 
 class QueueFilter(_NamesFilter):
     title = _("queue")
     parameter_name = "queue"
     model = DeliveryQueue
-    field = "queue"
-
-
-class MessageChangeList(ChangeList):
-    def get_queryset(
-        self, request: HttpRequest, exclude_parameters: list[str | None] | None = None
-    ) -> QuerySet[Any]:
-        # The list shows neither the body nor the headers: not read (bodies can be large).
-        return (
-            super()
-            .get_queryset(request, exclude_parameters)
-            .defer("body", "headers", "callback", "failure_callback")
-        )
 
 
 @admin.register(Message)
@@ -181,6 +159,8 @@ class MessageAdmin(ReadOnlyAdmin[Message]):
     paginator = CappedPaginator
     show_facets = admin.ShowFacets.NEVER
     actions = ("cancel_messages", "retry_dead_letters")
+    # The list shows neither the body nor the headers: not read (bodies can be large).
+    list_deferred = ("body", "headers", "callback", "failure_callback")
     fieldsets = (
         (
             None,
@@ -248,39 +228,26 @@ class MessageAdmin(ReadOnlyAdmin[Message]):
         # The state column reads the job: a LEFT JOIN, not a query per row.
         return super().get_queryset(request).select_related("job")
 
-    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return MessageChangeList
-
     def has_cancel_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("bgjobs_delivery.cancel_message")
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("bgjobs_delivery.retry_message")
 
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: Message | None = None,
-    ) -> HttpResponse:
-        if obj is not None:
-            state = state_of(obj)
-            attempts = list(DeliveryAttempt.objects.filter(message=obj).order_by("id"))
-            context.update(
-                request_headers=shown_headers(request, obj.headers),
-                request_body=bytes_view(bytes(obj.body)),
-                attempts=[self._attempt_row(request, a) for a in attempts],
-                can_cancel=state in ("CREATED", "ACTIVE", "RETRY")
-                and self.has_cancel_permission(request),
-                can_retry=bool(obj.dlq_id)
-                and obj.dlq_removed_at is None
-                and self.has_retry_permission(request),
-                changelist_url=reverse("admin:bgjobs_delivery_message_changelist"),
-            )
-        return super().render_change_form(request, context, add, change, form_url, obj)
+    def page_context(self, request: HttpRequest, obj: Message) -> dict[str, Any]:
+        state = state_of(obj)
+        attempts = list(DeliveryAttempt.objects.filter(message=obj).order_by("id"))
+        return {
+            "request_headers": shown_headers(request, obj.headers),
+            "request_body": body_view(bytes(obj.body)),
+            "attempts": [self._attempt_row(request, a) for a in attempts],
+            "can_cancel": state in ("CREATED", "ACTIVE", "RETRY")
+            and self.has_cancel_permission(request),
+            "can_retry": bool(obj.dlq_id)
+            and obj.dlq_removed_at is None
+            and self.has_retry_permission(request),
+            "changelist_url": reverse("admin:bgjobs_delivery_message_changelist"),
+        }
 
     @staticmethod
     def _attempt_row(request: HttpRequest, attempt: DeliveryAttempt) -> dict[str, Any]:
@@ -294,7 +261,7 @@ class MessageAdmin(ReadOnlyAdmin[Message]):
             "error": attempt.error,
             "next": precise_time(attempt.next_attempt_at),
             "headers": shown_headers(request, attempt.response_headers),
-            "body": bytes_view(bytes(attempt.response_body)),
+            "body": body_view(bytes(attempt.response_body)),
             "truncated": attempt.body_truncated,
         }
 
@@ -330,13 +297,10 @@ class MessageAdmin(ReadOnlyAdmin[Message]):
     def schedule_display(self, message: Message) -> str:
         if not message.schedule_id:
             return "-"
-        return format_html(
-            '<a href="{}">{}</a>',
-            reverse(
-                "admin:bgjobs_delivery_messageschedule_change", args=[quote(message.schedule_id)]
-            ),
-            message.schedule_id,
+        url = reverse(
+            "admin:bgjobs_delivery_messageschedule_change", args=[quote(message.schedule_id)]
         )
+        return link(url, message.schedule_id)
 
     @admin.display(description=_("delivery job"))
     def job_display(self, message: Message) -> str:
@@ -377,20 +341,14 @@ class MessageAdmin(ReadOnlyAdmin[Message]):
     ) -> HttpResponse | None:
         from django_bgjobs.delivery.lifecycle import cancel
 
-        done, skipped = apply_each(
-            self, request, queryset, lambda m: "Cancelled." if cancel(m.pk) else None
-        )
-        self.message_user(
+        apply_each(
+            self,
             request,
-            f"{done} message(s) cancelled (an attempt in flight finishes; no other follows).",
-            messages.SUCCESS,
+            queryset,
+            lambda m: "Cancelled." if cancel(m.pk) else None,
+            done="{n} message(s) cancelled (an attempt in flight finishes; no other follows).",
+            skipped="{n} message(s) skipped: already delivered, failed or cancelled.",
         )
-        if skipped:
-            self.message_user(
-                request,
-                f"{skipped} message(s) skipped: already delivered, failed or cancelled.",
-                messages.WARNING,
-            )
         return self._back(request)
 
     @admin.action(

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from django_bgjobs.admin.widgets import (
+    ReadOnlyAdmin,
     apply_each,
+    body_view,
     precise_time,
     pretty_json,
     status_badge,
@@ -22,18 +24,12 @@ from django_bgjobs.admin.widgets import (
     time_until,
 )
 from django_bgjobs.delivery.admin.common import (
-    bytes_view,
     message_link,
     shown_headers,
 )
 from django_bgjobs.delivery.models import (
     MessageSchedule,
 )
-
-if TYPE_CHECKING:  # django-stubs' generics; not subscriptable at run time
-    _ScheduleAdminBase = admin.ModelAdmin[MessageSchedule]
-else:
-    _ScheduleAdminBase = admin.ModelAdmin
 
 
 class ScheduleStateFilter(admin.SimpleListFilter):
@@ -52,7 +48,7 @@ class ScheduleStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(MessageSchedule)
-class MessageScheduleAdmin(_ScheduleAdminBase):
+class MessageScheduleAdmin(ReadOnlyAdmin[MessageSchedule]):
     """Made through the API or ``message_schedules.create()``: read-only here, except pausing,
     resuming and deleting (which removes its beat task too)."""
 
@@ -68,23 +64,9 @@ class MessageScheduleAdmin(_ScheduleAdminBase):
     list_filter = (ScheduleStateFilter,)
     search_fields = ("=id", "^destination")
     actions = ("pause_schedules", "resume_schedules")
+    deletable = True  # delete_model removes its beat task too
     fieldsets = (
-        (
-            None,
-            {
-                "fields": (
-                    "id",
-                    "destination",
-                    "cron",
-                    "state_display",
-                    "next_run_display",
-                    "last_fired_display",
-                    "last_message_display",
-                    "queue",
-                    "created",
-                )
-            },
-        ),
+        (None, {"fields": (*list_display, "queue", "created")}),  # the list's columns, and more
         (_("Message template"), {"fields": ("method_display", "template_options")}),
     )
 
@@ -92,15 +74,6 @@ class MessageScheduleAdmin(_ScheduleAdminBase):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[MessageSchedule]:
         return super().get_queryset(request).select_related("periodic_task")
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [str(f) for _, options in self.fieldsets for f in options["fields"]]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_pause_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("bgjobs_delivery.change_messageschedule")
@@ -177,22 +150,12 @@ class MessageScheduleAdmin(_ScheduleAdminBase):
         }
         return pretty_json(shown)
 
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: MessageSchedule | None = None,
-    ) -> HttpResponse:
-        if obj is not None:
-            template = self._template(obj)
-            context.update(
-                request_headers=shown_headers(request, dict(template.headers)),
-                request_body=bytes_view(template.body),
-            )
-        return super().render_change_form(request, context, add, change, form_url, obj)
+    def page_context(self, request: HttpRequest, obj: MessageSchedule) -> dict[str, Any]:
+        template = self._template(obj)
+        return {
+            "request_headers": shown_headers(request, dict(template.headers)),
+            "request_body": body_view(template.body),
+        }
 
     # --- actions ---
 
@@ -207,13 +170,15 @@ class MessageScheduleAdmin(_ScheduleAdminBase):
             (pause if paused else resume)(row.pk)
             return "Paused." if paused else "Resumed."
 
-        done, skipped = apply_each(self, request, queryset, toggle)
         verb = "paused" if paused else "resumed"
-        self.message_user(request, f"{done} schedule(s) {verb}.", messages.SUCCESS)
-        if skipped:
-            self.message_user(
-                request, f"{skipped} schedule(s) were {verb} already.", messages.WARNING
-            )
+        apply_each(
+            self,
+            request,
+            queryset,
+            toggle,
+            done=f"{{n}} schedule(s) {verb}.",
+            skipped=f"{{n}} schedule(s) were {verb} already.",
+        )
 
     @admin.action(description=_("Pause selected schedules"), permissions=["pause"])
     def pause_schedules(self, request: HttpRequest, queryset: QuerySet[MessageSchedule]) -> None:
