@@ -17,6 +17,8 @@ from django_bgjobs.exceptions import (
     PayloadError,
     RetryAfter,
 )
+from django_bgjobs.functions.events import Event, event, send_events
+from django_bgjobs.functions.function import DurableFunction, FunctionContext, function
 from django_bgjobs.hooks import on_signup
 from django_bgjobs.registry import JobCall
 from django_bgjobs.schedules import Schedule
@@ -41,6 +43,9 @@ def enqueue_many(calls: Iterable[JobCall]) -> list[Job]:
 __all__ = [
     "Backoff",
     "BgJobsError",
+    "DurableFunction",
+    "Event",
+    "FunctionContext",
     "JobCancelled",
     "JobConfigurationError",
     "JobContext",
@@ -52,5 +57,8 @@ __all__ = [
     "Schedule",
     "bgjob",
     "enqueue_many",
+    "event",
+    "function",
     "on_signup",
+    "send_events",
 ]

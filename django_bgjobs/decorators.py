@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import replace
@@ -53,11 +54,7 @@ class JobFunction(Generic[P, R]):
     def __init__(self, spec: JobSpec, options: EnqueueOptions | None = None) -> None:
         self.spec = spec
         self.options = options or EnqueueOptions()
-        self.__wrapped__ = spec.func
-        self.__doc__ = spec.func.__doc__
-        self.__name__ = spec.func.__name__
-        self.__qualname__ = spec.func.__qualname__
-        self.__module__ = spec.func.__module__
+        functools.update_wrapper(self, spec.func)  # its name, docstring, module: the function's
 
     @property
     def name(self) -> str:
@@ -185,7 +182,7 @@ def _check_priority(priority: int, name: str) -> None:
         )
 
 
-def _make_spec(
+def make_spec(
     func: Callable[..., Any],
     *,
     name: str | None,
@@ -353,7 +350,7 @@ def bgjob(
     declared = schedules_from_options(cron, every, tz, schedules, catch_up, overlap)
 
     def decorate(f: Callable[..., Any]) -> JobFunction[Any, Any]:
-        spec = _make_spec(
+        spec = make_spec(
             f,
             name=name,
             queue=queue,

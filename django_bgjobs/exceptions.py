@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from django.core.exceptions import ImproperlyConfigured
 
 
@@ -37,3 +40,25 @@ class JobCancelled(BgJobsError):
 
 class LeaseLost(BgJobsError):
     """Raised inside a running job whose lease was taken over: another attempt owns the job now."""
+
+
+class Suspend(BaseException):
+    """Raised by a durable function's step to end this attempt without ending the run: it sleeps
+    or waits until ``until`` (the dispatcher, or a matching event, resumes it), or its step
+    failed and is tried again then (``error``, ``traceback``: that step's failure). Not an
+    Exception, so that a function's own ``except Exception`` does not swallow it. ``recheck``
+    runs once the run is parked: it wakes the run if what it waits for arrived meanwhile."""
+
+    def __init__(
+        self,
+        until: datetime,
+        *,
+        error: str = "",
+        traceback: str = "",
+        recheck: Callable[[], object] | None = None,
+    ) -> None:
+        super().__init__(error or f"suspended until {until.isoformat()}")
+        self.until = until
+        self.error = error
+        self.traceback = traceback
+        self.recheck = recheck

@@ -23,7 +23,7 @@ from django_bgjobs._db import discard_broken_connections
 from django_bgjobs._payload import json_problem, validate_arguments
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.context import JobContext
-from django_bgjobs.exceptions import JobCancelled, LeaseLost, PayloadError
+from django_bgjobs.exceptions import JobCancelled, LeaseLost, PayloadError, Suspend
 from django_bgjobs.redaction import scrub
 from django_bgjobs.registry import JobSpec, registry
 from django_bgjobs.retry_policy import retry_delay
@@ -169,6 +169,12 @@ def run_attempt(job_id: str, attempt: int) -> str:
         result = _call(spec, ctx, job.args, job.kwargs)
     except JobCancelled:
         return "cancelled" if states.cancelled_while_running(claim) else "superseded"
+    except Suspend as suspended:
+        if not states.suspend(claim, suspended.until, suspended.error, suspended.traceback):
+            return "superseded"
+        if suspended.recheck is not None:
+            suspended.recheck()
+        return "retrying" if suspended.error else "parked"
     except (LeaseLost, PayloadError) as exc:
         # LeaseLost: another attempt owns the job (the write is rejected as superseded).
         # PayloadError: the stored arguments no longer fit the function (the code changed).

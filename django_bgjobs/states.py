@@ -211,6 +211,55 @@ def release(job_id: UUID | str, attempt: int, reason: str) -> Job | None:
     return job
 
 
+def suspend(claim: Claim, until: datetime, error: str = "", traceback: str = "") -> bool:
+    """End a durable function's attempt without ending its run: it waits (``scheduled``) until
+    ``until``, or, after a failed step (``error``), is retried then (``retrying``). Neither
+    spends an attempt: the run's budget grows by this one, as for a release; a step's own
+    attempts are counted on its Step row. False when the fence rejected the write."""
+    now = timezone.now()
+    failed = bool(error)
+    won = _sql.finish(
+        claim.job,
+        claim.run,
+        {
+            "status": JobStatus.RETRYING if failed else JobStatus.SCHEDULED,
+            "run_after": until,
+            "max_attempts": claim.job.max_attempts + 1,
+            "error": _cut(error),
+            "lease_expires_at": None,
+        },
+        RunStatus.FAILED if failed else RunStatus.PARKED,
+        now,
+        error=_cut(error),
+        traceback=_cut(traceback),
+    )
+    if not won:
+        return False
+    waiting = JobStatus.RETRYING if failed else JobStatus.SCHEDULED
+    if not _cancel_instead_of_retry(claim.job, now, waiting=waiting) and failed:
+        announce(signals.job_failed, job=claim.job, run=claim.run, error=error)
+    return True
+
+
+def wake(job_ids: Collection[UUID | str]) -> list[Job]:
+    """Queue these waiting jobs now (a parked run whose event arrived) and publish them once
+    the current transaction commits. Returns the jobs woken; others are left as they are."""
+    from django_bgjobs.celery.broker import publish_on_commit
+
+    now = timezone.now()
+    with transaction.atomic():
+        woken = Job.objects.waiting().filter(pk__in=list(job_ids))
+        pks = list(woken.select_for_update().values_list("pk", flat=True))
+        if not pks:
+            return []
+        Job.objects.waiting().filter(pk__in=pks).update(
+            status=JobStatus.QUEUED, run_after=None, published_at=now
+        )
+        jobs = list(Job.objects.queued().filter(pk__in=pks, published_at=now))
+        publish_on_commit(jobs)
+    return jobs
+
+
 # --- Transitions made by the dispatcher -------------------------------------------------------
 
 

@@ -194,3 +194,7 @@ def beat_tick(ctx: JobContext) -> str:
         pid=os.getpid(),
     )
     return slot.slot_at.isoformat()
+
+
+# The durable functions, loaded with the jobs (a worker imports this module by autodiscovery).
+from tests import functions  # noqa: E402, F401

@@ -1,6 +1,6 @@
-"""The admin: the jobs and their attempts, the dashboard, the schedules and the webhook
-receipts. Django's admin autodiscovery imports this package; jobs.py, schedules.py and
-webhooks.py register their ModelAdmins, and jobs.py mounts the pages of dashboard.py, bulk.py
-and job_page.py, which never import it back."""
+"""The admin: the jobs and their attempts, the dashboard, the schedules, the webhook receipts
+and the events. Django's admin autodiscovery imports this package; jobs.py, schedules.py,
+webhooks.py and events.py register their ModelAdmins, and jobs.py mounts the pages of
+dashboard.py, bulk.py, job_page.py and steps.py, which never import it back."""
 
-from django_bgjobs.admin import jobs, schedules, webhooks  # noqa: F401
+from django_bgjobs.admin import events, jobs, schedules, webhooks  # noqa: F401

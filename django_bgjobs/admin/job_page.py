@@ -25,6 +25,7 @@ from django.utils.html import format_html
 
 from django_bgjobs import states
 from django_bgjobs.admin.job_actions import CANCELLED, RETRIED, JobActionsAdmin
+from django_bgjobs.admin.steps import step_rows
 from django_bgjobs.admin.timeline import timeline
 from django_bgjobs.admin.widgets import apply_each, job_link, job_url, short_id
 from django_bgjobs.decorators import JobFunction
@@ -92,6 +93,7 @@ def job_page_context(
     runs = list(job.runs.order_by("attempt"))
     return {
         "timeline": timeline(job, runs),
+        "steps": step_rows(model_admin, request, job),
         "buttons": buttons(model_admin, request, job),
         "live": job.status not in FINISHED,
         "refresh_seconds": LIVE_JOB_SECONDS,

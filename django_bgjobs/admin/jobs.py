@@ -18,7 +18,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from django_bgjobs import extensions, states
-from django_bgjobs.admin import bulk, dashboard, job_page, widgets
+from django_bgjobs.admin import bulk, dashboard, job_page, steps, widgets
 from django_bgjobs.admin.job_actions import CANCELLED, RETRIED, JobActionsAdmin
 from django_bgjobs.admin.timeline import progress_bar
 from django_bgjobs.admin.webhooks import receipt_of, receipt_url
@@ -190,6 +190,11 @@ class JobAdmin(JobActionsAdmin):
                     name=f"django_bgjobs_job_{action}",
                 )
                 for action in ("retry", "cancel", "replay")
+            ),
+            path(
+                "<path:object_id>/replay-from/<int:position>/",
+                view(steps.replay_from_view),
+                name="django_bgjobs_job_replay_from",
             ),
             *super().get_urls(),
         ]

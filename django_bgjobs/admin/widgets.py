@@ -66,6 +66,7 @@ RUN_STATUS_COLOURS: dict[str, str] = {
     RunStatus.SUPERSEDED: "#5c636a",
     RunStatus.CANCELLED: "#495057",
     RunStatus.RELEASED: "#087990",  # given back to the queue at shutdown: not a failure
+    RunStatus.PARKED: "#0a58ca",  # a durable function's run sleeps or waits: not a failure
 }
 
 

@@ -1,6 +1,8 @@
 """The core's tables, one module per concept: jobs and their attempts (``jobs.py``), schedules
-(``schedules.py``), webhooks received (``webhooks.py``)."""
+(``schedules.py``), webhooks received (``webhooks.py``), durable functions' events, steps and
+waits (``functions.py``)."""
 
+from django_bgjobs.models.functions import EventRecord, EventWait, Step, StepKind, StepStatus
 from django_bgjobs.models.jobs import (
     FINISHED,
     UNFINISHED,
@@ -19,6 +21,8 @@ __all__ = [
     "FINISHED",
     "UNFINISHED",
     "WAITING",
+    "EventRecord",
+    "EventWait",
     "InboundWebhook",
     "Job",
     "JobDashboard",
@@ -28,4 +32,7 @@ __all__ = [
     "JobStatus",
     "RunStatus",
     "ScheduleSlot",
+    "Step",
+    "StepKind",
+    "StepStatus",
 ]

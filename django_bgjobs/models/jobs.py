@@ -41,6 +41,9 @@ class RunStatus(models.TextChoices):
     # Its worker was told to stop and the attempt outlived SHUTDOWN_GRACE: the worker gave the
     # job back to the queue. A deploy, not the job's fault: it does not spend an attempt.
     RELEASED = "released", _("Released")
+    # A durable function's run slept or began to wait for an event: the attempt ended the run
+    # for now, without spending one of its attempts (the run resumes as a new one).
+    PARKED = "parked", _("Parked")
 
 
 class JobQuerySet(models.QuerySet["Job"]):

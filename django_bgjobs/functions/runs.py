@@ -1,0 +1,97 @@
+"""Starting runs: one job per (function, starting event), its arguments carrying the event, and
+the waits of the function's ``cancel_on``, keyed on the starting event's fields. Events sent
+(``events.send_events``), ``enqueue()`` and invoke steps start runs here; cron fires the job."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from django_bgjobs.enqueue import enqueue_calls
+from django_bgjobs.functions import specs
+from django_bgjobs.functions.keys import wait_key
+from django_bgjobs.models import EventRecord, EventWait, Job, Step, StepStatus
+from django_bgjobs.registry import EnqueueOptions, JobCall
+
+
+def start_runs(
+    starts: Sequence[tuple[specs.FunctionSpec, EventRecord | dict[str, Any] | None]],
+    options: EnqueueOptions | None = None,
+) -> list[Job]:
+    """One run per (function, starting event): a job whose arguments carry the event (its id
+    when it was sent, its name and payload), and the waits of the function's ``cancel_on``."""
+    if not starts:
+        return []
+    calls = [
+        JobCall(spec.job, options or EnqueueOptions(), (), _run_kwargs(spec, started))
+        for spec, started in starts
+    ]
+    jobs = enqueue_calls(calls)
+    now = timezone.now()
+    waits = [
+        EventWait(
+            job=job,
+            event_name=cancel_class.event_name,
+            key=wait_key(field, call.kwargs["event"]["data"][field]),
+            created_at=now,
+        )
+        for (spec, _), call, job in zip(starts, calls, jobs, strict=True)
+        for cancel_class, field in spec.cancel_on
+        if "event" in call.kwargs and field in call.kwargs["event"]["data"]
+    ]
+    EventWait.objects.bulk_create(waits)
+    return jobs
+
+
+def _run_kwargs(
+    spec: specs.FunctionSpec, started: EventRecord | dict[str, Any] | None
+) -> dict[str, Any]:
+    if started is None:
+        return {}
+    if isinstance(started, EventRecord):
+        return {"event": {"id": str(started.pk), "name": started.name, "data": started.data}}
+    return {"event": {"id": None, **started}}
+
+
+def replay_from(run: Job, position: int) -> Job:
+    """A new run of ``run``'s function with the same event, whose steps before ``position``
+    are copied (their results handed back, not run again): it starts running at that step.
+    ``run`` itself is left as it is, its history with it."""
+    spec = specs.get(run.name)
+    if spec is None:
+        raise LookupError(f"no @function is named {run.name!r} in this process")
+    kept = list(Step.objects.filter(job=run, position__lt=position).order_by("position"))
+    if any(step.status != StepStatus.SUCCEEDED for step in kept):
+        raise ValueError("a run can be replayed from a step whose earlier steps all succeeded")
+    with transaction.atomic():
+        [copy] = start_runs([(spec, run.kwargs.get("event"))])
+        Step.objects.bulk_create(
+            Step(
+                job=copy,
+                name=step.name,
+                position=step.position,
+                kind=step.kind,
+                status=step.status,
+                attempts=step.attempts,
+                result=step.result,
+                started_at=step.started_at,
+                finished_at=step.finished_at,
+                duration_ms=step.duration_ms,
+                wake_at=step.wake_at,
+                waits_for=step.waits_for,
+                matched_event_id=step.matched_event_id,
+                child_id=step.child_id,
+            )
+            for step in kept
+        )
+    return copy
+
+
+def retried(sender: object, job: Job, **kwargs: object) -> None:
+    """A run queued again after it died or was cancelled (``retry()``): its failed step gets a
+    fresh budget of attempts; the steps that succeeded are still handed back."""
+    if job.attempts and specs.is_function(job.name):
+        Step.objects.filter(job=job, status=StepStatus.FAILED).update(attempts=0)

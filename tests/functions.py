@@ -1,0 +1,126 @@
+"""Events and durable functions the tests send and run (imported by tests/jobs.py, so that a
+worker knows them as it knows the jobs)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django_bgjobs import Backoff, Event, FunctionContext, NonRetriable, event, function
+from tests.models import Effect
+
+FAST = Backoff(base=0.01, factor=1, max=0.01)
+
+
+@event("test/signed_up")
+class SignedUp(Event):
+    user_id: int
+    email: str = ""
+
+
+@event("test/logged_in")
+class LoggedIn(Event):
+    user_id: int
+
+
+@event("test/user_deleted")
+class UserDeleted(Event):
+    user_id: int
+
+
+@event("test/crm_sync")
+class CrmSync(Event):
+    user_id: int
+    tags: list[str]
+
+
+@event("test/nobody_listens")
+class NobodyListens(Event):
+    note: str | None = None
+
+
+@event("test/invoke")
+class InvokeChild(Event):
+    user_id: int
+
+
+@event("test/quick_wait")
+class QuickWait(Event):
+    user_id: int
+
+
+def effect(key: str) -> str:
+    Effect.objects.create(key=key)
+    return key
+
+
+def fails_until(key: str, failures: int) -> int:
+    """Fails the first ``failures`` times it is called for ``key``."""
+    Effect.objects.create(key=key)
+    calls = Effect.objects.filter(key=key).count()
+    if calls <= failures:
+        raise ConnectionError(f"call {calls} of {key} failed on purpose")
+    return calls
+
+
+@function(on=SignedUp, cancel_on=[(UserDeleted, "user_id")], max_attempts=3, backoff=FAST)
+def onboarding(ctx: FunctionContext, ev: SignedUp) -> dict:
+    ctx.step.run("create-workspace", effect, f"create:{ev.user_id}")
+    calls = ctx.step.run("flaky-api", fails_until, f"flaky:{ev.user_id}", 2)
+    ctx.step.sleep("nap", timedelta(seconds=0.5))
+    opened = ctx.step.wait_for_event(
+        "first-login", LoggedIn, match="user_id", timeout=timedelta(seconds=60)
+    )
+    ctx.step.run("after-login", effect, f"after:{ev.user_id}:{'login' if opened else 'none'}")
+    ctx.step.send_event("crm", CrmSync(user_id=ev.user_id, tags=["new"]))
+    return {"flaky_calls": calls, "opened": opened is not None}
+
+
+@function(on=CrmSync)
+def crm_sync(ctx: FunctionContext, ev: CrmSync) -> str:
+    return ctx.step.run("sync", effect, f"crm:{ev.user_id}:{','.join(ev.tags)}")
+
+
+@function(on=QuickWait)
+def quick_wait(ctx: FunctionContext, ev: QuickWait) -> str:
+    got = ctx.step.wait_for_event(
+        "login", LoggedIn, match="user_id", timeout=timedelta(seconds=0.5)
+    )
+    return ctx.step.run("then", effect, f"quick:{ev.user_id}:{'login' if got else 'timeout'}")
+
+
+@function(max_attempts=2, backoff=FAST)
+def same_name_twice(ctx: FunctionContext) -> None:
+    ctx.step.run("twice", effect, "twice:1")
+    ctx.step.run("twice", effect, "twice:2")
+
+
+@function(max_attempts=2, backoff=FAST)
+def two_steps(ctx: FunctionContext) -> str:
+    ctx.step.run("first", effect, "two:first")
+    return ctx.step.run("second", effect, "two:second")
+
+
+@function(max_attempts=5, backoff=FAST)
+def gives_up_at_once(ctx: FunctionContext) -> None:
+    ctx.step.run("before", effect, "gives-up:before")
+    ctx.step.run("declined", _decline)
+
+
+def _decline() -> None:
+    raise NonRetriable("the card was declined")
+
+
+@function()
+def child(ctx: FunctionContext, ev: CrmSync) -> int:
+    return ctx.step.run("double", double, ev.user_id)
+
+
+def double(n: int) -> int:
+    return n * 2
+
+
+@function(on=InvokeChild)
+def parent(ctx: FunctionContext, ev: InvokeChild) -> int:
+    doubled = ctx.step.invoke("call-child", child, CrmSync(user_id=ev.user_id, tags=[]))
+    ctx.step.run("record", effect, f"parent:{ev.user_id}:{doubled}")
+    return doubled
