@@ -3,6 +3,8 @@ worker knows them as it knows the jobs)."""
 
 from __future__ import annotations
 
+import os
+import signal
 from datetime import timedelta
 
 from django_bgjobs import Backoff, Event, FunctionContext, NonRetriable, event, function
@@ -46,6 +48,14 @@ class InvokeChild(Event):
 @event("test/quick_wait")
 class QuickWait(Event):
     user_id: int
+
+
+def kills_its_worker_once(key: str) -> str:
+    """SIGKILLs the worker process running it the first time (a crash mid-step); then works."""
+    Effect.objects.create(key=key, pid=os.getpid())
+    if Effect.objects.filter(key=key).count() == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return key
 
 
 def effect(key: str) -> str:
@@ -124,3 +134,10 @@ def parent(ctx: FunctionContext, ev: InvokeChild) -> int:
     doubled = ctx.step.invoke("call-child", child, CrmSync(user_id=ev.user_id, tags=[]))
     ctx.step.run("record", effect, f"parent:{ev.user_id}:{doubled}")
     return doubled
+
+
+@function(max_attempts=3, backoff=FAST)
+def crashes_mid_step(ctx: FunctionContext) -> str:
+    ctx.step.run("before", effect, "crash:before")
+    ctx.step.run("crash", kills_its_worker_once, "crash:crash")
+    return ctx.step.run("after", effect, "crash:after")

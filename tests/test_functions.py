@@ -168,6 +168,22 @@ def test_invoke_waits_for_the_other_run_and_gets_its_result(worker):
     assert child_run.name == f.child.name and child_run.result == 42
 
 
+def test_a_worker_killed_mid_step_resumes_the_run_without_redoing_finished_steps(worker):
+    run = f.crashes_mid_step.enqueue().wait_until_finished(timeout=60)
+    assert (run.status, run.result) == (JobStatus.SUCCEEDED, "crash:after")
+    assert effects("crash:") == ["crash:after", "crash:before", "crash:crash", "crash:crash"]
+    assert list(run.runs.order_by("attempt").values_list("status", flat=True)) == [
+        RunStatus.LOST,
+        RunStatus.SUCCEEDED,
+    ]
+    assert steps(run) == [
+        ("before", "succeeded", 1),
+        ("crash", "succeeded", 1),  # its first try died with the process: nothing recorded
+        ("after", "succeeded", 1),
+    ]
+    assert worker.proc.poll() is None
+
+
 def test_enqueue_starts_a_run_with_its_event_and_sends_nothing(worker):
     run = f.crm_sync.enqueue(f.CrmSync(user_id=5, tags=["x", "y"])).wait_until_finished()
     assert run.result == "crm:5:x,y"

@@ -78,12 +78,17 @@ def settle_wait(job_id: UUID | str, step: str, record: EventRecord | None) -> bo
     """The step ``wait_for_event`` got ``record`` (None: it timed out). A conditional UPDATE: a
     step settled already (by another delivery, or by its own look back) is left as it is."""
     now = timezone.now()
-    result = event_result(record) if record is not None else None
-    settled = Step.objects.filter(job_id=job_id, name=step, status=StepStatus.WAITING).update(
+    waiting = Step.objects.filter(job_id=job_id, name=step, status=StepStatus.WAITING)
+    started = waiting.values_list("started_at", flat=True).first()
+    if started is None:
+        EventWait.objects.filter(job_id=job_id, step=step).delete()
+        return False
+    settled = waiting.update(
         status=StepStatus.SUCCEEDED,
-        result=result,
+        result=event_result(record) if record is not None else None,
         matched_event=record,
         finished_at=now,
+        duration_ms=max(int((now - started).total_seconds() * 1000), 0),
     )
     EventWait.objects.filter(job_id=job_id, step=step).delete()
     return bool(settled)

@@ -157,11 +157,6 @@ BGJOBS = {
     },
     # Outbound delivery refuses local addresses; the demo delivers to itself.
     "DELIVERY_ALLOW_HOSTS": ["127.0.0.1", "localhost"] if DEBUG else [],
-    # Enqueued with the new user's pk, in the transaction that creates the user.
-    "ON_SIGNUP": [
-        "example_project.shop.jobs.send_welcome_email",
-        "example_project.shop.jobs.create_stripe_customer",
-    ],
     # GET /bgjobs/metrics with "Authorization: Bearer <token>" (the README's curl). A fixed
     # token in the demo only; give BGJOBS_METRICS_TOKEN a real secret anywhere else.
     "METRICS_TOKEN": os.environ.get("BGJOBS_METRICS_TOKEN")

@@ -1,8 +1,10 @@
-"""The shop's background jobs. django_bgjobs imports every installed app's ``jobs.py``.
+"""The shop's background jobs and durable functions. django_bgjobs imports every installed
+app's ``jobs.py``.
 
-``send_welcome_email`` and ``create_stripe_customer`` run when a user signs up: they are listed
-in ``BGJOBS["ON_SIGNUP"]``, so django_bgjobs enqueues them with the new user's pk, in the
-transaction that creates the user.
+``onboarding`` runs when a user signs up (``receivers.py`` sends ``SignedUp`` in the
+transaction that creates the user): the Stripe customer, the welcome email, a pause, then a
+wait for the user's first login, a nudge if it does not come, and a CRM sync. Each step runs
+once; a failed one is retried alone.
 """
 
 from __future__ import annotations
@@ -10,13 +12,19 @@ from __future__ import annotations
 import logging
 import os
 import time
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 
-from django_bgjobs import Backoff, JobContext, NonRetriable, bgjob
+from django_bgjobs import Backoff, FunctionContext, JobContext, NonRetriable, bgjob, function
+from example_project.shop.events import CrmSync, LoggedIn, SignedUp, UserDeleted
 
 logger = logging.getLogger(__name__)
+
+# A day and three days in a shop; a minute and three in the demo, to watch a run go through.
+PAUSE = timedelta(seconds=float(os.environ.get("SHOP_ONBOARDING_PAUSE", 60)))
+LOGIN_WAIT = timedelta(seconds=float(os.environ.get("SHOP_ONBOARDING_LOGIN_WAIT", 180)))
 
 
 def _stripe_transient_errors() -> tuple[type[BaseException], ...]:
@@ -84,6 +92,40 @@ def create_stripe_customer(user_id: int) -> dict:
         idempotency_key=f"customer:{user_id}",
     )
     return {"customer_id": customer.id}
+
+
+@function(on=SignedUp, cancel_on=[(UserDeleted, "user_id")], max_attempts=4)
+def onboarding(ctx: FunctionContext, ev: SignedUp) -> dict:
+    """A new user's first days. Watch a run in the admin (Background jobs > Jobs, then its
+    page): its steps, the pause and the wait, which hold no worker. Log in as the user (or as
+    admin, for the superuser's run) before LOGIN_WAIT to skip the nudge."""
+    customer = ctx.step.run("create-stripe-customer", create_stripe_customer.call, ev.user_id)
+    ctx.step.run("welcome-email", send_welcome_email.call, ev.user_id)
+    ctx.step.sleep("pause", PAUSE)
+    login = ctx.step.wait_for_event("first-login", LoggedIn, match="user_id", timeout=LOGIN_WAIT)
+    if login is None:
+        ctx.step.run("nudge", send_nudge, ev.user_id)
+    ctx.step.send_event("crm-sync", CrmSync(user_id=ev.user_id))
+    return {"customer": customer, "logged_in": login is not None}
+
+
+def send_nudge(user_id: int) -> dict:
+    user = _user(user_id)
+    if not user.email:
+        return {"skipped": "the user has no email address"}
+    send_mail(
+        subject="Your shop is waiting",
+        message=f"Hi {user.get_username()},\n\nyou have not logged in yet: come and have a look!\n",
+        from_email=None,
+        recipient_list=[user.email],
+    )
+    return {"nudged": user.email}
+
+
+@function(on=CrmSync, max_attempts=3)
+def crm_sync(ctx: FunctionContext, ev: CrmSync) -> dict:
+    """Fan-out: started by the onboarding run's last step (a stand-in for a CRM's API)."""
+    return ctx.step.run("upsert-contact", lambda: {"synced": ev.user_id})
 
 
 @bgjob(takes_context=True, max_attempts=5, backoff=Backoff(base=1, factor=2, max=8, jitter=False))

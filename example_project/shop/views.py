@@ -1,5 +1,6 @@
 from html import escape
 
+from django.contrib.auth import authenticate, login
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
@@ -10,7 +11,7 @@ from rest_framework.views import APIView
 
 from django_bgjobs.models import Job
 from django_bgjobs.webhooks.views import verify_webhook
-from example_project.shop.jobs import flaky_report, send_welcome_email
+from example_project.shop.jobs import flaky_report, onboarding, send_welcome_email
 from example_project.shop.serializers import (
     FlakySerializer,
     JobSerializer,
@@ -20,7 +21,7 @@ from example_project.shop.serializers import (
 
 
 class SignupView(APIView):
-    """Create a user. The signup hook enqueues the welcome email and the Stripe customer."""
+    """Create a user. Its ``SignedUp`` event starts the onboarding run (receivers.py)."""
 
     authentication_classes: list = []  # an anonymous API call: no session, so no CSRF check
     permission_classes = [AllowAny]
@@ -29,8 +30,8 @@ class SignupView(APIView):
         serializer = SignupSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            # The user and its jobs commit together (or not at all); the jobs reach the
-            # broker once this block commits.
+            # The user, its SignedUp event and the onboarding run commit together (or not at
+            # all); the run reaches the broker once this block commits.
             with transaction.atomic():
                 user = serializer.save()
         except IntegrityError:  # a concurrent signup took the username first
@@ -38,7 +39,7 @@ class SignupView(APIView):
                 {"username": ["A user with that username already exists."]},
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        jobs = Job.objects.filter(idempotency_key=f"signup:{user.pk}").order_by("created_at")
+        jobs = Job.objects.filter(name=onboarding.name, kwargs__event__data__user_id=user.pk)
         return Response(
             {
                 "id": user.pk,
@@ -74,6 +75,28 @@ class JobDetailView(generics.RetrieveAPIView):
     queryset = Job.objects.all()
     serializer_class = JobSerializer
     permission_classes = [IsAdminUser]
+
+
+class LoginView(APIView):
+    """Sign in with a username and password (a session): Django's ``user_logged_in`` is sent,
+    and with it the shop's ``LoggedIn`` event, which the user's onboarding run waits for."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def post(self, request):
+        user = authenticate(
+            request,
+            username=request.data.get("username", ""),
+            password=request.data.get("password", ""),
+        )
+        if user is None:
+            return Response(
+                {"detail": "Unknown username, or wrong password."},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        login(request, user)
+        return Response({"id": user.pk, "username": user.get_username()})
 
 
 class FlakyDemoView(APIView):
@@ -134,16 +157,20 @@ INDEX = """<!doctype html>
 line-height:1.5}}pre{{background:#f4f4f4;padding:.8rem;overflow-x:auto}}</style></head>
 <body>
 <h1>django_bgjobs example shop</h1>
-<p>Signing up creates a user; a welcome email and a Stripe customer are then created in the
-background by jobs that django_bgjobs tracks in the database and Celery runs.</p>
+<p>Signing up creates a user and sends its <code>SignedUp</code> event, which starts the
+<code>onboarding</code> durable function: a Stripe customer, a welcome email, a pause, a wait
+for the user's first login (a nudge if it does not come), a CRM sync. django_bgjobs stores
+each step's result in the database and Celery runs them.</p>
 
 <h2>1. Sign up</h2>
 <pre>curl -s -X POST {base}api/signup -H 'Content-Type: application/json' \\
   -d '{{"username": "alice", "email": "alice@example.com",
        "password": "correct-horse-battery"}}'</pre>
-<p>The answer lists the jobs the signup enqueued. The welcome email is printed on the
-demo's console (the worker's output). Without <code>STRIPE_API_KEY</code> the Stripe job
-succeeds with <code>{{"skipped": ...}}</code>; set a test-mode key to create real customers.</p>
+<p>The answer lists the onboarding run the signup started. The welcome email is printed on
+the demo's console (the worker's output). Without <code>STRIPE_API_KEY</code> the Stripe step
+succeeds with <code>{{"skipped": ...}}</code>; set a test-mode key to create real customers.
+The run then sleeps a minute and waits three for a login, holding no worker: open its page in
+the admin to see its steps, and log in as that user to end the wait.</p>
 
 <h2>2. Look at a job</h2>
 <pre>curl -s -u admin:admin {base}api/jobs/&lt;job id&gt;</pre>
