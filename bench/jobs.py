@@ -11,3 +11,7 @@ def noop_job() -> None:
 @bgjob(name="bench.jobs.handle_webhook")
 def handle_webhook(receipt_id: int) -> None:
     """The handler bench/webhooks.py enqueues for each delivery (never run there)."""
+
+
+# The durable functions of bench/functions.py, loaded with the jobs.
+from bench import durable_jobs  # noqa: E402, F401

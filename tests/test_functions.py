@@ -88,6 +88,8 @@ def test_an_event_sent_before_the_wait_began_still_matches(worker):
     run = run_of(f.onboarding).wait_until_finished(timeout=30)
     assert run.status == JobStatus.SUCCEEDED and run.result["opened"] is True
     assert effects("after:10") == ["after:10:login"]
+    parks = run.runs.filter(status=RunStatus.PARKED).count()
+    assert parks == 1  # the nap only: the wait found the login at once, it never parked
 
 
 def test_a_login_before_the_run_started_does_not_count(worker):

@@ -74,8 +74,8 @@ def reset_data() -> None:
     with connection.cursor() as cursor:
         # CASCADE: the tables that point at jobs too (schedule slots, webhook receipts).
         cursor.execute(
-            "TRUNCATE django_bgjobs_jobrun, django_bgjobs_job, chaos_effect, chaos_execution, "
-            "chaos_order CASCADE"
+            "TRUNCATE django_bgjobs_jobrun, django_bgjobs_job, django_bgjobs_eventrecord, "
+            "chaos_effect, chaos_execution, chaos_order CASCADE"
         )
     broker().flushdb()
 

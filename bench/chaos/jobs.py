@@ -14,23 +14,31 @@ from django_bgjobs import Backoff, JobContext, Schedule, bgjob
 BACKOFF = Backoff(base=0.5, factor=2, max=4)
 
 
-def _log_execution(ctx: JobContext, key: str) -> None:
+def log_execution(job_id: object, key: str, attempt: int = 0) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO chaos_execution (key, job_id, attempt, pid, at) "
             "VALUES (%s, %s, %s, %s, %s)",
-            [key, ctx.job_id, ctx.attempt, os.getpid(), timezone.now()],
+            [key, job_id, attempt, os.getpid(), timezone.now()],
         )
 
 
-def _effect(ctx: JobContext, key: str) -> bool:
+def effect(job_id: object, key: str, attempt: int = 0) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO chaos_effect (key, job_id, attempt, at) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (key) DO NOTHING",
-            [key, ctx.job_id, ctx.attempt, timezone.now()],
+            [key, job_id, attempt, timezone.now()],
         )
         return cursor.rowcount == 1
+
+
+def _log_execution(ctx: JobContext, key: str) -> None:
+    log_execution(ctx.job_id, key, ctx.attempt)
+
+
+def _effect(ctx: JobContext, key: str) -> bool:
+    return effect(ctx.job_id, key, ctx.attempt)
 
 
 @bgjob(takes_context=True, max_attempts=6, backoff=BACKOFF)
@@ -75,3 +83,7 @@ def tick(ctx: JobContext) -> dict:
     _log_execution(ctx, key)
     time.sleep(0.05)
     return {"attempt": ctx.attempt, "applied": _effect(ctx, key)}
+
+
+# Scenario 14's durable function, loaded with the jobs.
+from bench.chaos import functions  # noqa: E402, F401

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from bench.chaos import harness
 from bench.chaos.delivery import delivery
+from bench.chaos.durable import durable
 from bench.chaos.jobs import POISON_ATTEMPTS, poison, slot_key, tick, work
 from bench.chaos.ledger import Hit, Report, check
 from bench.chaos.models import Execution
@@ -788,4 +789,5 @@ SCENARIOS: dict[str, Callable[[Run], Report]] = {
     "11": zombie,
     "12": state_machine,
     "13": delivery,
+    "14": durable,
 }

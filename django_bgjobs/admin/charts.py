@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from django_bgjobs.figures.dashboard import Bucket, total
+from django_bgjobs.figures.rows import Bucket, total
 
 
 def duration(seconds: float | None) -> str:

@@ -19,6 +19,7 @@ from django_bgjobs.admin import charts
 from django_bgjobs.admin.job_actions import JobActionsAdmin
 from django_bgjobs.admin.widgets import job_url, jobs_url, precise_time, short_id, time_ago
 from django_bgjobs.figures import dashboard as figures
+from django_bgjobs.figures import rows
 from django_bgjobs.models import JobStatus
 
 REFRESH_SECONDS = 10
@@ -68,13 +69,13 @@ def dashboard_view(model_admin: JobActionsAdmin, request: HttpRequest) -> HttpRe
 
 
 def _attempts_chart(
-    buckets: Sequence[figures.Bucket], label: str, span: timedelta, tick_every: int
+    buckets: Sequence[rows.Bucket], label: str, span: timedelta, tick_every: int
 ) -> SafeString:
     """The attempts ended per bucket of ``span``, a time of day under every ``tick_every``th."""
     return charts.bar_chart(buckets, label, span, tick_every=tick_every, tick_format="%H:%M")
 
 
-def _queue_row(q: figures.QueueRow) -> dict[str, Any]:
+def _queue_row(q: rows.QueueRow) -> dict[str, Any]:
     return {
         "name": q.name,
         "queued": q.queued,
@@ -87,7 +88,7 @@ def _queue_row(q: figures.QueueRow) -> dict[str, Any]:
     }
 
 
-def _name_row(n: figures.NameRow) -> dict[str, Any]:
+def _name_row(n: rows.NameRow) -> dict[str, Any]:
     o = n.outcomes
     return {
         "name": n.name,
@@ -103,7 +104,7 @@ def _name_row(n: figures.NameRow) -> dict[str, Any]:
     }
 
 
-def _failure_row(f: figures.Failure) -> dict[str, Any]:
+def _failure_row(f: rows.Failure) -> dict[str, Any]:
     return {
         "name": f.job_name,
         "attempt": f.attempt,
@@ -115,7 +116,7 @@ def _failure_row(f: figures.Failure) -> dict[str, Any]:
     }
 
 
-def _worker_row(w: figures.WorkerRow, now: datetime) -> dict[str, Any]:
+def _worker_row(w: rows.WorkerRow, now: datetime) -> dict[str, Any]:
     return {
         "worker": w.worker,
         "running": w.running,

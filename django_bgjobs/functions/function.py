@@ -18,7 +18,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypedDict, TypeVar, Unpack
 
 from django_bgjobs.backoff import Backoff
 from django_bgjobs.context import JobContext
@@ -53,6 +53,14 @@ class FunctionContext:
         return self.job.logger
 
 
+class RunOptions(TypedDict, total=False):
+    delay: timedelta | float
+    run_after: datetime
+    priority: int
+    queue: str
+    idempotency_key: str
+
+
 class DurableFunction(Generic[R]):
     """What ``@function`` returns: start a run with ``.enqueue(event)``."""
 
@@ -74,24 +82,10 @@ class DurableFunction(Generic[R]):
             "run with .enqueue(event)."
         )
 
-    def using(
-        self,
-        *,
-        delay: timedelta | float | None = None,
-        run_after: datetime | None = None,
-        priority: int | None = None,
-        queue: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> DurableFunction[R]:
-        """The same function with other options for the runs ``.enqueue()`` starts."""
-        job = self._job.using(
-            delay=delay,
-            run_after=run_after,
-            priority=priority,
-            queue=queue,
-            idempotency_key=idempotency_key,
-        )
-        return DurableFunction(self.spec, job)
+    def using(self, **options: Unpack[RunOptions]) -> DurableFunction[R]:
+        """The same function with other options for the runs ``.enqueue()`` starts: ``delay``,
+        ``run_after``, ``priority``, ``queue``, ``idempotency_key``, as for a job's ``using``."""
+        return DurableFunction(self.spec, self._job.using(**options))
 
     def enqueue(self, event: Event | None = None) -> Job:
         """Start a run now, in the current transaction (it runs once that commits), with

@@ -68,25 +68,9 @@ def replay_from(run: Job, position: int) -> Job:
         raise ValueError("a run can be replayed from a step whose earlier steps all succeeded")
     with transaction.atomic():
         [copy] = start_runs([(spec, run.kwargs.get("event"))])
-        Step.objects.bulk_create(
-            Step(
-                job=copy,
-                name=step.name,
-                position=step.position,
-                kind=step.kind,
-                status=step.status,
-                attempts=step.attempts,
-                result=step.result,
-                started_at=step.started_at,
-                finished_at=step.finished_at,
-                duration_ms=step.duration_ms,
-                wake_at=step.wake_at,
-                waits_for=step.waits_for,
-                matched_event_id=step.matched_event_id,
-                child_id=step.child_id,
-            )
-            for step in kept
-        )
+        for step in kept:  # the same rows, for the new run
+            step.pk, step.job = None, copy
+        Step.objects.bulk_create(kept)
     return copy
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import traceback as tb
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from django.db import transaction
 from django.utils import timezone
@@ -121,7 +121,7 @@ class Steps:
                 wait=(name_of(event_class), key),
             )
         if step.status == StepStatus.WAITING:
-            self._look_back(step, event_class, match)
+            step = self._look_back(step, event_class, match)
         if step.status == StepStatus.WAITING and step.wake_at and step.wake_at <= now:
             matching.settle_wait(self._job_id, name, None)  # timed out
             step = self._reload(name)
@@ -281,7 +281,9 @@ class Steps:
             duration_ms=max(int((now - started).total_seconds() * 1000), 0),
         )
 
-    def _failed(self, name: str, step: Step | None, exc: BaseException, started: datetime) -> Any:
+    def _failed(
+        self, name: str, step: Step | None, exc: BaseException, started: datetime
+    ) -> NoReturn:
         """Record the failed attempt of a step; raise what ends this attempt of the run."""
         attempts = (step.attempts if step else 0) + 1
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -342,7 +344,7 @@ class Steps:
             raise NonRetriable(f"step {name!r}: the value of {match!r} is too long to match on")
         return key
 
-    def _look_back(self, step: Step, event_class: type[Event], match: str | None) -> None:
+    def _look_back(self, step: Step, event_class: type[Event], match: str | None) -> Step:
         """An event sent since the run started, before the wait was in place, matches too."""
         earlier = EventRecord.objects.filter(
             name=name_of(event_class), created_at__gte=self.run_started_at
@@ -350,9 +352,10 @@ class Steps:
         if match is not None:
             earlier = earlier.filter(**{f"data__{match}": getattr(self._event, match)})
         found = earlier.order_by("created_at", "id").first()
-        if found is not None:
-            matching.settle_wait(self._job_id, step.name, found)
-            self._reload(step.name)
+        if found is None:
+            return step
+        matching.settle_wait(self._job_id, step.name, found)
+        return self._reload(step.name)
 
     def _wake_if_settled(self, name: str) -> None:
         """After parking: an event matched while the run was getting there wakes it now."""

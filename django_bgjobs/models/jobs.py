@@ -1,6 +1,6 @@
 """Job and JobRun: every job is a row before anything reaches a broker; every attempt is a row.
 
-``status`` is written only by the conditional UPDATEs in ``states.py``.
+``status`` is written only by the conditional UPDATEs in ``states/``.
 """
 
 from __future__ import annotations

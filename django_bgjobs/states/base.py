@@ -1,0 +1,59 @@
+"""What every transition shares: the attempt's lease, error text cut to size, the signals sent
+after a write, and the cancel that wins over a retry."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.dispatch import Signal
+
+from django_bgjobs import signals
+from django_bgjobs.conf import bgjobs_settings
+from django_bgjobs.models import Job, JobRun, JobStatus
+
+logger = logging.getLogger("django_bgjobs.states")
+
+
+def cut(text: str) -> str:
+    limit = bgjobs_settings.MAX_ERROR_LENGTH
+    return text if len(text) <= limit else text[: limit - 20] + "\n... (truncated)"
+
+
+def lease_until(now: datetime) -> datetime:
+    return now + timedelta(seconds=bgjobs_settings.LEASE_SECONDS)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    job: Job
+    run: JobRun
+
+
+def cancel_instead_of_retry(
+    job: Job, now: datetime, waiting: JobStatus = JobStatus.RETRYING
+) -> bool:
+    """A job cancelled while its attempt ran is not run again when that attempt fails (or is
+    released): ``waiting`` is the status the attempt's end gave it."""
+    stopped = Job.objects.filter(pk=job.pk, status=waiting, cancel_requested=True).update(
+        status=JobStatus.CANCELLED, run_after=None, finished_at=now
+    )
+    if stopped:
+        refresh(job, status=JobStatus.CANCELLED, run_after=None, finished_at=now)
+        announce(signals.job_cancelled, job=job)
+    return bool(stopped)
+
+
+def announce(signal: Signal, **kwargs: Any) -> None:
+    """Send a signal after a transition was written. A receiver's error is logged and does not
+    undo or disturb the transition (it would otherwise be taken for the job's own failure)."""
+    for receiver, response in signal.send_robust(sender=Job, **kwargs):
+        if isinstance(response, Exception):
+            logger.error("signal receiver %r failed", receiver, exc_info=response)
+
+
+def refresh(job: Job, **values: object) -> None:
+    for name, value in values.items():
+        setattr(job, name, value)
