@@ -28,7 +28,6 @@ from django.db.models import Q
 from django.utils import timezone
 from qstash import Receiver
 
-from bench.chaos import harness
 from bench.chaos.ledger import Report
 from django_bgjobs.delivery.keys import signing_keys
 from django_bgjobs.delivery.models import DeliveryAttempt, DeliveryQueue, Message
@@ -172,15 +171,7 @@ def delivery(run: Run) -> Report:
             [(rng.uniform(0.1, 0.9) * span, "kill") for _ in range(run.size.kills)]
             + [(rng.uniform(0.2, 0.8) * span, "wipe")]
         )
-        began = time.monotonic()
-        for at, fault in plan:
-            time.sleep(max(0.0, began + at - time.monotonic()))
-            faults.append(timezone.now())
-            if fault == "kill":
-                stack.kill(rng.randrange(run.size.workers))
-            else:
-                broker = harness.broker()
-                (broker.flushall if scenarios.FLUSH == "flushall" else broker.flushdb)()
+        faults += run.kills_and_a_wipe(stack, plan, rng)
         deadline = time.monotonic() + run.size.drain_timeout
         while time.monotonic() < deadline and not _settled(ids):
             time.sleep(0.5)

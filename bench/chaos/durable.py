@@ -23,9 +23,7 @@ from typing import TYPE_CHECKING
 
 from django.db import connection, transaction
 from django.db.models import Count
-from django.utils import timezone
 
-from bench.chaos import harness
 from bench.chaos.functions import WORK_STEPS, Signal, Start, flow
 from bench.chaos.ledger import Report
 from bench.chaos.models import Effect, Execution
@@ -41,13 +39,14 @@ def durable(run: Run) -> Report:
 
     rng, prefix = run.rng, run.prefix("14")
     report = Report("14-durable", run.seed)
-    count = max(200, run.size.jobs // 5)
+    count = max(300, run.size.jobs // 5)
     keys = [f"{prefix}-{n}" for n in range(count)]
-    span = max(count * WORK_STEPS * 0.06 / (run.size.workers * run.size.concurrency), 6.0)
-    signals = sorted((rng.uniform(0.0, 1.5) * span, key) for key in keys)
+    # How long the working steps take if nothing goes wrong: the kills fall while steps run.
+    span = max(run.estimate(count * WORK_STEPS), 3.0)
+    signals = sorted((rng.uniform(0.0, 2.0) * span, key) for key in keys)
     plan = sorted(
-        [(rng.uniform(0.1, 0.8) * span, "kill") for _ in range(run.size.kills)]
-        + [(rng.uniform(0.2, 0.7) * span, "wipe")]
+        [(rng.uniform(0.05, 0.6) * span, "kill") for _ in range(run.size.kills)]
+        + [(rng.uniform(0.2, 0.8) * span, "wipe")]
     )
     stack = run.stack()
     faults: list[datetime] = []
@@ -63,15 +62,7 @@ def durable(run: Run) -> Report:
         report.attempted = count
         sender = threading.Thread(target=_send_signals, args=(signals,), daemon=True)
         sender.start()
-        began = time.monotonic()
-        for at, fault in plan:
-            time.sleep(max(0.0, began + at - time.monotonic()))
-            faults.append(timezone.now())
-            if fault == "kill":
-                stack.kill(rng.randrange(run.size.workers))
-            else:
-                broker = harness.broker()
-                (broker.flushall if scenarios.FLUSH == "flushall" else broker.flushdb)()
+        faults += run.kills_and_a_wipe(stack, plan, rng)
         sender.join()
         run.drain(stack)
     finally:

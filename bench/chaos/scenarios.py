@@ -131,6 +131,22 @@ class Run:
     def drain(self, stack: harness.Stack) -> None:
         harness.wait_quiet(self.size.drain_timeout)
 
+    def kills_and_a_wipe(
+        self, stack: harness.Stack, plan: list[tuple[float, str]], rng: random.Random
+    ) -> list[datetime]:
+        """Carry out ``plan`` (seconds from now, "kill" a random worker or "wipe" Redis, as
+        ``FLUSH`` says); returns when each fault happened."""
+        began, happened = time.monotonic(), []
+        for at, fault in plan:
+            time.sleep(max(0.0, began + at - time.monotonic()))
+            happened.append(timezone.now())
+            if fault == "kill":
+                stack.kill(rng.randrange(self.size.workers))
+            else:
+                broker = harness.broker()
+                (broker.flushall if FLUSH == "flushall" else broker.flushdb)()
+        return happened
+
 
 def _at(delay: float, action: Callable[[], None]) -> threading.Timer:
     timer = threading.Timer(delay, action)
