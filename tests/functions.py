@@ -141,3 +141,9 @@ def crashes_mid_step(ctx: FunctionContext) -> str:
     ctx.step.run("before", effect, "crash:before")
     ctx.step.run("crash", kills_its_worker_once, "crash:crash")
     return ctx.step.run("after", effect, "crash:after")
+
+
+@function(cron="0 9 * * *", tz="Europe/Paris")
+def morning_digest(ctx: FunctionContext) -> str:
+    """Started by its schedule, without an event."""
+    return ctx.step.run("count", effect, f"digest:{ctx.run_id}")

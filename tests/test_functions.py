@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.admin.models import LogEntry
@@ -14,6 +15,8 @@ from django.utils import timezone
 from django_bgjobs import DurableFunction, PayloadError, send_events
 from django_bgjobs.functions.matching import deliver_stragglers
 from django_bgjobs.models import EventRecord, EventWait, Job, JobStatus, RunStatus, Step
+from django_bgjobs.scheduling.beat import fire
+from django_bgjobs.scheduling.sync import sync
 from tests import functions as f
 from tests.conftest import wait_for
 from tests.models import Effect
@@ -184,6 +187,15 @@ def test_a_worker_killed_mid_step_resumes_the_run_without_redoing_finished_steps
         ("after", "succeeded", 1),
     ]
     assert worker.proc.poll() is None
+
+
+def test_a_schedule_starts_a_run_without_an_event(worker):
+    sync()
+    at = datetime(2026, 12, 7, 9, 0, 1, tzinfo=ZoneInfo("Europe/Paris"))
+    fired = fire(f.morning_digest.name, at)
+    assert fired is not None and len(fired.enqueued) == 1
+    run = Job.objects.get(name=f.morning_digest.name).wait_until_finished(timeout=20)
+    assert (run.status, run.kwargs, run.result) == (JobStatus.SUCCEEDED, {}, f"digest:{run.pk}")
 
 
 def test_enqueue_starts_a_run_with_its_event_and_sends_nothing(worker):
