@@ -88,6 +88,11 @@ def _run_extension_sweeps() -> None:
             logger.exception("dispatcher: sweep %r failed; the pass goes on", name)
 
 
+# The shortest pause between passes: a job due now that another dispatcher holds (SKIP LOCKED)
+# is not polled for in a busy loop.
+MIN_PAUSE = 0.05
+
+
 class Dispatcher:
     def __init__(self) -> None:
         self._stop = threading.Event()
@@ -139,9 +144,23 @@ class Dispatcher:
                 # A full batch means more is waiting: go again at once.
                 full = max(sweep.due, sweep.republished) >= bgjobs_settings.DISPATCH_BATCH
                 if not full:
-                    self._stop.wait(interval)
+                    self._stop.wait(self._pause(interval))
         finally:
             connections.close_all()
+
+    @staticmethod
+    def _pause(interval: float) -> float:
+        """Until the next pass: DISPATCH_INTERVAL, or less when a waiting job (a delay, a retry,
+        a durable function's sleep) is due sooner, so that it starts on time, not up to an
+        interval late."""
+        try:
+            due = states.next_due()
+        except DatabaseError:
+            discard_broken_connections()
+            return interval
+        if due is None:
+            return interval
+        return min(interval, max(MIN_PAUSE, (due - timezone.now()).total_seconds()))
 
     def start_thread(self) -> None:
         self._thread = threading.Thread(

@@ -115,7 +115,9 @@ def send_events(events: Sequence[Event], using: str | None = None) -> list[Event
         EventRecord(name=name_of(type(sent)), data=sent.payload(), created_at=now)
         for sent in events
     ]
-    with transaction.atomic(using=using):
+    # No savepoint inside the caller's transaction (two round trips): the rows are written in
+    # it, all or nothing with it; outside one, atomic() makes the transaction.
+    with transaction.atomic(using=using, savepoint=False):
         EventRecord.objects.using(using).bulk_create(records)
         start_runs(
             [(spec, record) for record in records for spec in specs.listening_to(record.name)]
@@ -142,12 +144,16 @@ def _origin(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+_field_types: dict[type, dict[str, Any]] = {}
+
+
 def _hints(cls: type) -> dict[str, Any]:
-    return {
-        name: hint
-        for name, hint in typing.get_type_hints(cls).items()
-        if name in {f.name for f in dataclasses.fields(cls)}
-    }
+    """The type of each field (resolved once per class: every event made checks its values)."""
+    if cls not in _field_types:
+        names = {f.name for f in dataclasses.fields(cls)}
+        hints = typing.get_type_hints(cls).items()
+        _field_types[cls] = {name: hint for name, hint in hints if name in names}
+    return _field_types[cls]
 
 
 def _unsupported(hint: Any) -> str:

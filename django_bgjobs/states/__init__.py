@@ -19,7 +19,7 @@ from django_bgjobs.states.attempts import (
 )
 from django_bgjobs.states.base import Claim, announce, lease_until
 from django_bgjobs.states.requests import cancel, cancel_many, retry, retry_many, wake
-from django_bgjobs.states.sweeps import expire_leases, promote_due, reclaim_unpublished
+from django_bgjobs.states.sweeps import expire_leases, next_due, promote_due, reclaim_unpublished
 
 __all__ = [
     "Claim",
@@ -32,6 +32,7 @@ __all__ = [
     "fail",
     "heartbeat",
     "lease_until",
+    "next_due",
     "promote_due",
     "reclaim_unpublished",
     "release",

@@ -93,3 +93,9 @@ def expire_leases(now: datetime, limit: int) -> list[Job]:
         signal = signals.job_failed if status == JobStatus.RETRYING else signals.job_dead
         announce(signal, job=job, run=None, error=error)
     return changed
+
+
+def next_due() -> datetime | None:
+    """When the earliest waiting job is due (None: none waits): the dispatcher sleeps until
+    then rather than a whole DISPATCH_INTERVAL. One read of ``bgjobs_job_due_idx``."""
+    return Job.objects.waiting().order_by("run_after").values_list("run_after", flat=True).first()
