@@ -80,7 +80,9 @@ class BgJobsSettings:
     """A running job owns its lease this long; the worker's heartbeat extends it. A worker that
     vanished has its jobs taken back once the lease expires."""
     DISPATCH_INTERVAL: Setting[float] = Setting(1.0)
-    """Seconds between the dispatcher's passes (due jobs, stranded jobs, expired leases)."""
+    """Seconds between the dispatcher's passes (due jobs, stranded jobs, expired leases), at
+    most: it wakes sooner when a waiting job (a delay, a retry, a durable function's sleep) is
+    due sooner."""
     REPUBLISH_AFTER: Setting[float] = Setting(60.0)
     """A queued job published this long ago (seconds) and still not started is published again:
     the broker lost it (Redis flushed, a crash between commit and publish)."""
