@@ -16,7 +16,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from celery.exceptions import SoftTimeLimitExceeded
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, connections, transaction
 
 from django_bgjobs import states
 from django_bgjobs._db import discard_broken_connections
@@ -170,10 +170,13 @@ def run_attempt(job_id: str, attempt: int) -> str:
     except JobCancelled:
         return "cancelled" if states.cancelled_while_running(claim) else "superseded"
     except Suspend as suspended:
-        if not states.suspend(claim, suspended.until, suspended.error, suspended.traceback):
-            return "superseded"
-        if suspended.recheck is not None:
-            suspended.recheck()
+        # Parked and checked again in one transaction: what the run waits for, arrived while it
+        # was getting here, wakes it at the commit (and a crash in between loses neither).
+        with transaction.atomic():
+            if not states.suspend(claim, suspended.until, suspended.error, suspended.traceback):
+                return "superseded"
+            if suspended.recheck is not None:
+                suspended.recheck()
         return "retrying" if suspended.error else "parked"
     except (LeaseLost, PayloadError) as exc:
         # LeaseLost: another attempt owns the job (the write is rejected as superseded).

@@ -18,11 +18,14 @@ from django_bgjobs import extensions
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.decorators import bgjob
 from django_bgjobs.models import (
+    EventRecord,
+    EventWait,
     InboundWebhook,
     Job,
     JobRun,
     JobStatus,
     ScheduleSlot,
+    Step,
 )
 
 
@@ -40,6 +43,7 @@ def prune(now: datetime | None = None, dry_run: bool = False) -> dict[str, int]:
         counts[status] = old.count() if dry_run else _delete_in_batches(old)
     if not dry_run:
         _prune_slots(now)
+        _prune_events(now)
         for hook in extensions.prune_hooks():
             hook.after(now)
     return counts
@@ -65,6 +69,20 @@ def _prune_slots(now: datetime) -> None:
     ).delete()
 
 
+def _prune_events(now: datetime) -> None:
+    """Delivered events sent longer ago than the longest retention: the runs they started are
+    jobs (pruned by their own status); a step that matched one keeps its copy of the event."""
+    keeps = [keep for status in bgjobs_settings.PRUNE if (keep := retention(status))]
+    if not keeps:
+        return
+    batch = int(bgjobs_settings.PRUNE_BATCH)
+    old = EventRecord.objects.filter(created_at__lt=now - max(keeps), delivered_at__isnull=False)
+    while ids := list(old.values_list("pk", flat=True)[:batch]):
+        with transaction.atomic():
+            Step.objects.filter(matched_event_id__in=ids).update(matched_event=None)
+            EventRecord.objects.filter(pk__in=ids)._raw_delete(router.db_for_write(EventRecord))
+
+
 def _delete_in_batches(old: QuerySet[Job]) -> int:
     using = router.db_for_write(Job)
     batch = int(bgjobs_settings.PRUNE_BATCH)
@@ -78,6 +96,11 @@ def _delete_in_batches(old: QuerySet[Job]) -> int:
             # first, then the jobs, three statements a batch.
             ScheduleSlot.objects.filter(job_id__in=ids).update(job=None)
             InboundWebhook.objects.filter(job_id__in=ids).update(job=None)
+            # A durable function's run: its steps and waits go with it; a step that invoked
+            # it keeps its result and forgets the run.
+            Step.objects.filter(child_id__in=ids).update(child=None)
+            Step.objects.filter(job_id__in=ids)._raw_delete(using)
+            EventWait.objects.filter(job_id__in=ids)._raw_delete(using)
             for hook in extensions.prune_hooks():
                 hook.on_jobs(ids, using)
             JobRun.objects.filter(job_id__in=ids)._raw_delete(using)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 from datetime import timedelta
+from typing import Any
 
 from django_bgjobs import Backoff, Event, FunctionContext, NonRetriable, event, function
 from tests.models import Effect
@@ -38,6 +39,7 @@ class CrmSync(Event):
 @event("test/nobody_listens")
 class NobodyListens(Event):
     note: str | None = None
+    extra: Any = None
 
 
 @event("test/invoke")

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from django_bgjobs import DurableFunction, PayloadError, send_events
 from django_bgjobs.functions.matching import deliver_stragglers
+from django_bgjobs.maintenance import prune
 from django_bgjobs.models import EventRecord, EventWait, Job, JobStatus, RunStatus, Step
 from django_bgjobs.scheduling.beat import fire
 from django_bgjobs.scheduling.sync import sync
@@ -230,7 +231,7 @@ def test_a_payload_that_does_not_fit_is_refused_naming_the_field():
 
 def test_an_event_nobody_listens_to_is_stored_and_delivered():
     [record] = send_events([f.NobodyListens(note=None)])
-    assert EventRecord.objects.get(pk=record.pk).data == {"note": None}
+    assert EventRecord.objects.get(pk=record.pk).data == {"note": None, "extra": None}
     assert EventRecord.objects.get(pk=record.pk).delivered_at is not None  # after the commit
     assert not Job.objects.exists()
 
@@ -295,3 +296,38 @@ def test_events_are_listed_and_found_by_payload_field(admin_client):
     assert "seventy-seven" in found and "other" not in found
     by_name = admin_client.get(listing, {"q": "nobody_listens"}).content.decode()
     assert "seventy-seven" in by_name and "other" in by_name
+
+
+def test_a_value_json_cannot_store_is_refused_when_the_event_is_made():
+    with pytest.raises(PayloadError, match="NobodyListens"):
+        f.NobodyListens(note=None, extra={"when": timezone.now()})
+
+
+def test_prune_takes_a_run_with_its_steps_and_keeps_the_run_it_invoked_apart(worker):
+    f.InvokeChild(user_id=4).send()
+    parent = run_of(f.parent).wait_until_finished(timeout=30)
+    child = Step.objects.get(job=parent, name="call-child").child
+    Job.objects.filter(pk=child.pk).update(finished_at=timezone.now() - timedelta(days=30))
+    assert prune()["succeeded"] == 1  # the child: older than the 7 days kept
+    step = Step.objects.get(job=parent, name="call-child")
+    assert step.child_id is None and step.result == 8  # the parent keeps what it got
+    later = timezone.now() + timedelta(days=40)
+    prune(now=later)
+    assert not Job.objects.filter(pk=parent.pk).exists()
+    assert not Step.objects.filter(job_id=parent.pk).exists()
+    assert not EventRecord.objects.filter(name="test/invoke").exists()  # old and delivered
+
+
+def test_replay_of_a_run_starts_a_new_run_with_its_event_and_waits(worker, admin_client):
+    f.SignedUp(user_id=50).send()
+    run = run_of(f.onboarding)
+    parked_at(run, "first-login")
+    admin_client.post(reverse("admin:django_bgjobs_job_replay", args=[run.pk]))
+    copy = Job.objects.exclude(pk=run.pk).get(name=f.onboarding.name)
+    assert copy.kwargs["event"] == run.kwargs["event"]
+    assert EventWait.objects.filter(job=copy, step="").count() == 1  # its cancel_on
+    f.UserDeleted(user_id=50).send()  # cancels both
+    for job in (run, copy):
+        assert wait_for(
+            lambda job=job: Job.objects.get(pk=job.pk).status == JobStatus.CANCELLED, 20
+        )

@@ -31,7 +31,6 @@ SENT_WITH = timedelta(minutes=1)  # the most a sender's transaction may take aft
 @admin.register(EventRecord)
 class EventAdmin(ReadOnlyAdmin[EventRecord]):
     list_display = ("short_id", "name", "payload_display", "created", "delivered")
-    list_filter = ("name",)
     search_fields = ("name",)
     search_help_text = _(
         'An event name, or a payload field: user_id=42, email="a@b.c" (a JSON value) or '
@@ -79,7 +78,8 @@ class EventAdmin(ReadOnlyAdmin[EventRecord]):
             parsed: Any = json.loads(value)
         except ValueError:
             parsed = value
-        matches = Q(**{f"data__{field}": parsed})
+        # __exact: the field's name is a key even when it is a lookup's ("in", "contains").
+        matches = Q(**{f"data__{field}__exact": parsed})
         if not isinstance(parsed, str):  # 42 typed in the box may be the string "42" too
-            matches |= Q(**{f"data__{field}": value})
+            matches |= Q(**{f"data__{field}__exact": value})
         return queryset.filter(matches), False

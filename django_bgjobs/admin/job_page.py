@@ -30,6 +30,7 @@ from django_bgjobs.admin.timeline import timeline
 from django_bgjobs.admin.widgets import apply_each, job_link, job_url, short_id
 from django_bgjobs.decorators import JobFunction
 from django_bgjobs.exceptions import BgJobsError, JobConfigurationError
+from django_bgjobs.functions import runs, specs
 from django_bgjobs.models import FINISHED, Job, JobStatus
 from django_bgjobs.registry import registry
 
@@ -194,7 +195,10 @@ def _replay(model_admin: JobActionsAdmin, request: HttpRequest, job: Job) -> Job
 def replay_job(job: Job) -> Job:
     """A new job with the name, arguments, queue and priority of ``job``, through its
     JobFunction (so it is validated and published like any enqueue). No idempotency key: a
-    replay is meant to run again. Raises if the code no longer defines the job."""
+    replay is meant to run again. Raises if the code no longer defines the job. A durable
+    function's run is replayed as a new run from its first step, with its event and waits."""
+    if specs.is_function(job.name):
+        return runs.replay_from(job, 0)
     spec = registry.get(job.name)
     if spec is None:
         raise JobConfigurationError(f"no code defines {job.name!r} any more")

@@ -50,7 +50,7 @@ def step_rows(model_admin: JobActionsAdmin, request: HttpRequest, job: Job) -> l
     """The steps of a function's run (none for a plain job)."""
     if not specs.is_function(job.name):
         return []
-    steps = list(Step.objects.filter(job=job).select_related("matched_event", "child"))
+    steps = list(Step.objects.filter(job=job).select_related("matched_event"))
     may_replay = model_admin.has_replay_permission(request)
     rows, clean = [], True  # a replay keeps the steps before it: they must have succeeded
     for step in steps:
@@ -98,6 +98,8 @@ def _detail(step: Step) -> SafeString | str:
             "until" if step.status == StepStatus.SLEEPING else "for " + step.waits_for + ", until"
         )
         return format_html("{} {}", until, precise_time(step.wake_at))
+    if step.waits_for and step.result is not None:  # its event was pruned; the step kept it
+        return format_html("matched {} {}", step.result.get("name", ""), _short(step.result))
     if step.waits_for:
         return format_html("{}: timed out", step.waits_for)
     return "" if step.result is None else _short(step.result)

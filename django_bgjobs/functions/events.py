@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, Union, get_ar
 from django.db import router, transaction
 from django.utils import timezone
 
+from django_bgjobs._payload import json_problem
 from django_bgjobs.exceptions import JobConfigurationError, PayloadError
 
 if TYPE_CHECKING:
@@ -47,6 +48,10 @@ class Event:
             if problem:
                 where = f"{type(self).__name__}.{field.name}"
                 raise PayloadError(f"{where}{'' if problem.startswith('[') else ' '}{problem}")
+        # Any, list and dict fields hold anything the types allow: what JSON cannot store is
+        # refused here, not by the INSERT inside the caller's transaction.
+        if not_json := json_problem(self.payload(), type(self).__name__):
+            raise PayloadError(not_json)
 
     def payload(self) -> dict[str, Any]:
         """The fields as the JSON object stored and given to listeners."""

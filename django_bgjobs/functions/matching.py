@@ -24,7 +24,7 @@ from django_bgjobs import signals, states
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.functions import runs, specs
 from django_bgjobs.functions.keys import keys_of
-from django_bgjobs.models import EventRecord, EventWait, Job, Step, StepStatus
+from django_bgjobs.models import EventRecord, EventWait, Job, JobStatus, Step, StepStatus
 
 logger = logging.getLogger("django_bgjobs.functions")
 
@@ -60,8 +60,7 @@ def deliver(record: EventRecord) -> int:
 def _match(wait: EventWait, record: EventRecord) -> bool:
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=wait.job_id).first()
-        if job is None or job.is_finished:
-            EventWait.objects.filter(job_id=wait.job_id).delete()
+        if job is None or job.is_finished:  # dead or cancelled: its waits hold for a retry
             return False
         if not wait.step:  # cancel_on
             cancelled = states.cancel(job)
@@ -110,10 +109,12 @@ def deliver_stragglers() -> int:
 
 
 def _run_ended(sender: Any, job: Job, **kwargs: Any) -> None:
-    """A run ended: its waits go, and the run that invoked it (if any) is woken."""
+    """A run ended: the run that invoked it (if any) is woken; when it succeeded, its waits go
+    (a dead or cancelled run keeps them for a retry; pruning takes them with the run)."""
     if not specs.is_function(job.name):
         return
-    EventWait.objects.filter(job_id=job.pk).delete()
+    if job.status == JobStatus.SUCCEEDED:
+        EventWait.objects.filter(job_id=job.pk).delete()
     parents = list(
         Step.objects.filter(child_id=job.pk, status=StepStatus.WAITING).values_list(
             "job_id", flat=True

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django_bgjobs.enqueue import enqueue_calls
 from django_bgjobs.functions import specs
 from django_bgjobs.functions.keys import wait_key
-from django_bgjobs.models import EventRecord, EventWait, Job, Step, StepStatus
+from django_bgjobs.models import EventRecord, EventWait, Job, Step, StepKind, StepStatus
 from django_bgjobs.registry import EnqueueOptions, JobCall
 
 
@@ -78,4 +78,6 @@ def retried(sender: object, job: Job, **kwargs: object) -> None:
     """A run queued again after it died or was cancelled (``retry()``): its failed step gets a
     fresh budget of attempts; the steps that succeeded are still handed back."""
     if job.attempts and specs.is_function(job.name):
+        # An invoke that failed (its run died, or it timed out) invokes a new run.
+        Step.objects.filter(job=job, status=StepStatus.FAILED, kind=StepKind.INVOKE).delete()
         Step.objects.filter(job=job, status=StepStatus.FAILED).update(attempts=0)

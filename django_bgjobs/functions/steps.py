@@ -69,7 +69,6 @@ class Steps:
         step = self._begin(name, StepKind.RUN)
         if step is not None and step.status == StepStatus.SUCCEEDED:
             return step.result  # type: ignore[return-value]  # stored JSON: the type the step returned
-        self._ctx.check_cancelled()
         started = timezone.now()
         try:
             result = fn(*args, **kwargs)
@@ -192,6 +191,7 @@ class Steps:
         """The stored step ``name``, after checking the name and the run's order of steps."""
         if not isinstance(name, str) or not 0 < len(name) <= 255:
             raise NonRetriable(f"a step needs a name of 1 to 255 characters, not {name!r}")
+        self._ctx.check_cancelled()
         if name in self._seen:
             raise NonRetriable(
                 f"step name {name!r} is used twice in one run of {self._spec.name}: give each "
@@ -219,14 +219,18 @@ class Steps:
         return stored
 
     def _fence(self) -> None:
-        """Inside a transaction: hold this attempt's job row, or raise LeaseLost."""
+        """Inside a transaction: hold this attempt's job row, or raise LeaseLost (another
+        attempt took over) or JobCancelled (the run was asked to stop: nothing more is done)."""
         held = (
             Job.objects.attempt_running(self._job_id, self._ctx.attempt)
             .select_for_update()
-            .values_list("pk", flat=True)
+            .values_list("cancel_requested", flat=True)
         )
-        if not list(held):
+        found = list(held)
+        if not found:
             raise LeaseLost(f"attempt {self._ctx.attempt} of run {self._job_id} was taken over")
+        if found[0]:
+            raise JobCancelled(f"run {self._job_id} was cancelled")
 
     def _write(
         self,
@@ -351,7 +355,9 @@ class Steps:
         ).exclude(pk=self._event_id)
         if match is not None:
             earlier = earlier.filter(**{f"data__{match}": getattr(self._event, match)})
-        found = earlier.order_by("created_at", "id").first()
+        # An event a wait of this run matched already is not the next one's.
+        taken = [s.matched_event_id for s in self._stored.values() if s.matched_event_id]
+        found = earlier.exclude(pk__in=taken).order_by("created_at", "id").first()
         if found is None:
             return step
         matching.settle_wait(self._job_id, step.name, found)

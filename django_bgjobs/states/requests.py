@@ -73,9 +73,11 @@ def retry_many(job_ids: Collection[UUID | str]) -> list[Job]:
                 error="",
             )
         jobs = list(Job.objects.queued().filter(pk__in=list(names), published_at=now))
+        # Inside the transaction, as for any enqueue: what receivers write (a durable
+        # function's failed step given a fresh budget) commits before a worker can claim.
+        for job in jobs:
+            announce(signals.job_enqueued, job=job)
         publish_on_commit(jobs)
-    for job in jobs:
-        announce(signals.job_enqueued, job=job)
     return jobs
 
 
