@@ -56,12 +56,16 @@ def _user(user_id: int):
 )
 def send_welcome_email(user_id: int) -> dict:
     """Email the new user. SMTP hiccups are retried (2s, 4s, 8s apart at most)."""
-    user = _user(user_id)
+    return _email(user_id, "Welcome to the shop!", "thanks for signing up. Happy shopping!")
+
+
+def _email(user_id: int, subject: str, text: str) -> dict:
+    user = _user(user_id)  # raises NonRetriable when the user does not exist
     if not user.email:
         return {"skipped": "the user has no email address"}
     send_mail(
-        subject="Welcome to the shop!",
-        message=f"Hi {user.get_username()},\n\nthanks for signing up. Happy shopping!\n",
+        subject=subject,
+        message=f"Hi {user.get_username()},\n\n{text}\n",
         from_email=None,  # settings.DEFAULT_FROM_EMAIL
         recipient_list=[user.email],
     )
@@ -110,16 +114,8 @@ def onboarding(ctx: FunctionContext, ev: SignedUp) -> dict:
 
 
 def send_nudge(user_id: int) -> dict:
-    user = _user(user_id)
-    if not user.email:
-        return {"skipped": "the user has no email address"}
-    send_mail(
-        subject="Your shop is waiting",
-        message=f"Hi {user.get_username()},\n\nyou have not logged in yet: come and have a look!\n",
-        from_email=None,
-        recipient_list=[user.email],
-    )
-    return {"nudged": user.email}
+    """The onboarding's reminder to a user who has not logged in."""
+    return _email(user_id, "Your shop is waiting", "you have not logged in yet: have a look!")
 
 
 @function(on=CrmSync, max_attempts=3)
