@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db import connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Field, Model
 
 from django_bgjobs.models import Job, JobRun, JobStatus, RunStatus
 
@@ -62,33 +63,48 @@ _UNSET_AT_INSERT = {
 
 
 @cache
-def _insert_sql(vendor: str, alias: str, rows: int) -> tuple[str, tuple[Any, ...]]:
+def _insert_sql(
+    model: type[Model], alias: str, rows: int
+) -> tuple[str, tuple[Field[Any, Any], ...]]:
     connection = connections[alias]
-    fields = tuple(f for f in Job._meta.concrete_fields if f.attname not in _UNSET_AT_INSERT)
+    unset = _UNSET_AT_INSERT if model is Job else set()
+    fields = tuple(f for f in model._meta.concrete_fields if f.attname not in unset)
     columns = ", ".join(_q(connection, str(f.column)) for f in fields)
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    table = _q(connection, Job._meta.db_table)
+    table = _q(connection, model._meta.db_table)
     return f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * rows)}", fields
 
 
-def insert_jobs(jobs: Sequence[Job], using: str) -> None:
-    """INSERT these unsaved jobs (ids already set) in as few statements as possible."""
+def insert_rows(groups: Sequence[Sequence[Model]], using: str) -> None:
+    """INSERT these unsaved rows (ids already set), a group per model, in as few statements as
+    possible. On PostgreSQL, groups that fit one batch go in one statement (all but the last as
+    data-modifying CTEs): an event and the run it starts cost one round trip."""
     connection = connections[using]
+    statements: list[tuple[str, list[Any]]] = []
+    for rows in groups:
+        for start in range(0, len(rows), INSERT_BATCH):
+            batch = rows[start : start + INSERT_BATCH]
+            sql, fields = _insert_sql(type(batch[0]), using, len(batch))
+            params = [
+                f.get_db_prep_save(getattr(row, f.attname), connection)
+                for row in batch
+                for f in fields
+            ]
+            statements.append((sql, params))
+    if (
+        connection.vendor == "postgresql"
+        and len(statements) == sum(1 for rows in groups if rows) > 1
+    ):
+        *leading, last = statements
+        ctes = ", ".join(f"_along{n} AS ({sql})" for n, (sql, _) in enumerate(leading))
+        statements = [(f"WITH {ctes} {last[0]}", [p for _, params in statements for p in params])]
     with connection.cursor() as cursor:
-        for start in range(0, len(jobs), INSERT_BATCH):
-            batch = jobs[start : start + INSERT_BATCH]
-            sql, fields = _insert_sql(connection.vendor, using, len(batch))
-            cursor.execute(
-                sql,
-                [
-                    f.get_db_prep_save(getattr(job, f.attname), connection)
-                    for job in batch
-                    for f in fields
-                ],
-            )
-    for job in jobs:
-        job._state.adding = False
-        job._state.db = using
+        for sql, params in statements:
+            cursor.execute(sql, params)
+    for rows in groups:
+        for row in rows:
+            row._state.adding = False
+            row._state.db = using
 
 
 @cache

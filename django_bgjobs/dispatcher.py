@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import DatabaseError, ProgrammingError, connections
 from django.utils import timezone
@@ -99,15 +102,28 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> Sweep:
+        """The whole pass: due jobs, republishing, expired leases, the other apps' sweeps."""
         now = timezone.now()
         limit = bgjobs_settings.DISPATCH_BATCH
-        due = states.promote_due(now, limit)
-        _publish(due)
+        due = self._publish_due(now)
         stale = states.reclaim_unpublished(now, limit)
         _publish(_lost_in_the_broker(stale))
         expired = states.expire_leases(now, limit)
         _run_extension_sweeps()
-        sweep = Sweep(len(due), len(stale), len(expired))
+        return self._report(Sweep(due, len(stale), len(expired)))
+
+    def run_due(self) -> Sweep:
+        """The short pass between whole ones: only the waiting jobs that became due."""
+        return self._report(Sweep(self._publish_due(timezone.now()), 0, 0))
+
+    @staticmethod
+    def _publish_due(now: datetime) -> int:
+        due = states.promote_due(now, bgjobs_settings.DISPATCH_BATCH)
+        _publish(due)
+        return len(due)
+
+    @staticmethod
+    def _report(sweep: Sweep) -> Sweep:
         if sweep.busy:
             logger.info(
                 "dispatched: %d due, %d republished, %d expired leases",
@@ -124,43 +140,49 @@ class Dispatcher:
 
     def run_forever(self) -> None:
         interval = bgjobs_settings.DISPATCH_INTERVAL
+        next_whole = time.monotonic()
         try:
             while not self._stop.is_set():
-                try:
-                    sweep = self.run_once()
-                except ProgrammingError as exc:
-                    # A table or column missing: the code is newer than the database.
-                    logger.error("dispatcher: %s. Run `manage.py migrate`; retrying", exc)
-                    discard_broken_connections()
-                    sweep = Sweep(0, 0, 0)
-                except DatabaseError as exc:
-                    # The database is away: keep trying, it is the source of truth.
-                    logger.warning("dispatcher: database error (%s); retrying", exc)
-                    discard_broken_connections()
-                    sweep = Sweep(0, 0, 0)
-                except Exception:
-                    logger.exception("dispatcher pass failed; retrying")
-                    sweep = Sweep(0, 0, 0)
+                whole = time.monotonic() >= next_whole
+                sweep = self._guarded(self.run_once if whole else self.run_due)
+                if whole:
+                    next_whole = time.monotonic() + interval
                 # A full batch means more is waiting: go again at once.
                 full = max(sweep.due, sweep.republished) >= bgjobs_settings.DISPATCH_BATCH
                 if not full:
-                    self._stop.wait(self._pause(interval))
+                    self._stop.wait(self._pause(max(next_whole - time.monotonic(), 0.0)))
         finally:
             connections.close_all()
 
     @staticmethod
-    def _pause(interval: float) -> float:
-        """Until the next pass: DISPATCH_INTERVAL, or less when a waiting job (a delay, a retry,
-        a durable function's sleep) is due sooner, so that it starts on time, not up to an
-        interval late."""
+    def _guarded(run: Callable[[], Sweep]) -> Sweep:
+        try:
+            return run()
+        except ProgrammingError as exc:
+            # A table or column missing: the code is newer than the database.
+            logger.error("dispatcher: %s. Run `manage.py migrate`; retrying", exc)
+            discard_broken_connections()
+        except DatabaseError as exc:
+            # The database is away: keep trying, it is the source of truth.
+            logger.warning("dispatcher: database error (%s); retrying", exc)
+            discard_broken_connections()
+        except Exception:
+            logger.exception("dispatcher pass failed; retrying")
+        return Sweep(0, 0, 0)
+
+    @staticmethod
+    def _pause(until_whole: float) -> float:
+        """Until the next pass: the next whole one, or sooner when a waiting job (a delay, a
+        retry, a durable function's sleep) is due first, so that it starts on time, not up to
+        an interval late; that pass only publishes what became due."""
         try:
             due = states.next_due()
         except DatabaseError:
             discard_broken_connections()
-            return interval
+            return until_whole
         if due is None:
-            return interval
-        return min(interval, max(MIN_PAUSE, (due - timezone.now()).total_seconds()))
+            return until_whole
+        return min(until_whole, max(MIN_PAUSE, (due - timezone.now()).total_seconds()))
 
     def start_thread(self) -> None:
         self._thread = threading.Thread(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from django.db import router
+from django.db.models import Model
 from django.utils import timezone
 
 from django_bgjobs import _sql, signals, states
@@ -49,12 +50,20 @@ def enqueue_many(calls: Iterable[JobCall]) -> list[Job]:
 
 
 def enqueue_calls(calls: list[JobCall]) -> list[Job]:
+    return insert_calls(calls)[0]
+
+
+def insert_calls(
+    calls: Sequence[JobCall], along: Sequence[Model] = ()
+) -> tuple[list[Job], list[Job]]:
+    """Enqueue ``calls``: the jobs in order (for a call whose idempotency key had a job, that
+    job), and those created. ``along``: other new rows to insert with the jobs, in the same
+    statement where the database allows (an event with the runs it starts)."""
     now = timezone.now()
     jobs = [_build(call, now) for call in calls]
     using = router.db_for_write(Job)
     plain = [job for job in jobs if job.idempotency_key is None]
-    if plain:
-        _sql.insert_jobs(plain, using)
+    _sql.insert_rows([along, plain], using)
     created = list(plain)
     for index, job in enumerate(jobs):
         if job.idempotency_key is not None:
@@ -65,7 +74,7 @@ def enqueue_calls(calls: list[JobCall]) -> list[Job]:
     publish_on_commit([job for job in created if job.status == JobStatus.QUEUED], using=using)
     for job in created:
         states.announce(signals.job_enqueued, job=job)
-    return jobs
+    return jobs, created
 
 
 def _insert_keyed(job: Job, now: datetime, using: str) -> Job:

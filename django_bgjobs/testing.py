@@ -25,7 +25,7 @@ from django.utils import timezone
 from django_bgjobs import states
 from django_bgjobs.celery import broker
 from django_bgjobs.execution import heartbeat, run_attempt
-from django_bgjobs.models import FINISHED, Job
+from django_bgjobs.models import FINISHED, Job, JobStatus, Step, StepStatus
 
 
 class CapturedJobs:
@@ -50,7 +50,9 @@ class CapturedJobs:
 
     def run_all(self, max_rounds: int = 1000) -> list[Job]:
         """Run every captured message here, as a worker would, then every retry and delayed job
-        straight away (backoff and delays skipped), until nothing is left to run."""
+        straight away (backoff and delays skipped), until nothing is left to run. A durable
+        function's sleeps end at once too, and its waits for an event time out (send the event
+        before ``run_all()`` for the wait to get it)."""
         for _ in range(max_rounds):
             if self._messages:
                 pending, self._messages = self._messages, []
@@ -59,6 +61,11 @@ class CapturedJobs:
                 continue
             # What the dispatcher would do later, done now: release waiting jobs as if due.
             now = timezone.now()
+            Step.objects.filter(
+                job__status=JobStatus.SCHEDULED,
+                status__in=[StepStatus.SLEEPING, StepStatus.WAITING],
+                wake_at__gt=now,
+            ).update(wake_at=now)
             due = states.promote_due(now, limit=1000, due_by=now + timedelta(days=36500))
             if not due:
                 return self.jobs

@@ -638,3 +638,66 @@ def test_staff_user_retries_a_dead_job_and_watches_it_succeed(  # type: ignore[n
     assert [(e.object_id, e.change_message) for e in LogEntry.objects.all()] == [
         (str(dead_flaky.pk), "Retried: queued again with a fresh budget.")
     ]
+
+
+@pytest.fixture
+def function_runs(admin_user):  # type: ignore[no-untyped-def]
+    """Two durable-function runs, executed in this process by the worker's code: an onboarding
+    run that went through all its steps (a step that failed twice, a sleep, a wait that timed
+    out, an event sent), and a run whose second step declined for good."""
+    from tests import functions
+
+    with capture_jobs() as captured:
+        functions.SignedUp(user_id=41).send()
+        declined = functions.gives_up_at_once.enqueue()
+        captured.run_all()
+    onboarding = Job.objects.get(name=functions.onboarding.name)
+    return {"onboarding": onboarding, "declined": Job.objects.get(pk=declined.pk)}
+
+
+def test_staff_user_reads_a_runs_steps_and_replays_it_from_one(  # type: ignore[no-untyped-def]
+    function_runs, page: Page, live_server
+):
+    from django_bgjobs.models import Step
+
+    run = function_runs["onboarding"]
+    log_in(page, live_server.url, "admin", "password")
+    page.goto(live_server.url + reverse("admin:django_bgjobs_job_change", args=[run.pk]))
+    steps = page.locator("#bgjobs-steps tr.bgjobs-step")
+    names = ["create-workspace", "flaky-api", "nap", "first-login", "after-login", "crm"]
+    expect(steps).to_have_count(len(names))
+    for index, name in enumerate(names):
+        expect(steps.nth(index)).to_have_attribute("data-step", name)
+        expect(steps.nth(index).locator(".bgjobs-status-succeeded")).to_have_text("Succeeded")
+    flaky = page.locator('tr[data-step="flaky-api"] td')
+    expect(flaky.nth(4)).to_have_text("3")  # two failures, then the success
+    expect(flaky.nth(7)).to_have_text("3")  # its result: the call that worked
+    expect(page.locator('tr[data-step="first-login"] td').nth(7)).to_have_text(
+        re.compile(r"test/logged_in user_id=41: timed out")
+    )
+    crm = Step.objects.get(job=run, name="crm")
+    expect(page.locator('tr[data-step="crm"] td').nth(7)).to_have_text(json.dumps(crm.result))
+    shot(page, "31-run-steps")
+
+    with capture_jobs():  # the replay's run is captured, not run: its page shows the kept steps
+        page.locator('tr[data-step="after-login"] button.bgjobs-replay-from').click()
+        expect(page.locator("ul.messagelist li.success")).to_have_text(
+            "A new run started from step 5; the steps before it were kept."
+        )
+    copy = Job.objects.exclude(pk=run.pk).get(name=run.name)
+    expect(page).to_have_url(re.compile(str(copy.pk)))
+    kept = page.locator("#bgjobs-steps tr.bgjobs-step")
+    expect(kept).to_have_count(4)
+    expect(kept.nth(3)).to_have_attribute("data-step", "first-login")
+    assert list(Step.objects.filter(job=copy).values_list("name", flat=True)) == names[:4]
+    assert LogEntry.objects.filter(object_id=str(copy.pk)).exists()
+    shot(page, "32-run-replayed")
+
+    declined = function_runs["declined"]
+    page.goto(live_server.url + reverse("admin:django_bgjobs_job_change", args=[declined.pk]))
+    failed = page.locator('tr[data-step="declined"]')
+    expect(failed.locator(".bgjobs-status-failed")).to_have_text("Failed")
+    expect(failed.locator(".bgjobs-error")).to_have_text("NonRetriable: the card was declined")
+    # Only the step after succeeded ones can be replayed from: "declined" can, nothing after.
+    expect(page.locator("button.bgjobs-replay-from")).to_have_count(2)
+    shot(page, "33-run-declined")

@@ -298,6 +298,46 @@ def test_events_are_listed_and_found_by_payload_field(admin_client):
     assert "seventy-seven" in by_name and "other" in by_name
 
 
+def test_run_all_runs_a_function_to_its_end_skipping_its_sleep_and_timing_out_its_wait():
+    from django_bgjobs.testing import capture_jobs
+
+    with capture_jobs() as captured:
+        f.SignedUp(user_id=8).send()
+        captured.run_all()
+    run = Job.objects.get(name=f.onboarding.name)
+    assert (run.status, run.result) == (JobStatus.SUCCEEDED, {"flaky_calls": 3, "opened": False})
+    assert Job.objects.get(name=f.crm_sync.name).status == JobStatus.SUCCEEDED
+
+
+def test_a_run_kept_by_its_idempotency_key_gets_no_second_set_of_cancel_waits():
+    from django_bgjobs.testing import capture_jobs
+
+    keyed = f.onboarding.using(idempotency_key="signup-7")
+    with capture_jobs():
+        first = keyed.enqueue(f.SignedUp(user_id=7))
+        again = keyed.enqueue(f.SignedUp(user_id=7))
+    assert again.pk == first.pk
+    assert list(EventWait.objects.values_list("job_id", "event_name")) == [
+        (first.pk, "test/user_deleted")
+    ]
+
+
+def test_an_event_and_the_runs_it_starts_are_one_insert_on_postgresql():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from django_bgjobs.testing import capture_jobs
+
+    with capture_jobs(), transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        f.CrmSync(user_id=3, tags=[]).send()
+    inserts = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"]]
+    assert len(inserts) == (1 if connection.vendor == "postgresql" else 2)
+    assert Job.objects.get(name=f.crm_sync.name).kwargs["event"]["data"] == {
+        "user_id": 3,
+        "tags": [],
+    }
+
+
 def test_a_value_json_cannot_store_is_refused_when_the_event_is_made():
     with pytest.raises(PayloadError, match="NobodyListens"):
         f.NobodyListens(note=None, extra={"when": timezone.now()})

@@ -276,3 +276,21 @@ def test_a_dispatcher_on_a_database_missing_tables_says_to_migrate(monkeypatch, 
         assert passes.wait(5)
         dispatcher.stop()
     assert any("manage.py migrate" in r.getMessage() for r in caplog.records)
+
+
+def test_between_whole_passes_the_dispatcher_only_publishes_what_became_due(monkeypatch, settings):
+    """A job due before the next whole pass gets a short pass of its own (promote and publish);
+    republishing, leases and the other sweeps still run once per DISPATCH_INTERVAL."""
+    from django_bgjobs.dispatcher import Sweep
+
+    settings.BGJOBS = {**settings.BGJOBS, "DISPATCH_INTERVAL": 30}
+    dispatcher = Dispatcher()
+    passes: list[str] = []
+    monkeypatch.setattr(dispatcher, "run_once", lambda: passes.append("whole") or Sweep(0, 0, 0))
+    monkeypatch.setattr(dispatcher, "run_due", lambda: passes.append("due") or Sweep(0, 0, 0))
+    monkeypatch.setattr(states, "next_due", timezone.now)  # something is always due
+    dispatcher.start_thread()
+    time.sleep(0.6)
+    dispatcher.stop()
+    assert passes[0] == "whole" and passes.count("whole") == 1
+    assert passes.count("due") >= 5

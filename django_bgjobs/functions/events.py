@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from django_bgjobs._payload import json_problem
 from django_bgjobs.exceptions import JobConfigurationError, PayloadError
+from django_bgjobs.functions.argument import run_event
 
 if TYPE_CHECKING:
     from django_bgjobs.models import EventRecord
@@ -105,7 +106,7 @@ def event(name: str) -> Callable[[type[E]], type[E]]:
 
 def send_events(events: Sequence[Event], using: str | None = None) -> list[EventRecord]:
     """``Event.send()`` for several events: their rows and their listeners' runs, in the current
-    transaction (one INSERT each); delivered to waiting runs once it commits."""
+    transaction (on PostgreSQL one statement); delivered to waiting runs once it commits."""
     from django_bgjobs.functions import specs
     from django_bgjobs.functions.matching import deliver_events
     from django_bgjobs.functions.runs import start_runs
@@ -123,13 +124,24 @@ def send_events(events: Sequence[Event], using: str | None = None) -> list[Event
     # No savepoint inside the caller's transaction (two round trips): the rows are written in
     # it, all or nothing with it; outside one, atomic() makes the transaction.
     with transaction.atomic(using=using, savepoint=False):
-        EventRecord.objects.using(using).bulk_create(records)
         start_runs(
-            [(spec, record) for record in records for spec in specs.listening_to(record.name)]
+            [
+                (spec, event_argument(record))
+                for record in records
+                for spec in specs.listening_to(record.name)
+            ],
+            along=records,
         )
         ids = [record.pk for record in records]
         transaction.on_commit(lambda: deliver_events(ids), using=using, robust=True)
     return records
+
+
+def event_argument(source: Event | EventRecord) -> dict[str, Any]:
+    """The event as a run's argument (``run_event``), from an event or its stored row."""
+    if isinstance(source, Event):
+        return run_event(name_of(type(source)), source.payload())
+    return run_event(source.name, source.data, source.pk)
 
 
 def event_type(name: str) -> type[Event] | None:

@@ -25,7 +25,7 @@ from django_bgjobs.context import JobContext
 from django_bgjobs.decorators import JobFunction, make_spec
 from django_bgjobs.exceptions import JobConfigurationError, NonRetriable
 from django_bgjobs.functions import specs
-from django_bgjobs.functions.events import Event, event_type, name_of
+from django_bgjobs.functions.events import Event, event_argument, event_type, name_of
 from django_bgjobs.registry import origin, registry
 from django_bgjobs.schedules import CatchUp, Overlap, schedules_from_options
 
@@ -99,9 +99,9 @@ class DurableFunction(Generic[R]):
                 f"{self.spec.name} takes {' or '.join(c.__name__ for c in self.spec.on)}, "
                 f"not {type(event).__name__}"
             )
-        payload = None if event is None else {"name": name_of(type(event)), "data": event.payload()}
+        given = None if event is None else event_argument(event)
         with transaction.atomic():
-            [run] = start_runs([(self.spec, payload)], self._job.options)
+            [run] = start_runs([(self.spec, given)], self._job.options)
         return run
 
 

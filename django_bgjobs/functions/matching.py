@@ -23,6 +23,7 @@ from django.utils import timezone
 from django_bgjobs import signals, states
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.functions import runs, specs
+from django_bgjobs.functions.argument import run_event
 from django_bgjobs.functions.keys import keys_of
 from django_bgjobs.models import EventRecord, EventWait, Job, JobStatus, Step, StepStatus
 
@@ -84,17 +85,13 @@ def settle_wait(job_id: UUID | str, step: str, record: EventRecord | None) -> bo
         return False
     settled = waiting.update(
         status=StepStatus.SUCCEEDED,
-        result=event_result(record) if record is not None else None,
+        result=None if record is None else run_event(record.name, record.data, record.pk),
         matched_event=record,
         finished_at=now,
         duration_ms=max(int((now - started).total_seconds() * 1000), 0),
     )
     EventWait.objects.filter(job_id=job_id, step=step).delete()
     return bool(settled)
-
-
-def event_result(record: EventRecord) -> dict[str, Any]:
-    return {"id": str(record.pk), "name": record.name, "data": record.data}
 
 
 def deliver_stragglers() -> int:

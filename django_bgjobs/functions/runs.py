@@ -8,52 +8,48 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Model
 from django.utils import timezone
 
-from django_bgjobs.enqueue import enqueue_calls
+from django_bgjobs.enqueue import insert_calls
 from django_bgjobs.functions import specs
 from django_bgjobs.functions.keys import wait_key
-from django_bgjobs.models import EventRecord, EventWait, Job, Step, StepKind, StepStatus
+from django_bgjobs.models import EventWait, Job, Step, StepKind, StepStatus
 from django_bgjobs.registry import EnqueueOptions, JobCall
 
 
 def start_runs(
-    starts: Sequence[tuple[specs.FunctionSpec, EventRecord | dict[str, Any] | None]],
+    starts: Sequence[tuple[specs.FunctionSpec, dict[str, Any] | None]],
     options: EnqueueOptions | None = None,
+    along: Sequence[Model] = (),
 ) -> list[Job]:
-    """One run per (function, starting event): a job whose arguments carry the event (its id
-    when it was sent, its name and payload), and the waits of the function's ``cancel_on``."""
-    if not starts:
-        return []
+    """One run per (function, starting event): a job whose argument is the event (as
+    ``event_argument`` gives it), and the waits of the function's ``cancel_on``. ``along``: rows
+    inserted with the runs (the events that start them), in one statement where it can be."""
     calls = [
-        JobCall(spec.job, options or EnqueueOptions(), (), _run_kwargs(spec, started))
-        for spec, started in starts
+        JobCall(
+            spec.job, options or EnqueueOptions(), (), {} if given is None else {"event": given}
+        )
+        for spec, given in starts
     ]
-    jobs = enqueue_calls(calls)
+    jobs, created = insert_calls(calls, along)
     now = timezone.now()
+    new = {job.pk for job in created}  # a run kept by its idempotency key has its waits
     waits = [
         EventWait(
             job=job,
             event_name=cancel_class.event_name,
-            key=wait_key(field, call.kwargs["event"]["data"][field]),
+            key=wait_key(field, given["data"][field]),
             created_at=now,
         )
-        for (spec, _), call, job in zip(starts, calls, jobs, strict=True)
+        for (spec, given), job in zip(starts, jobs, strict=True)
+        if given is not None and job.pk in new
         for cancel_class, field in spec.cancel_on
-        if "event" in call.kwargs and field in call.kwargs["event"]["data"]
+        if field in given["data"]
     ]
-    EventWait.objects.bulk_create(waits)
+    if waits:
+        EventWait.objects.bulk_create(waits)
     return jobs
-
-
-def _run_kwargs(
-    spec: specs.FunctionSpec, started: EventRecord | dict[str, Any] | None
-) -> dict[str, Any]:
-    if started is None:
-        return {}
-    if isinstance(started, EventRecord):
-        return {"event": {"id": str(started.pk), "name": started.name, "data": started.data}}
-    return {"event": {"id": None, **started}}
 
 
 def replay_from(run: Job, position: int) -> Job:

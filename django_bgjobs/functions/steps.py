@@ -14,6 +14,7 @@ with ``NonRetriable`` naming the step (docs: "Changing a function with runs in p
 
 from __future__ import annotations
 
+import contextlib
 import traceback as tb
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -27,7 +28,14 @@ from django_bgjobs._payload import json_problem
 from django_bgjobs.context import JobContext
 from django_bgjobs.exceptions import JobCancelled, LeaseLost, NonRetriable, Suspend
 from django_bgjobs.functions import matching, runs
-from django_bgjobs.functions.events import E, Event, event_type, name_of, send_events
+from django_bgjobs.functions.events import (
+    E,
+    Event,
+    event_argument,
+    event_type,
+    name_of,
+    send_events,
+)
 from django_bgjobs.functions.keys import ANY, MAX_KEY, wait_key
 from django_bgjobs.models import EventRecord, EventWait, Job, JobStatus, Step, StepKind, StepStatus
 from django_bgjobs.retry_policy import retry_delay
@@ -139,7 +147,7 @@ class Steps:
         with transaction.atomic():
             self._fence()
             [record] = send_events([sent])
-            self._succeed(name, StepKind.SEND, step, now, str(record.pk))
+            self._succeed(name, StepKind.SEND, step, now, str(record.pk), fenced=True)
         return str(record.pk)
 
     def invoke(
@@ -159,11 +167,12 @@ class Steps:
         if step is None:
             with transaction.atomic():
                 self._fence()
-                payload = None if event is None else _payload_of(event)
-                [child] = runs.start_runs([(function.spec, payload)])
+                given = None if event is None else event_argument(event)
+                [child] = runs.start_runs([(function.spec, given)])
                 step = self._write(
                     name,
                     None,
+                    fenced=True,
                     kind=StepKind.INVOKE,
                     status=StepStatus.WAITING,
                     started_at=now,
@@ -238,11 +247,14 @@ class Steps:
         step: Step | None,
         *,
         wait: tuple[str, str] | None = None,
+        fenced: bool = False,
         **values: Any,
     ) -> Step:
-        """Write step ``name``, fenced by the attempt; with ``wait``, its EventWait too."""
-        with transaction.atomic():
-            self._fence()
+        """Write step ``name``, fenced by the attempt; with ``wait``, its EventWait too.
+        ``fenced``: the caller's transaction holds the fence already (``_fence()``)."""
+        with transaction.atomic() if not fenced else contextlib.nullcontext():
+            if not fenced:
+                self._fence()
             if step is None:
                 step = Step.objects.create(
                     job_id=self._job_id, name=name, position=self._position_of_next, **values
@@ -269,12 +281,19 @@ class Steps:
         return step
 
     def _succeed(
-        self, name: str, kind: StepKind, step: Step | None, started: datetime, result: Any
+        self,
+        name: str,
+        kind: StepKind,
+        step: Step | None,
+        started: datetime,
+        result: Any,
+        fenced: bool = False,
     ) -> None:
         now = timezone.now()
         self._write(
             name,
             step,
+            fenced=fenced,
             kind=kind,
             status=StepStatus.SUCCEEDED,
             attempts=(step.attempts if step else 0) + 1,
@@ -380,7 +399,3 @@ def _event_from(event_class: type[E], result: Any) -> E | None:
         return None
     found = event_type(result["name"]) or event_class
     return found.from_payload(result["data"])  # type: ignore[return-value]
-
-
-def _payload_of(sent: Event) -> dict[str, Any]:
-    return {"name": name_of(type(sent)), "data": sent.payload()}
