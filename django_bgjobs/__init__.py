@@ -17,6 +17,7 @@ from django_bgjobs.exceptions import (
     PayloadError,
     RetryAfter,
 )
+from django_bgjobs.flow.options import Concurrency, Debounce, RateLimit, Singleton, Throttle
 from django_bgjobs.functions.events import Event, event, send_events
 from django_bgjobs.functions.function import DurableFunction, FunctionContext, function
 from django_bgjobs.hooks import on_signup
@@ -43,6 +44,8 @@ def enqueue_many(calls: Iterable[JobCall]) -> list[Job]:
 __all__ = [
     "Backoff",
     "BgJobsError",
+    "Concurrency",
+    "Debounce",
     "DurableFunction",
     "Event",
     "FunctionContext",
@@ -53,8 +56,11 @@ __all__ = [
     "JobFunction",
     "NonRetriable",
     "PayloadError",
+    "RateLimit",
     "RetryAfter",
     "Schedule",
+    "Singleton",
+    "Throttle",
     "bgjob",
     "enqueue_many",
     "event",

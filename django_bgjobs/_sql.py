@@ -54,7 +54,6 @@ def _prep(connection: BaseDatabaseWrapper, model: type[Any], values: dict[str, A
 # Columns that are always NULL when a job is created: left to the column default.
 _UNSET_AT_INSERT = {
     "started_at",
-    "finished_at",
     "lease_expires_at",
     "result",
     "progress_done",

@@ -40,6 +40,7 @@ class BgJobsConfig(AppConfig):
     def ready(self) -> None:
         # beat and maintenance are imported for the Celery tasks and the job they define.
         from django_bgjobs import checks, extensions, hooks, logs, maintenance  # noqa: F401
+        from django_bgjobs.flow import admission
         from django_bgjobs.functions import matching
         from django_bgjobs.scheduling import beat  # noqa: F401
         from django_bgjobs.worker import task  # noqa: F401
@@ -49,6 +50,7 @@ class BgJobsConfig(AppConfig):
         hooks.connect()
         task.connect()
         matching.connect()
+        admission.connect()
         # Events whose sender died between its commit and their delivery.
         extensions.register_sweep("functions.events", matching.deliver_stragglers)
         # Jobs defined in <app>/jobs.py are known to every process without further imports.

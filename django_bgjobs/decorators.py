@@ -17,6 +17,7 @@ from typing import (
     NoReturn,
     ParamSpec,
     TypeVar,
+    Unpack,
     overload,
 )
 from uuid import UUID
@@ -28,6 +29,8 @@ from django_bgjobs._payload import validate_arguments
 from django_bgjobs.backoff import Backoff
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.exceptions import JobConfigurationError, PayloadError
+from django_bgjobs.flow.options import FlowOptions
+from django_bgjobs.flow.spec import ArgumentReader, flow_spec
 from django_bgjobs.schedules import CatchUp, Overlap, Schedule, schedules_from_options
 
 if TYPE_CHECKING:
@@ -195,7 +198,11 @@ def make_spec(
     takes_context: bool,
     redact: tuple[str, ...] = (),
     schedules: tuple[Schedule, ...] = (),
+    flow: FlowOptions | None = None,
+    flow_arguments: tuple[inspect.Signature, ArgumentReader] | None = None,
 ) -> JobSpec:
+    """The checked spec of a job. ``flow_arguments``: what flow-control keys are read from,
+    when not the job's own arguments (a durable function's: its event's fields)."""
     where = origin(func) if hasattr(func, "__qualname__") else repr(func)
     if not inspect.isfunction(func):
         raise JobConfigurationError(f"@bgjob decorates plain functions, not {func!r}")
@@ -271,6 +278,13 @@ def make_spec(
         signature=signature,
         redact=frozenset(redact),
         schedules=schedules,
+        flow=flow_spec(
+            flow or {},
+            job_name,
+            flow_arguments[0] if flow_arguments else signature,
+            f"Job {job_name!r}",
+            flow_arguments[1] if flow_arguments else None,
+        ),
     )
 
 
@@ -294,6 +308,7 @@ def bgjob(
     schedules: list[Schedule] | tuple[Schedule, ...] = ...,
     catch_up: CatchUp = ...,
     overlap: Overlap = ...,
+    **flow: Unpack[FlowOptions],
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 @overload
 def bgjob(
@@ -313,6 +328,7 @@ def bgjob(
     schedules: list[Schedule] | tuple[Schedule, ...] = ...,
     catch_up: CatchUp = ...,
     overlap: Overlap = ...,
+    **flow: Unpack[FlowOptions],
 ) -> Callable[[Callable[Concatenate[JobContext, P], R]], JobFunction[P, R]]: ...
 
 
@@ -335,6 +351,7 @@ def bgjob(
     schedules: list[Schedule] | tuple[Schedule, ...] = (),
     catch_up: CatchUp = "latest",
     overlap: Overlap = "allow",
+    **flow: Unpack[FlowOptions],
 ) -> Any:
     """Make a module-level function a background job.
 
@@ -346,6 +363,8 @@ def bgjob(
     ``cron`` (in ``tz``) or ``every`` runs the job by itself (``catch_up`` and ``overlap`` as in
     :class:`~django_bgjobs.schedules.Schedule`); ``schedules`` declares several, each with its
     own arguments. They are synced into django-celery-beat after ``migrate``.
+    ``concurrency``, ``throttle``, ``rate_limit``, ``debounce`` and ``singleton`` control how
+    its jobs flow, per key, across every worker (:mod:`django_bgjobs.flow.options`).
     """
     declared = schedules_from_options(cron, every, tz, schedules, catch_up, overlap)
 
@@ -362,6 +381,7 @@ def bgjob(
             takes_context=takes_context,
             redact=redact,
             schedules=declared,
+            flow=flow,
         )
         registry.add(spec)
         return JobFunction(spec)

@@ -23,6 +23,7 @@ from django_bgjobs import extensions, states
 from django_bgjobs._db import discard_broken_connections
 from django_bgjobs.celery.broker import MessageRef, publish, queue_depth
 from django_bgjobs.conf import bgjobs_settings
+from django_bgjobs.flow import admission
 from django_bgjobs.models import Job
 
 logger = logging.getLogger("django_bgjobs.dispatcher")
@@ -109,6 +110,7 @@ class Dispatcher:
         stale = states.reclaim_unpublished(now, limit)
         _publish(_lost_in_the_broker(stale))
         expired = states.expire_leases(now, limit)
+        admission.admit_waiting()
         _run_extension_sweeps()
         return self._report(Sweep(due, len(stale), len(expired)))
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from datetime import datetime
 
-from django.db import router
+from django.db import router, transaction
 from django.db.models import Model
 from django.utils import timezone
 
@@ -13,6 +14,7 @@ from django_bgjobs import _sql, signals, states
 from django_bgjobs._payload import validate_arguments
 from django_bgjobs.celery.broker import publish_on_commit
 from django_bgjobs.conf import bgjobs_settings
+from django_bgjobs.flow import at_enqueue
 from django_bgjobs.models import Job, JobStatus
 from django_bgjobs.registry import JobCall
 
@@ -62,18 +64,32 @@ def insert_calls(
     now = timezone.now()
     jobs = [_build(call, now) for call in calls]
     using = router.db_for_write(Job)
-    plain = [job for job in jobs if job.idempotency_key is None]
-    _sql.insert_rows([along, plain], using)
-    created = list(plain)
-    for index, job in enumerate(jobs):
-        if job.idempotency_key is not None:
-            kept = _insert_keyed(job, now, using)
-            if kept is job:
-                created.append(job)
-            jobs[index] = kept
-    publish_on_commit([job for job in created if job.status == JobStatus.QUEUED], using=using)
-    for job in created:
-        states.announce(signals.job_enqueued, job=job)
+    flowing = any(call.spec.flow is not None for call in calls)
+    # Flow control decides against the state of each key, its row locked until the jobs are
+    # in: one transaction (no savepoint inside the caller's).
+    with transaction.atomic(using=using, savepoint=False) if flowing else nullcontext():
+        new: set[int] = set()
+        for index, (call, job) in enumerate(zip(calls, jobs, strict=True)):
+            if call.spec.flow is not None:
+                jobs[index] = at_enqueue.apply(job, call, call.spec.flow, now, using)
+            if jobs[index] is job:
+                new.add(index)
+        plain = [job for i, job in enumerate(jobs) if i in new and job.idempotency_key is None]
+        _sql.insert_rows([along, plain], using)
+        created = list(plain)
+        for index in sorted(new):
+            job = jobs[index]
+            if job.idempotency_key is not None:
+                kept = _insert_keyed(job, now, using)
+                if kept is job:
+                    created.append(job)
+                jobs[index] = kept
+        publish_on_commit([job for job in created if job.status == JobStatus.QUEUED], using=using)
+        states.announce_blocked(
+            {job.flow_key for job in created if job.status == JobStatus.BLOCKED}
+        )
+        for job in created:
+            states.announce(signals.job_enqueued, job=job)
     return jobs, created
 
 

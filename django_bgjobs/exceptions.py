@@ -25,12 +25,15 @@ class NonRetriable(BgJobsError):
 
 
 class RetryAfter(BgJobsError):
-    """Raise from a job to be attempted again after ``seconds`` (counts as an attempt)."""
+    """Raise from a job to be run again after ``seconds``: a rate-limited API's ``Retry-After``.
+    It does not spend one of the job's attempts (the attempt is recorded, and the budget grows
+    by one, as Oban's snooze does); ``spend_attempt=True`` makes it count as a failed attempt."""
 
-    def __init__(self, seconds: float, message: str = "") -> None:
+    def __init__(self, seconds: float, message: str = "", *, spend_attempt: bool = False) -> None:
         if seconds < 0:
             raise ValueError("RetryAfter(seconds) needs seconds >= 0")
         self.seconds = float(seconds)
+        self.spend_attempt = spend_attempt
         super().__init__(message or f"retry requested in {self.seconds:g}s")
 
 

@@ -12,18 +12,21 @@ import socket
 import threading
 import time
 import traceback as tb
+from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import DatabaseError, connections, transaction
+from django.utils import timezone
 
 from django_bgjobs import states
 from django_bgjobs._db import discard_broken_connections
 from django_bgjobs._payload import json_problem, validate_arguments
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.context import JobContext
-from django_bgjobs.exceptions import JobCancelled, LeaseLost, PayloadError, Suspend
+from django_bgjobs.exceptions import JobCancelled, LeaseLost, PayloadError, RetryAfter, Suspend
+from django_bgjobs.flow import at_start
 from django_bgjobs.redaction import scrub
 from django_bgjobs.registry import JobSpec, registry
 from django_bgjobs.retry_policy import retry_delay
@@ -153,6 +156,10 @@ def run_attempt(job_id: str, attempt: int) -> str:
         )
         return states.fail(claim, error, "", retry_in=None) or "superseded"
     job = claim.job
+    if spec.flow is not None and (later := at_start.wait_for_start(job, spec.flow)) is not None:
+        # Throttled, and picked up well before its key may start another: back to wait until
+        # then, without spending an attempt.
+        return "parked" if states.suspend(claim, later) else "superseded"
     ctx = JobContext(
         job_id=job.pk,
         name=job.name,
@@ -182,6 +189,12 @@ def run_attempt(job_id: str, attempt: int) -> str:
         # LeaseLost: another attempt owns the job (the write is rejected as superseded).
         # PayloadError: the stored arguments no longer fit the function (the code changed).
         return _record_failure(claim, spec, exc, retry_in=None)
+    except RetryAfter as exc:
+        if exc.spend_attempt:
+            return _record_failure(claim, spec, exc, exc.seconds)
+        until = timezone.now() + timedelta(seconds=exc.seconds)
+        error = scrub(_describe(exc), spec, job.args, job.kwargs)
+        return "retrying" if states.suspend(claim, until, error) else "superseded"
     except BaseException as exc:  # SystemExit and CancelledError too: recorded, not lost
         status = _record_failure(claim, spec, exc, retry_delay(spec, exc, attempt))
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):

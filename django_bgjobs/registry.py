@@ -8,13 +8,16 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
 from django_bgjobs.backoff import Backoff
 from django_bgjobs.exceptions import JobConfigurationError
 from django_bgjobs.schedules import Schedule
+
+if TYPE_CHECKING:
+    from django_bgjobs.flow.spec import FlowSpec
 
 MIN_PRIORITY, MAX_PRIORITY = 0, 9
 
@@ -35,6 +38,7 @@ class JobSpec:
     signature: inspect.Signature = field(repr=False)
     redact: frozenset[str] = frozenset()
     schedules: tuple[Schedule, ...] = ()
+    flow: FlowSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,3 +12,5 @@ job_failed = Signal()  # an attempt failed and another is scheduled: job, run, e
 job_dead = Signal()  # no more attempts, or failed for good: job, run, error
 job_cancelled = Signal()  # job
 job_released = Signal()  # its worker shut down mid-attempt and queued it again: job, run
+# Jobs under a concurrency limit became ready and wait for a place: flow_keys (after commit).
+jobs_blocked = Signal()

@@ -196,5 +196,6 @@ def beat_tick(ctx: JobContext) -> str:
     return slot.slot_at.isoformat()
 
 
-# The durable functions, loaded with the jobs (a worker imports this module by autodiscovery).
-from tests import functions  # noqa: E402, F401
+# The durable functions and the jobs under flow control, loaded with the jobs (a worker imports
+# this module by autodiscovery).
+from tests import flow_jobs, functions  # noqa: E402, F401

@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils import timezone
 
 
 class Effect(models.Model):
@@ -8,3 +9,4 @@ class Effect(models.Model):
     job_id = models.CharField(max_length=64, blank=True)
     attempt = models.PositiveIntegerField(default=0)
     pid = models.PositiveIntegerField(default=0)
+    at = models.DateTimeField(default=timezone.now)

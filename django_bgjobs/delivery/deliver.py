@@ -140,4 +140,5 @@ def deliver_message(ctx: JobContext, message_id: str, gated: bool = False) -> di
         raise NonRetriable(
             decision.reason if error in decision.reason else f"{decision.reason}: {error}"
         )
-    raise RetryAfter(decision.delay or 0.0, decision.reason)
+    # Each delivery attempt counts against the message's retries.
+    raise RetryAfter(decision.delay or 0.0, decision.reason, spend_attempt=True)

@@ -24,6 +24,7 @@ from django_bgjobs.backoff import Backoff
 from django_bgjobs.context import JobContext
 from django_bgjobs.decorators import JobFunction, make_spec
 from django_bgjobs.exceptions import JobConfigurationError, NonRetriable
+from django_bgjobs.flow.options import FlowOptions
 from django_bgjobs.functions import specs
 from django_bgjobs.functions.events import Event, event_argument, event_type, name_of
 from django_bgjobs.registry import origin, registry
@@ -121,6 +122,7 @@ def function(
     every: timedelta | None = None,
     catch_up: CatchUp = "latest",
     overlap: Overlap = "allow",
+    **flow: Unpack[FlowOptions],
 ) -> Callable[[Callable[..., R]], DurableFunction[R]]:
     """Make a module-level function ``f(ctx, event)`` (or ``f(ctx)``) a durable function.
 
@@ -129,7 +131,8 @@ def function(
     whose field has the same value cancels the run (waiting or sleeping at once; a running one
     at its next step). ``max_attempts``, ``backoff`` and ``retry_on`` apply to each step;
     ``timeout`` (seconds) to each attempt of the run; ``cron``/``every`` start runs on a
-    schedule, without an event.
+    schedule, without an event. ``concurrency``, ``throttle``, ``rate_limit``, ``debounce``
+    and ``singleton`` apply to its runs as to jobs; their keys name fields of the event.
     """
     starts = (on,) if isinstance(on, type) else tuple(on)
     declared = schedules_from_options(cron, every, tz, (), catch_up, overlap)
@@ -156,6 +159,8 @@ def function(
             priority=priority,
             takes_context=True,
             schedules=declared,
+            flow=flow,
+            flow_arguments=(_event_fields(starts), _event_data),
         )
         spec = specs.FunctionSpec(
             func=func,
@@ -187,6 +192,19 @@ def run_function(ctx: JobContext, event: dict[str, Any] | None = None) -> Any:
     steps = Steps(ctx, spec, typed, event.get("id") if event else None)
     context = FunctionContext(step=steps, job=ctx)
     return spec.func(context, typed) if spec.takes_event else spec.func(context)
+
+
+def _event_fields(starts: tuple[type[Event], ...]) -> inspect.Signature:
+    """What a flow-control key may name: the fields every starting event has."""
+    common = set.intersection(*({f.name for f in fields(c)} for c in starts)) if starts else set()  # type: ignore[arg-type]
+    return inspect.Signature(
+        [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in sorted(common)]
+    )
+
+
+def _event_data(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    event = kwargs.get("event")
+    return event["data"] if event else {}
 
 
 def _check_signature(func: Callable[..., Any], where: str, starts: tuple[type[Event], ...]) -> bool:

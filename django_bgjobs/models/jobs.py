@@ -18,6 +18,8 @@ from django_bgjobs.conf import django_setting
 
 class JobStatus(models.TextChoices):
     SCHEDULED = "scheduled", _("Scheduled")  # waits for run_after
+    # Waits for a free place under its flow-control limit (Concurrency, Singleton).
+    BLOCKED = "blocked", _("Blocked")
     QUEUED = "queued", _("Queued")  # ready; published (or about to be) to the broker
     RUNNING = "running", _("Running")  # claimed by a worker, holds a lease
     RETRYING = "retrying", _("Retrying")  # an attempt failed; waits for run_after
@@ -28,7 +30,15 @@ class JobStatus(models.TextChoices):
 
 WAITING = (JobStatus.SCHEDULED, JobStatus.RETRYING)
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.DEAD, JobStatus.CANCELLED)
-UNFINISHED = (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING)
+UNFINISHED = (
+    JobStatus.SCHEDULED,
+    JobStatus.BLOCKED,
+    JobStatus.QUEUED,
+    JobStatus.RUNNING,
+    JobStatus.RETRYING,
+)
+# What holds one of its key's places under a concurrency limit.
+HOLDING = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 class RunStatus(models.TextChoices):
@@ -61,6 +71,14 @@ class JobQuerySet(models.QuerySet["Job"]):
     def queued(self) -> JobQuerySet:
         return self.filter(status=JobStatus.QUEUED)
 
+    def blocked(self, flow_key: str) -> JobQuerySet:
+        """Waiting for a place under ``flow_key`` (``bgjobs_job_blocked_idx``)."""
+        return self.filter(status=JobStatus.BLOCKED, flow_key=flow_key)
+
+    def holding(self, flow_key: str) -> JobQuerySet:
+        """Queued or running under ``flow_key``: each holds one of its places."""
+        return self.filter(status__in=HOLDING, flow_key=flow_key)
+
     def published_before(self, moment: datetime) -> JobQuerySet:
         """Queued jobs never published, or last published before ``moment``."""
         return self.queued().filter(Q(published_at__isnull=True) | Q(published_at__lt=moment))
@@ -79,7 +97,7 @@ class JobQuerySet(models.QuerySet["Job"]):
 
     def cancellable(self) -> JobQuerySet:
         """Not started yet: cancelled at once (a running job is asked to stop instead)."""
-        return self.filter(status__in=(*WAITING, JobStatus.QUEUED))
+        return self.filter(status__in=(*WAITING, JobStatus.BLOCKED, JobStatus.QUEUED))
 
     def retriable(self) -> JobQuerySet:
         """Dead or cancelled: what ``retry()`` queues again."""
@@ -121,6 +139,10 @@ class Job(models.Model):
         help_text=_("The worker process of the current or last attempt."),
     )
     cancel_requested = models.BooleanField(default=False)
+    # Flow control (flow/): the gate and key its limits count it under, and whether it waits
+    # for a place (``blocked``) before each start.
+    flow_key = models.CharField(max_length=255, null=True, blank=True)
+    gated = models.BooleanField(default=False)
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
     progress_done = models.BigIntegerField(null=True, blank=True)
@@ -165,6 +187,18 @@ class Job(models.Model):
                 fields=["lease_expires_at"],
                 condition=Q(status="running"),
                 name="bgjobs_job_lease_idx",
+            ),
+            # Flow control: the jobs waiting for a place under a key, in the order they get
+            # one, and those holding a place. Jobs without a key are in neither.
+            models.Index(
+                fields=["flow_key", "-priority", "id"],
+                condition=Q(status="blocked"),
+                name="bgjobs_job_blocked_idx",
+            ),
+            models.Index(
+                fields=["flow_key"],
+                condition=Q(status__in=["queued", "running"], flow_key__isnull=False),
+                name="bgjobs_job_holding_idx",
             ),
             # Only jobs that have an owner are in it: the others cost nothing.
             models.Index(

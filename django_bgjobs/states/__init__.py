@@ -17,13 +17,21 @@ from django_bgjobs.states.attempts import (
     succeed,
     suspend,
 )
-from django_bgjobs.states.base import Claim, announce, lease_until
+from django_bgjobs.states.base import Claim, announce, announce_blocked, lease_until
 from django_bgjobs.states.requests import cancel, cancel_many, retry, retry_many, wake
-from django_bgjobs.states.sweeps import expire_leases, next_due, promote_due, reclaim_unpublished
+from django_bgjobs.states.sweeps import (
+    admit,
+    expire_leases,
+    next_due,
+    promote_due,
+    reclaim_unpublished,
+)
 
 __all__ = [
     "Claim",
+    "admit",
     "announce",
+    "announce_blocked",
     "cancel",
     "cancel_many",
     "cancelled_while_running",

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import transaction
+from django.db.models import Case, DateTimeField, Value, When
 from django.dispatch import Signal
 
 from django_bgjobs import signals
@@ -44,6 +46,27 @@ def cancel_instead_of_retry(
         refresh(job, status=JobStatus.CANCELLED, run_after=None, finished_at=now)
         announce(signals.job_cancelled, job=job)
     return bool(stopped)
+
+
+def ready(now: datetime) -> dict[str, Any]:
+    """The UPDATE's values for jobs that may start now: ``queued`` (published at ``now``), or
+    ``blocked`` for those under a concurrency limit, which wait for a place (flow/)."""
+    return {
+        "status": Case(
+            When(gated=True, then=Value(JobStatus.BLOCKED)), default=Value(JobStatus.QUEUED)
+        ),
+        "published_at": Case(
+            When(gated=True, then=Value(None, output_field=DateTimeField())),
+            default=Value(now, output_field=DateTimeField()),
+        ),
+    }
+
+
+def announce_blocked(flow_keys: set[str | None]) -> None:
+    """Once the transaction commits: these keys have new blocked jobs (admission looks)."""
+    keys = {key for key in flow_keys if key}
+    if keys:
+        transaction.on_commit(lambda: announce(signals.jobs_blocked, flow_keys=keys), robust=True)
 
 
 def announce(signal: Signal, **kwargs: Any) -> None:

@@ -16,7 +16,7 @@ from django_bgjobs import signals
 from django_bgjobs.celery.broker import publish_on_commit
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.models import Job, JobStatus
-from django_bgjobs.states.base import announce
+from django_bgjobs.states.base import announce, announce_blocked, ready
 
 
 def cancel(job: Job) -> bool:
@@ -63,21 +63,23 @@ def retry_many(job_ids: Collection[UUID | str]) -> list[Job]:
             by_budget.setdefault(budget, []).append(pk)
         for budget, pks in by_budget.items():
             Job.objects.retriable().filter(pk__in=pks).update(
-                status=JobStatus.QUEUED,
                 # Attempt numbers keep counting up so that each stays a unique fence value.
                 max_attempts=F("attempts") + budget,
                 run_after=None,
                 finished_at=None,
                 cancel_requested=False,
-                published_at=now,
                 error="",
+                **ready(now),
             )
-        jobs = list(Job.objects.queued().filter(pk__in=list(names), published_at=now))
+        jobs = list(
+            Job.objects.filter(pk__in=list(names), status__in=(JobStatus.QUEUED, JobStatus.BLOCKED))
+        )
         # Inside the transaction, as for any enqueue: what receivers write (a durable
         # function's failed step given a fresh budget) commits before a worker can claim.
         for job in jobs:
             announce(signals.job_enqueued, job=job)
-        publish_on_commit(jobs)
+        publish_on_commit([job for job in jobs if job.status == JobStatus.QUEUED])
+        announce_blocked({job.flow_key for job in jobs if job.status == JobStatus.BLOCKED})
     return jobs
 
 
@@ -113,9 +115,8 @@ def wake(job_ids: Collection[UUID | str]) -> list[Job]:
         pks = list(woken.select_for_update().values_list("pk", flat=True))
         if not pks:
             return []
-        Job.objects.waiting().filter(pk__in=pks).update(
-            status=JobStatus.QUEUED, run_after=None, published_at=now
-        )
-        jobs = list(Job.objects.queued().filter(pk__in=pks, published_at=now))
-        publish_on_commit(jobs)
+        Job.objects.waiting().filter(pk__in=pks).update(run_after=None, **ready(now))
+        jobs = list(Job.objects.filter(pk__in=pks))
+        publish_on_commit([job for job in jobs if job.status == JobStatus.QUEUED])
+        announce_blocked({job.flow_key for job in jobs if job.status == JobStatus.BLOCKED})
     return jobs

@@ -4,14 +4,16 @@ leases turned into lost attempts."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 
 from django_bgjobs import signals
+from django_bgjobs.celery.broker import publish_on_commit
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.models import Job, JobRun, JobStatus, RunStatus
 from django_bgjobs.retry_policy import delay_after_loss
-from django_bgjobs.states.base import announce, cancel_instead_of_retry
+from django_bgjobs.states.base import announce, announce_blocked, cancel_instead_of_retry, ready
 
 
 def promote_due(now: datetime, limit: int, due_by: datetime | None = None) -> list[Job]:
@@ -26,8 +28,26 @@ def promote_due(now: datetime, limit: int, due_by: datetime | None = None) -> li
         )
         if not ids:
             return []
-        Job.objects.waiting().filter(pk__in=ids).update(status=JobStatus.QUEUED, published_at=now)
+        Job.objects.waiting().filter(pk__in=ids).update(**ready(now))
+        announce_blocked(
+            set(
+                Job.objects.filter(pk__in=ids, status=JobStatus.BLOCKED).values_list(
+                    "flow_key", flat=True
+                )
+            )
+        )
         return list(Job.objects.queued().filter(pk__in=ids, published_at=now))
+
+
+def admit(job_ids: list[Any], now: datetime) -> list[Job]:
+    """Blocked jobs given a place under their limit (flow/admission.py decided which): queued,
+    and published once the transaction commits."""
+    Job.objects.filter(pk__in=job_ids, status=JobStatus.BLOCKED).update(
+        status=JobStatus.QUEUED, published_at=now
+    )
+    jobs = list(Job.objects.queued().filter(pk__in=job_ids, published_at=now))
+    publish_on_commit(jobs)
+    return jobs
 
 
 def reclaim_unpublished(now: datetime, limit: int) -> list[Job]:

@@ -1,0 +1,117 @@
+"""Admission: which blocked jobs get a place under their concurrency limit, and when it runs.
+
+A key's places are counted from the rows (its jobs ``queued`` or ``running``), never kept in a
+process, so a limit holds across every worker and host, and a place held by a worker that was
+killed is free again when its lease expires (the job goes ``retrying``, and blocked again
+when due). Admission locks the key's ``FlowKey`` row first, so two admissions of one key never
+both see the same free place; it lets through the key's blocked jobs by priority, then age.
+
+It runs once enqueues commit (``jobs_blocked``), when a job of the key stops holding its place
+(it succeeded, failed, died or was cancelled), and on every dispatcher pass (``admit_waiting``),
+which also catches a limit raised in the admin and anything a crashed process left undone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import DatabaseError, router, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from django_bgjobs import signals, states
+from django_bgjobs.conf import bgjobs_settings
+from django_bgjobs.flow import spec
+from django_bgjobs.flow.at_enqueue import lock_key
+from django_bgjobs.models import HOLDING, FlowGate, Job, JobStatus
+
+logger = logging.getLogger("django_bgjobs.flow")
+
+
+def gate_of(flow_key: str) -> str:
+    return flow_key.split(" ", 1)[0]
+
+
+def limit_of(gate: str) -> int | None:
+    """The gate's concurrency: as an operator set it in the admin, else as declared; None when
+    this process does not know the gate (its jobs are left to a process that does)."""
+    override = FlowGate.objects.filter(name=gate).values_list("concurrency", flat=True).first()
+    if override is not None:
+        return override
+    declared = spec.gate(gate)
+    return declared.concurrency if declared is not None else None
+
+
+def admit(flow_keys: Iterable[str]) -> int:
+    """Let through the blocked jobs of these keys that fit; returns how many."""
+    return sum(_admit_key(key) for key in sorted(set(flow_keys)))
+
+
+def _admit_key(flow_key: str) -> int:
+    gate = gate_of(flow_key)
+    limit = limit_of(gate)
+    if limit is None:
+        return 0
+    using = router.db_for_write(Job)
+    now = timezone.now()
+    with transaction.atomic(using=using):
+        lock_key(flow_key, gate, now, using)
+        room = limit - Job.objects.holding(flow_key).count()
+        if room <= 0:
+            return 0
+        ids = list(
+            Job.objects.blocked(flow_key)
+            .order_by("-priority", "id")
+            .values_list("pk", flat=True)[:room]
+        )
+        return len(states.admit(ids, now)) if ids else 0
+
+
+def admit_waiting() -> int:
+    """The dispatcher's pass: every key with blocked jobs and a free place."""
+    keys = (
+        Job.objects.filter(
+            status__in=(JobStatus.BLOCKED, *HOLDING), flow_key__isnull=False, gated=True
+        )
+        .values("flow_key")
+        .annotate(
+            blocked=Count("pk", filter=Q(status=JobStatus.BLOCKED)),
+            holding=Count("pk", filter=Q(status__in=HOLDING)),
+        )
+        .filter(blocked__gt=0)
+        .order_by()[: bgjobs_settings.DISPATCH_BATCH]
+    )
+    admitted = 0
+    for row in keys:
+        flow_key = str(row["flow_key"])
+        limit = limit_of(gate_of(flow_key))
+        if limit is not None and row["holding"] < limit:
+            admitted += _admit_key(flow_key)
+    return admitted
+
+
+def _blocked(sender: Any, flow_keys: set[str], **kwargs: Any) -> None:
+    _admit_quietly(flow_keys)
+
+
+def _place_freed(sender: Any, job: Job, **kwargs: Any) -> None:
+    """A job of a key stopped holding its place: the next one may go."""
+    if job.gated and job.flow_key:
+        _admit_quietly({job.flow_key})
+
+
+def _admit_quietly(flow_keys: set[str]) -> None:
+    # After the work is done: a failed admission (a deadlock, SQLite busy) is the dispatcher's
+    # next pass to retry, not an error of the job or of the enqueue.
+    try:
+        admit(flow_keys)
+    except DatabaseError as exc:
+        logger.warning("admission of %s failed (%s): the dispatcher retries", flow_keys, exc)
+
+
+def connect() -> None:
+    signals.jobs_blocked.connect(_blocked, dispatch_uid="django_bgjobs.flow.blocked")
+    for name in ("job_succeeded", "job_failed", "job_dead", "job_cancelled"):
+        getattr(signals, name).connect(_place_freed, dispatch_uid=f"django_bgjobs.flow.{name}")

@@ -1,0 +1,321 @@
+"""Flow control: concurrency per key (and shared by name), throttle, rate limit, debounce and
+singleton, on a real worker where timing matters and in-process (``capture_jobs``) where the
+order of decisions does."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from django_bgjobs import Concurrency, JobConfigurationError, Throttle, bgjob, states
+from django_bgjobs.dispatcher import Dispatcher
+from django_bgjobs.flow import admission
+from django_bgjobs.models import FlowGate, Job, JobRun, JobStatus
+from django_bgjobs.testing import capture_jobs
+from tests import flow_jobs as fj
+from tests.conftest import wait_for
+from tests.models import Effect
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def most_at_once(label_prefix: str) -> dict[str, int]:
+    """The most jobs between their start and end effects at once, per label: the effects' ids
+    put every start and end in one order."""
+    current: dict[str, int] = {}
+    most: dict[str, int] = {}
+    for key in (
+        Effect.objects.filter(key__contains=label_prefix)
+        .order_by("id")
+        .values_list("key", flat=True)
+    ):
+        edge, label = key.split(" ", 1)
+        current[label] = current.get(label, 0) + (1 if edge == "start" else -1)
+        most[label] = max(most.get(label, 0), current[label])
+    return most
+
+
+def finished(jobs: list[Job], timeout: float = 30) -> list[Job]:
+    return [job.wait_until_finished(timeout=timeout) for job in jobs]
+
+
+# --- concurrency -------------------------------------------------------------------------------
+
+
+@pytest.mark.worker
+def test_a_key_never_runs_more_than_its_limit_while_other_keys_run_beside_it(worker):
+    jobs = [fj.sync_customer.enqueue(customer, n) for n in range(4) for customer in (1, 2, 3)]
+    assert {job.status for job in Job.objects.filter(pk__in=[j.pk for j in jobs])} <= {
+        JobStatus.QUEUED,
+        JobStatus.BLOCKED,
+        JobStatus.RUNNING,
+        JobStatus.SUCCEEDED,
+    }
+    assert {job.status for job in finished(jobs)} == {JobStatus.SUCCEEDED}
+    most = most_at_once("customer")
+    assert most == {"customer 1": 1, "customer 2": 1, "customer 3": 1}
+    # The worker's two processes ran two customers at once: the limit is per key.
+    overlap, running = 0, set()
+    for key in (
+        Effect.objects.filter(key__contains="customer").order_by("id").values_list("key", flat=True)
+    ):
+        edge, label = key.split(" ", 1)
+        running = running | {label} if edge == "start" else running - {label}
+        overlap = max(overlap, len(running))
+    assert overlap == 2
+
+
+@pytest.mark.worker
+def test_a_limit_named_by_two_jobs_counts_both(worker):
+    jobs = [fj.daily_report.enqueue(n) for n in range(3)] + [
+        fj.weekly_report.enqueue(n) for n in range(3, 6)
+    ]
+    assert {job.flow_key for job in jobs} == {"tests.reports"}
+    assert {job.status for job in finished(jobs)} == {JobStatus.SUCCEEDED}
+    assert most_at_once("report") == {"report": 2}
+
+
+@pytest.mark.worker
+def test_a_worker_killed_holding_the_place_frees_it_within_the_lease(worker):
+    """The first job SIGKILLs its worker process mid-job: its place is held until the lease
+    expires, then the job is retried and both jobs of the key run, never together."""
+    first = fj.sync_and_crash_once.enqueue(7, 1)
+    second = fj.sync_and_crash_once.enqueue(7, 2)
+    assert Job.objects.get(pk=second.pk).status == JobStatus.BLOCKED
+    first, second = finished([first, second], timeout=60)
+    assert (first.status, second.status) == (JobStatus.SUCCEEDED, JobStatus.SUCCEEDED)
+    assert list(JobRun.objects.filter(job=first).values_list("status", flat=True)) == [
+        "lost",
+        "succeeded",
+    ]
+    assert most_at_once("customer 7") == {"customer 7": 1}
+    assert worker.proc is not None and worker.proc.poll() is None  # the worker lives on
+
+
+def test_within_a_key_the_higher_priority_goes_first_then_the_older():
+    with capture_jobs() as captured:
+        holder = fj.sync_customer.enqueue(5, 0)
+        low = fj.sync_customer.enqueue(5, 1)
+        high = fj.sync_customer.using(priority=9).enqueue(5, 2)
+        older_high = Job.objects.get(pk=high.pk)
+        assert captured.names() == [fj.sync_customer.name]  # only the holder was published
+        captured.run_all()
+    order = list(JobRun.objects.order_by("started_at").values_list("job_id", flat=True))
+    assert order == [holder.pk, older_high.pk, low.pk]
+
+
+def test_an_operator_raising_a_limit_lets_more_through_at_the_next_pass(no_session_worker):
+    with capture_jobs() as captured:
+        jobs = [fj.sync_customer.enqueue(9, n) for n in range(4)]
+        assert len(captured.jobs) == 1
+        FlowGate.objects.create(name=fj.sync_customer.name, concurrency=3)
+        Dispatcher().run_once()
+        assert len(captured.jobs) == 3
+    assert Job.objects.filter(pk__in=[j.pk for j in jobs], status=JobStatus.BLOCKED).count() == 1
+
+
+def test_a_blocked_job_can_be_cancelled_and_frees_nothing():
+    with capture_jobs() as captured:
+        fj.sync_customer.enqueue(4, 0)
+        blocked = fj.sync_customer.enqueue(4, 1)
+        assert blocked.cancel()
+        captured.run_all()
+    assert Job.objects.get(pk=blocked.pk).status == JobStatus.CANCELLED
+    assert JobRun.objects.count() == 1
+
+
+def test_a_key_read_by_a_function_of_the_arguments():
+    with capture_jobs() as captured:
+        first = fj.ship.enqueue({"id": 1, "customer": "acme"})
+        second = fj.ship.enqueue({"id": 2, "customer": "acme"})
+        other = fj.ship.enqueue({"id": 3, "customer": "globex"})
+        assert first.flow_key == second.flow_key == 'tests.flow_jobs.ship ="acme"'
+        assert Job.objects.get(pk=second.pk).status == JobStatus.BLOCKED
+        assert Job.objects.get(pk=other.pk).status == JobStatus.QUEUED
+        captured.run_all()
+    assert set(Job.objects.values_list("status", flat=True)) == {JobStatus.SUCCEEDED}
+
+
+@pytest.mark.worker
+def test_durable_function_runs_share_a_key_read_from_their_event(worker):
+    for order_id in range(3):
+        fj.OrderPlaced(customer="acme", order_id=order_id).send()
+    runs = wait_for(
+        lambda: (
+            (found := list(Job.objects.filter(name=fj.fulfil.name))) and len(found) == 3 and found
+        )
+    )
+    assert {run.flow_key for run in runs} == {'tests.flow_jobs.fulfil customer="acme"'}
+    assert {run.status for run in finished(runs)} == {JobStatus.SUCCEEDED}
+    assert most_at_once("order acme") == {"order acme": 1}
+
+
+# --- throttle, rate limit, debounce, singleton -------------------------------------------------
+
+
+def test_throttle_spreads_the_starts_of_a_key_evenly_and_keeps_every_job():
+    with capture_jobs():
+        before = timezone.now()
+        jobs = [fj.call_api.enqueue("acct-1", n) for n in range(12)]
+        other = fj.call_api.enqueue("acct-2", 0)
+    starts = [Job.objects.get(pk=job.pk).run_after for job in jobs]
+    assert Job.objects.get(pk=jobs[0].pk).status == JobStatus.QUEUED and starts[0] is None
+    gaps = [(b - a).total_seconds() for a, b in zip(starts[1:], starts[2:], strict=False)]
+    assert all(abs(gap - 0.2) < 1e-6 for gap in gaps), gaps  # 5 a second: one every 200 ms
+    assert (starts[1] - before).total_seconds() <= 0.21
+    assert Job.objects.get(pk=other.pk).status == JobStatus.QUEUED  # another key: not held
+    # The bound the docs state: at most `limit` starts in any window of `period`.
+    times = [before] + starts[1:]
+    for i, start in enumerate(times):
+        in_window = [t for t in times if start <= t < start + timedelta(seconds=1)]
+        assert len(in_window) <= 5, (i, len(in_window))
+
+
+@pytest.mark.worker
+def test_throttled_jobs_all_run_no_faster_than_the_limit(worker):
+    jobs = [fj.call_api.enqueue("acct-9", n) for n in range(10)]
+    finished(jobs)
+    # When each job's code ran (a start picked up early waits in the worker, after its claim).
+    started = sorted(Effect.objects.filter(key="api acct-9").values_list("at", flat=True))
+    assert len(started) == 10
+    for i, start in enumerate(started):
+        window = [t for t in started if start <= t < start + timedelta(seconds=1)]
+        assert len(window) <= 5, (i, window)
+    assert (started[-1] - started[0]).total_seconds() >= 1.7  # 9 gaps of 200 ms, less jitter
+
+
+def test_rate_limit_drops_what_is_over_it_and_says_why():
+    with capture_jobs():
+        kept = [fj.login_attempt.enqueue("10.0.0.1") for _ in range(3)]
+        dropped = fj.login_attempt.enqueue("10.0.0.1")
+        elsewhere = fj.login_attempt.enqueue("10.0.0.2")
+    assert {job.status for job in kept} == {JobStatus.QUEUED}
+    dropped = Job.objects.get(pk=dropped.pk)
+    assert dropped.status == JobStatus.CANCELLED and dropped.finished_at is not None
+    assert dropped.error.startswith("dropped: over the rate limit of 3 per 0:00:30 for ")
+    assert Job.objects.get(pk=elsewhere.pk).status == JobStatus.QUEUED
+
+
+def test_debounce_keeps_one_waiting_job_with_the_last_arguments():
+    with capture_jobs() as captured:
+        first = fj.reindex.enqueue(1, "a")
+        again = fj.reindex.enqueue(1, "ab")
+        last = fj.reindex.enqueue(1, "abc")
+        other = fj.reindex.enqueue(2, "x")
+        assert first.pk == again.pk == last.pk != other.pk
+        job = Job.objects.get(pk=first.pk)
+        assert (job.status, job.args) == (JobStatus.SCHEDULED, [1, "abc"])
+        assert job.run_after > timezone.now() + timedelta(seconds=0.3)
+        captured.run_all()
+    assert sorted(Effect.objects.values_list("key", flat=True)) == ["reindex 1 abc", "reindex 2 x"]
+
+
+def test_debounce_never_waits_past_max_wait():
+    with capture_jobs():
+        first = fj.reindex.enqueue(3, "a")
+        Job.objects.filter(pk=first.pk).update(created_at=timezone.now() - timedelta(seconds=1.9))
+        fj.reindex.enqueue(3, "b")
+    job = Job.objects.get(pk=first.pk)
+    assert job.run_after <= job.created_at + timedelta(seconds=2)
+
+
+def test_singleton_skip_returns_the_unfinished_job_instead_of_adding_one():
+    with capture_jobs() as captured:
+        first = fj.rebuild.enqueue(1, 1)
+        again = fj.rebuild.enqueue(1, 2)
+        assert again.pk == first.pk
+        captured.run_all()
+        later = fj.rebuild.enqueue(1, 3)  # the first finished: a new one
+    assert later.pk != first.pk
+    assert Job.objects.filter(name=fj.rebuild.name).count() == 2
+
+
+@pytest.mark.worker
+def test_singleton_cancel_running_stops_the_running_one_and_then_starts(worker):
+    first = fj.export.enqueue(1, 1)
+    wait_for(lambda: Effect.objects.filter(key="export 1 start", job_id="1").exists())
+    second = fj.export.enqueue(1, 2)
+    first, second = finished([first, second])
+    assert (first.status, second.status) == (JobStatus.CANCELLED, JobStatus.SUCCEEDED)
+    assert not Effect.objects.filter(key="export 1 end", job_id="1").exists()
+    first_run = JobRun.objects.get(job=first)
+    second_run = JobRun.objects.get(job=second)
+    assert second_run.started_at >= first_run.finished_at
+
+
+# --- declarations ------------------------------------------------------------------------------
+
+
+def declared_job(customer_id: int, payload: dict) -> None: ...
+
+
+def _decorate(**options: object) -> None:
+    bgjob(name="tests.flow_declared", **options)(declared_job)  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"concurrency": Concurrency(limit=1, key="customer")}, "names no parameter; its"),
+        ({"concurrency": Concurrency(limit=0)}, "Concurrency.limit must be an integer >= 1"),
+        ({"concurrency": 3}, "concurrency= takes a Concurrency"),
+        (
+            {
+                "concurrency": Concurrency(limit=1, key="customer_id"),
+                "throttle": Throttle(limit=1, period=timedelta(seconds=1), key="payload.id"),
+            },
+            "have different keys",
+        ),
+        (
+            {"throttle": Throttle(limit=1, period=timedelta(0))},
+            "Throttle.period must be a positive timedelta",
+        ),
+        ({"concurrency": Concurrency(limit=1, key=lambda tenant: tenant)}, "takes tenant"),
+    ],
+)
+def test_a_flow_option_that_cannot_work_is_refused_when_decorated(options, message):
+    with pytest.raises(JobConfigurationError, match=message):
+        _decorate(**options)
+
+
+def test_a_key_may_be_a_path_into_an_argument():
+    with capture_jobs():
+        job = fj.ship.enqueue({"id": 9, "customer": "initech"})
+    assert job.flow_key.endswith('="initech"')
+    keyed = bgjob(name="tests.flow_path", concurrency=Concurrency(limit=1, key="payload.id"))
+    spec = keyed(declared_job).spec
+    assert spec.flow is not None
+    assert spec.flow.flow_key((1, {"id": 42}), {}) == "tests.flow_path payload.id=42"
+
+
+def test_admission_never_grants_a_place_twice_when_two_ask_at_once(no_session_worker):
+    """Two admissions of one key in a row (as two processes finishing at once would): the
+    second sees the place the first gave."""
+    with capture_jobs() as captured:
+        jobs = [fj.sync_customer.enqueue(11, n) for n in range(3)]
+        assert admission.admit([jobs[0].flow_key]) == 0
+        assert admission.admit([jobs[0].flow_key]) == 0
+        run = states.claim(str(jobs[0].pk), 1, "w")
+        assert run is not None
+        states.succeed(run, result=0)  # frees the place: admits the next one
+        assert len(captured.jobs) == 2
+        assert admission.admit([jobs[0].flow_key]) == 0
+
+
+def test_retry_after_suspends_the_job_without_spending_an_attempt():
+    with capture_jobs() as captured:
+        job = fj.rate_limited_once.enqueue(False)
+        spent = fj.rate_limited_once.enqueue(True)
+        captured.run_all()
+    job, spent = Job.objects.get(pk=job.pk), Job.objects.get(pk=spent.pk)
+    assert (job.status, job.result, job.attempts, job.max_attempts) == (
+        JobStatus.SUCCEEDED,
+        2,
+        2,
+        2,
+    )
+    first = JobRun.objects.get(job=job, attempt=1)
+    assert (first.status, first.error) == ("failed", "RetryAfter: 429 Too Many Requests")
+    assert (spent.status, spent.attempts) == (JobStatus.DEAD, 1)  # its only attempt, spent
