@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.contrib.admin.models import LogEntry
+from django.urls import reverse
 from django.utils import timezone
 
 from django_bgjobs import Concurrency, JobConfigurationError, Throttle, bgjob, states
@@ -319,3 +321,48 @@ def test_retry_after_suspends_the_job_without_spending_an_attempt():
     first = JobRun.objects.get(job=job, attempt=1)
     assert (first.status, first.error) == ("failed", "RetryAfter: 429 Too Many Requests")
     assert (spent.status, spent.attempts) == (JobStatus.DEAD, 1)  # its only attempt, spent
+
+
+# --- the admin ---------------------------------------------------------------------------------
+
+
+def test_a_blocked_jobs_page_says_what_it_waits_for(admin_client):
+    with capture_jobs():
+        fj.sync_customer.enqueue(21, 0)
+        blocked = fj.sync_customer.enqueue(21, 1)
+    page = admin_client.get(reverse("admin:django_bgjobs_job_change", args=[blocked.pk]))
+    html = page.content.decode()
+    assert "tests.flow_jobs.sync_customer customer_id=21" in html
+    assert "waits for a place, 1 of 1 held" in html
+    assert "bgjobs-status-blocked" in html
+    listing = admin_client.get(reverse("admin:django_bgjobs_flowkey_changelist")).content.decode()
+    assert "tests.flow_jobs.sync_customer customer_id=21" in listing
+
+
+def test_release_lets_the_next_job_of_a_stuck_key_through_and_is_logged(admin_client):
+    with capture_jobs() as captured:
+        stuck = fj.sync_customer.enqueue(22, 0)
+        blocked = fj.sync_customer.enqueue(22, 1)
+        response = admin_client.post(
+            reverse("admin:django_bgjobs_flowkey_changelist"),
+            {"action": "release", "_selected_action": [stuck.flow_key]},
+        )
+        assert response.status_code == 302
+        assert captured.names() == [fj.sync_customer.name] * 2
+    assert Job.objects.get(pk=blocked.pk).status == JobStatus.QUEUED
+    assert not Job.objects.get(pk=stuck.pk).gated  # still queued, no longer counted
+    [entry] = LogEntry.objects.filter(object_id=stuck.flow_key)
+    assert entry.change_message == "Released: 1 job(s) holding a place."
+
+
+def test_an_operator_raises_a_limit_in_the_admin(admin_client):
+    with capture_jobs() as captured:
+        for n in range(3):
+            fj.sync_customer.enqueue(23, n)
+        url = reverse("admin:django_bgjobs_flowgate_add")
+        refused = admin_client.post(url, {"name": "no.such.job", "concurrency": 2})
+        assert "No job has a concurrency limit named" in refused.content.decode()
+        admin_client.post(url, {"name": fj.sync_customer.name, "concurrency": 2})
+        assert len(captured.jobs) == 2  # let through at once, not at the next pass
+    assert FlowGate.objects.get(name=fj.sync_customer.name).concurrency == 2
+    assert LogEntry.objects.filter(object_id=fj.sync_customer.name).exists()

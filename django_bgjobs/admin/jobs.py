@@ -18,7 +18,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from django_bgjobs import extensions, states
-from django_bgjobs.admin import bulk, dashboard, job_page, steps, widgets
+from django_bgjobs.admin import bulk, dashboard, flow, job_page, steps, widgets
 from django_bgjobs.admin.job_actions import CANCELLED, RETRIED, JobActionsAdmin
 from django_bgjobs.admin.timeline import progress_bar
 from django_bgjobs.admin.webhooks import receipt_of, receipt_url
@@ -120,6 +120,7 @@ class JobAdmin(JobActionsAdmin):
                     "schedule_display",
                     "webhook_display",
                     "related_display",
+                    "flow_display",
                 )
             },
         ),
@@ -270,6 +271,10 @@ class JobAdmin(JobActionsAdmin):
             if (html := link(job)) is not None
         ]
         return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines)) or "-"
+
+    @admin.display(description=_("flow control"))
+    def flow_display(self, job: Job) -> str:
+        return flow.describe(job)
 
     @admin.display(description=_("status"), ordering="status")
     def status_display(self, job: Job) -> str:

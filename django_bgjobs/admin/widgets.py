@@ -51,6 +51,7 @@ else:
 # Badge backgrounds, dark enough for white text (contrast >= 4.5:1).
 STATUS_COLOURS: dict[str, str] = {
     JobStatus.SCHEDULED: "#5c636a",
+    JobStatus.BLOCKED: "#7a5c00",
     JobStatus.QUEUED: "#0b5ed7",
     JobStatus.RUNNING: "#6f42c1",
     JobStatus.RETRYING: "#a04a00",

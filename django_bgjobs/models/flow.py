@@ -20,7 +20,8 @@ class FlowKey(models.Model):
     updated_at = models.DateTimeField()
 
     class Meta:
-        verbose_name = _("flow-control key of a job")
+        verbose_name = _("flow-control key of jobs")
+        verbose_name_plural = _("flow-control keys of jobs")
         indexes = [models.Index(fields=["gate"], name="bgjobs_flowkey_gate_idx")]
 
     def __str__(self) -> str:

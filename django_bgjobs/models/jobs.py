@@ -76,8 +76,9 @@ class JobQuerySet(models.QuerySet["Job"]):
         return self.filter(status=JobStatus.BLOCKED, flow_key=flow_key)
 
     def holding(self, flow_key: str) -> JobQuerySet:
-        """Queued or running under ``flow_key``: each holds one of its places."""
-        return self.filter(status__in=HOLDING, flow_key=flow_key)
+        """Queued or running under ``flow_key``: each holds one of its places (unless an
+        operator released it: ``gated`` off)."""
+        return self.filter(status__in=HOLDING, flow_key=flow_key, gated=True)
 
     def published_before(self, moment: datetime) -> JobQuerySet:
         """Queued jobs never published, or last published before ``moment``."""

@@ -17,7 +17,15 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 
-from django_bgjobs import Backoff, FunctionContext, JobContext, NonRetriable, bgjob, function
+from django_bgjobs import (
+    Backoff,
+    Concurrency,
+    FunctionContext,
+    JobContext,
+    NonRetriable,
+    bgjob,
+    function,
+)
 from example_project.shop.events import CrmSync, LoggedIn, SignedUp, UserDeleted
 
 logger = logging.getLogger(__name__)
@@ -164,3 +172,12 @@ def signup_digest() -> dict[str, int]:
     """A schedule declared in code: every two minutes, count the users (beat fires it; the
     admin's Schedules page shows its next run and the outcome of the last one)."""
     return {"users": get_user_model().objects.count()}
+
+
+@bgjob(concurrency=Concurrency(limit=1, key="customer_id"))
+def sync_customer(customer_id: int) -> dict:
+    """Flow control: one sync per customer at a time, on every worker. Enqueue it a few times
+    for one customer from ``manage.py shell`` and watch the others wait as *Blocked* in the
+    admin, then start one after the other (another customer's sync runs beside them)."""
+    time.sleep(2)  # a slow partner API
+    return {"customer": customer_id, "synced": True}
