@@ -17,7 +17,14 @@ from django_bgjobs.exceptions import (
     PayloadError,
     RetryAfter,
 )
-from django_bgjobs.flow.options import Concurrency, Debounce, RateLimit, Singleton, Throttle
+from django_bgjobs.flow.options import (
+    Batch,
+    Concurrency,
+    Debounce,
+    RateLimit,
+    Singleton,
+    Throttle,
+)
 from django_bgjobs.functions.events import Event, event, send_events
 from django_bgjobs.functions.function import DurableFunction, FunctionContext, function
 from django_bgjobs.hooks import on_signup
@@ -43,6 +50,7 @@ def enqueue_many(calls: Iterable[JobCall]) -> list[Job]:
 
 __all__ = [
     "Backoff",
+    "Batch",
     "BgJobsError",
     "Concurrency",
     "Debounce",

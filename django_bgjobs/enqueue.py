@@ -69,9 +69,10 @@ def insert_calls(
     # in: one transaction (no savepoint inside the caller's).
     with transaction.atomic(using=using, savepoint=False) if flowing else nullcontext():
         new: set[int] = set()
+        batch: dict[str, Job] = {}
         for index, (call, job) in enumerate(zip(calls, jobs, strict=True)):
             if call.spec.flow is not None:
-                jobs[index] = at_enqueue.apply(job, call, call.spec.flow, now, using)
+                jobs[index] = at_enqueue.apply(job, call, call.spec.flow, now, using, batch)
             if jobs[index] is job:
                 new.add(index)
         plain = [job for i, job in enumerate(jobs) if i in new and job.idempotency_key is None]

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from django_bgjobs import (
     Backoff,
+    Batch,
     Concurrency,
     Debounce,
     Event,
@@ -123,3 +124,21 @@ def rate_limited_once(ctx: JobContext, spend_attempt: bool) -> int:
     if ctx.attempt == 1:
         raise RetryAfter(0.01, "429 Too Many Requests", spend_attempt=spend_attempt)
     return ctx.attempt
+
+
+@bgjob(throttle=Throttle(limit=5, period=timedelta(seconds=1), key="account_id"))
+def soak_call(account_id: str, n: int) -> int:
+    """tests/test_flow_soak.py's throttled job: when it ran is its effect's time."""
+    Effect.objects.create(key=f"soak {account_id}", job_id=str(n))
+    return n
+
+
+@bgjob(rate_limit=RateLimit(limit=20, period=timedelta(seconds=10), key="ip"))
+def soak_login(ip: str, n: int) -> int:
+    return n
+
+
+@bgjob(batch=Batch(max_size=3, timeout=timedelta(seconds=0.5), key="tenant_id", into="events"))
+def send_digest(tenant_id: int, events: list[str]) -> int:
+    Effect.objects.create(key=f"digest {tenant_id} {','.join(events)}")
+    return len(events)

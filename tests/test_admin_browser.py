@@ -701,3 +701,51 @@ def test_staff_user_reads_a_runs_steps_and_replays_it_from_one(  # type: ignore[
     # Only the step after succeeded ones can be replayed from: "declined" can, nothing after.
     expect(page.locator("button.bgjobs-replay-from")).to_have_count(2)
     shot(page, "33-run-declined")
+
+
+@pytest.fixture
+def stuck_key(admin_user):  # type: ignore[no-untyped-def]
+    """A key whose one place is held by a queued job no worker takes, and two jobs blocked
+    behind it. Requested before ``page``, like the fixtures above."""
+    from tests import flow_jobs
+
+    with capture_jobs():  # published to nowhere: the holder stays queued
+        jobs = [flow_jobs.sync_customer.enqueue(31, n) for n in range(3)]
+    return jobs
+
+
+def test_staff_user_sees_why_a_job_waits_and_releases_its_key(  # type: ignore[no-untyped-def]
+    stuck_key, page: Page, live_server
+):
+    holder, blocked, last = stuck_key
+    log_in(page, live_server.url, "admin", "password")
+    page.goto(live_server.url + reverse("admin:django_bgjobs_job_change", args=[blocked.pk]))
+    expect(page.locator("div.field-status_display .bgjobs-status-blocked")).to_have_text("Blocked")
+    flow_line = page.locator("div.field-flow_display .readonly")
+    expect(flow_line).to_contain_text("tests.flow_jobs.sync_customer customer_id=31")
+    expect(flow_line).to_contain_text("waits for a place, 1 of 1 held")
+    shot(page, "41-blocked-job")
+
+    flow_line.get_by_role("link").click()  # the key's jobs in the job list
+    expect(page.locator("#result_list tbody tr")).to_have_count(3)
+    shot(page, "42-jobs-of-a-key")
+
+    page.goto(live_server.url + reverse("admin:django_bgjobs_flowkey_changelist"))
+    key_row = page.locator("#result_list tbody tr", has_text="customer_id=31")
+    expect(key_row.locator("td.field-holding")).to_have_text("1")
+    expect(key_row.locator("td.field-blocked")).to_have_text("2")
+    key_row.locator('input[name="_selected_action"]').check()
+    with capture_jobs() as captured:
+        page.select_option(
+            'select[name="action"]',
+            label="Release: the jobs holding these keys' places stop counting",
+        )
+        page.click('#changelist-form button[name="index"]')
+        expect(page.locator("ul.messagelist li.success")).to_contain_text(
+            "1 job(s) no longer hold a place"
+        )
+    expect(key_row.locator("td.field-blocked")).to_have_text("1")
+    shot(page, "43-key-released")
+    assert [job.pk for job in captured.jobs] == [blocked.pk]
+    assert Job.objects.get(pk=last.pk).status == JobStatus.BLOCKED
+    assert LogEntry.objects.get(object_id=holder.flow_key).change_message.startswith("Released")

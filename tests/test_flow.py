@@ -11,7 +11,15 @@ from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 from django.utils import timezone
 
-from django_bgjobs import Concurrency, JobConfigurationError, Throttle, bgjob, states
+from django_bgjobs import (
+    Concurrency,
+    JobConfigurationError,
+    PayloadError,
+    Throttle,
+    bgjob,
+    enqueue_many,
+    states,
+)
 from django_bgjobs.dispatcher import Dispatcher
 from django_bgjobs.flow import admission
 from django_bgjobs.models import FlowGate, Job, JobRun, JobStatus
@@ -232,6 +240,50 @@ def test_singleton_skip_returns_the_unfinished_job_instead_of_adding_one():
         later = fj.rebuild.enqueue(1, 3)  # the first finished: a new one
     assert later.pk != first.pk
     assert Job.objects.filter(name=fj.rebuild.name).count() == 2
+
+
+def test_singleton_and_debounce_hold_within_one_enqueue_many():
+    with capture_jobs():
+        jobs = enqueue_many(
+            [
+                fj.rebuild.prepare(5, 1),
+                fj.rebuild.prepare(5, 2),
+                fj.reindex.prepare(6, "a"),
+                fj.reindex.prepare(6, "b"),
+            ]
+        )
+    assert jobs[0].pk == jobs[1].pk and jobs[2].pk == jobs[3].pk
+    assert Job.objects.filter(name=fj.rebuild.name).count() == 1
+    assert Job.objects.get(pk=jobs[2].pk).args == [6, "b"]
+
+
+def test_batch_gathers_a_keys_calls_into_one_job_of_at_most_max_size():
+    with capture_jobs() as captured:
+        first = fj.send_digest.enqueue(1, ["a"])
+        assert fj.send_digest.enqueue(1, ["b"]).pk == first.pk
+        other = fj.send_digest.enqueue(2, ["x"])
+        full = fj.send_digest.enqueue(1, ["c"])  # the third item: ready at once
+        assert full.pk == first.pk
+        assert Job.objects.get(pk=first.pk).status == JobStatus.QUEUED
+        assert captured.names() == [fj.send_digest.name]
+        overflow = [fj.send_digest.enqueue(1, ["d", "e"]), fj.send_digest.enqueue(1, ["f", "g"])]
+        assert overflow[0].pk != overflow[1].pk  # 4 items do not fit in one batch of 3
+        assert Job.objects.get(pk=other.pk).status == JobStatus.SCHEDULED  # until its timeout
+        captured.run_all()
+    assert sorted(Effect.objects.values_list("key", flat=True)) == [
+        "digest 1 a,b,c",
+        "digest 1 d,e",
+        "digest 1 f,g",
+        "digest 2 x",
+    ]
+
+
+def test_a_batch_call_with_no_list_or_too_many_items_is_refused():
+    with pytest.raises(PayloadError, match="events takes a list of 1 to 3 items"):
+        fj.send_digest.enqueue(1, ["a", "b", "c", "d"])
+    with pytest.raises(PayloadError, match="events takes a list"):
+        fj.send_digest.enqueue(1, [])
+    assert not Job.objects.exists()
 
 
 @pytest.mark.worker

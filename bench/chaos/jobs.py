@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from django.db import connection
 from django.utils import timezone
 
-from django_bgjobs import Backoff, JobContext, Schedule, bgjob
+from django_bgjobs import Backoff, Concurrency, JobContext, Schedule, bgjob
 
 # Faults cost attempts (a killed worker, a lost lease): leave room, but finitely.
 BACKOFF = Backoff(base=0.5, factor=2, max=4)
@@ -83,6 +83,26 @@ def tick(ctx: JobContext) -> dict:
     _log_execution(ctx, key)
     time.sleep(0.05)
     return {"attempt": ctx.attempt, "applied": _effect(ctx, key)}
+
+
+# Scenario 15: at most LIMIT jobs of each group at once, whatever the faults.
+LIMIT = 2
+
+
+@bgjob(
+    takes_context=True,
+    max_attempts=6,
+    backoff=BACKOFF,
+    concurrency=Concurrency(limit=LIMIT, key="group"),
+)
+def limited(ctx: JobContext, key: str, group: str, ms: int) -> dict:
+    """Like ``work``, with its end logged too (``<key>:end``): the checker rebuilds how many
+    jobs of each group ran at once from the executions' times."""
+    _log_execution(ctx, key)
+    time.sleep(ms / 1000)
+    applied = _effect(ctx, key)
+    _log_execution(ctx, f"{key}:end")
+    return {"attempt": ctx.attempt, "applied": applied}
 
 
 # Scenario 14's durable function, loaded with the jobs.

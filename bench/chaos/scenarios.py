@@ -24,6 +24,7 @@ from django.utils import timezone
 from bench.chaos import harness
 from bench.chaos.delivery import delivery
 from bench.chaos.durable import durable
+from bench.chaos.flow import flow_control
 from bench.chaos.jobs import POISON_ATTEMPTS, poison, slot_key, tick, work
 from bench.chaos.ledger import Hit, Report, check
 from bench.chaos.models import Execution
@@ -806,4 +807,5 @@ SCENARIOS: dict[str, Callable[[Run], Report]] = {
     "12": state_machine,
     "13": delivery,
     "14": durable,
+    "15": flow_control,
 }

@@ -81,6 +81,8 @@ def _queue_row(q: rows.QueueRow) -> dict[str, Any]:
         "queued": q.queued,
         "running": q.running,
         "waiting": q.waiting,
+        "blocked": q.blocked,
+        "blocked_url": jobs_url(queue=q.name, status__exact=JobStatus.BLOCKED),
         "known": q.known,
         "oldest": charts.duration(q.oldest_age),
         "oldest_seconds": "" if q.oldest_age is None else f"{q.oldest_age:.3f}",

@@ -222,9 +222,9 @@ def percentiles(values: list[float]) -> tuple[float, float, float] | None:
 
 
 def _queues(using: str, now: datetime) -> list[QueueRow]:
-    """Queued (with the oldest one's wait, as stats.queue_figures measures it), running and
-    waiting jobs per queue: three statements, each over one of the dispatcher's partial
-    indexes (a single ``status IN (...)`` would read the whole table)."""
+    """Queued (with the oldest one's wait, as stats.queue_figures measures it), running,
+    waiting and blocked jobs per queue: four statements, each over one of the partial indexes
+    (a single ``status IN (...)`` would read the whole table)."""
     jobs = Job.objects.using(using).order_by()
     queued = {
         queue: (n, since)
@@ -234,8 +234,9 @@ def _queues(using: str, now: datetime) -> list[QueueRow]:
     }
     running = dict(jobs.running().values_list("queue").annotate(n=Count("*")))
     waiting = dict(jobs.waiting().values_list("queue").annotate(n=Count("*")))
+    blocked = dict(jobs.blocked().values_list("queue").annotate(n=Count("*")))
     known = list(bgjobs_settings.QUEUES)
-    others = sorted((set(queued) | set(running) | set(waiting)) - set(known))
+    others = sorted((set(queued) | set(running) | set(waiting) | set(blocked)) - set(known))
     rows = []
     for queue in known + others:
         depth, since = queued.get(queue, (0, None))
@@ -248,6 +249,7 @@ def _queues(using: str, now: datetime) -> list[QueueRow]:
                 running.get(queue, 0),
                 waiting.get(queue, 0),
                 known=queue in known,
+                blocked=blocked.get(queue, 0),
             )
         )
     return rows

@@ -60,6 +60,7 @@ class QueueRow:
     running: int
     waiting: int  # scheduled or retrying: due later
     known: bool  # in BGJOBS["QUEUES"]
+    blocked: int = 0  # waiting for a place under a concurrency limit (flow control)
 
 
 @dataclass

@@ -8,6 +8,7 @@ worker and web process alike.
 - debounce: a job of the key still waiting takes the new arguments and starts later instead;
 - singleton ``skip``: an unfinished job of the key is returned instead of a new one;
   ``cancel_running``: the unfinished ones are cancelled (a running one asked to stop);
+- batch: the call's items join the key's open batch (a job not started yet);
 - concurrency (and singleton): a job that may start now is ``blocked`` until admitted.
 """
 
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 from django.db.models import QuerySet
 
 from django_bgjobs import states
+from django_bgjobs.exceptions import PayloadError
 from django_bgjobs.flow import gcra
 from django_bgjobs.flow.spec import FlowSpec
 from django_bgjobs.models import FlowKey, Job, JobStatus
@@ -34,17 +36,27 @@ def lock_key(key: str, gate: str, now: datetime, using: str) -> FlowKey:
     return rows.select_for_update().get(key=key)
 
 
-def apply(job: Job, call: JobCall, flow: FlowSpec, now: datetime, using: str) -> Job:
+def apply(
+    job: Job, call: JobCall, flow: FlowSpec, now: datetime, using: str, batch: dict[str, Job]
+) -> Job:
     """Give the built, unsaved ``job`` its key and its status under ``flow``. Returns the job to
-    insert, or an existing job that takes this call instead (not to be inserted)."""
+    insert, or an existing job that takes this call instead (not to be inserted). ``batch``:
+    the jobs of one ``enqueue_many`` not inserted yet, by key, as singleton and debounce see
+    them (filled here)."""
     job.flow_key = flow.flow_key(call.args, call.kwargs)
     job.gated = flow.gated
+    if flow.batch is not None:  # by name: the list is found and extended in kwargs
+        bound = call.spec.signature.bind(*call.args, **call.kwargs)
+        job.args, job.kwargs = [], dict(bound.arguments)
     if flow.locks_at_enqueue:
         row = lock_key(job.flow_key, flow.gate, now, using)
-        kept = _decide(job, flow, row, now, using)
+        earlier = batch.get(job.flow_key)
+        kept = _in_batch(job, flow, earlier, now) or _decide(job, flow, row, now, using, earlier)
         FlowKey.objects.using(using).filter(key=row.key).update(
             reserved_tat=row.reserved_tat, rate_tat=row.rate_tat, updated_at=now
         )
+        if flow.singleton is not None or flow.debounce is not None or flow.batch is not None:
+            batch[job.flow_key] = kept
         if kept is not job:
             return kept
     if job.gated and job.status == JobStatus.QUEUED:
@@ -52,7 +64,31 @@ def apply(job: Job, call: JobCall, flow: FlowSpec, now: datetime, using: str) ->
     return job
 
 
-def _decide(job: Job, flow: FlowSpec, row: FlowKey, now: datetime, using: str) -> Job:
+def _in_batch(job: Job, flow: FlowSpec, earlier: Job | None, now: datetime) -> Job | None:
+    """Singleton, debounce and batch against a job of the same key earlier in the same
+    ``enqueue_many`` (not inserted yet)."""
+    if earlier is None or flow.batch is not None:
+        return None  # a batch looks at the earlier job itself (_gather)
+    if flow.debounce is not None:
+        earlier.args, earlier.kwargs = job.args, job.kwargs
+        return earlier
+    assert flow.singleton is not None
+    if flow.singleton.mode == "skip":
+        return earlier
+    earlier.status, earlier.finished_at = JobStatus.CANCELLED, now
+    earlier.run_after = earlier.published_at = None
+    earlier.error = "cancelled: a newer call of its key replaced it (Singleton cancel_running)"
+    return None
+
+
+def _decide(
+    job: Job,
+    flow: FlowSpec,
+    row: FlowKey,
+    now: datetime,
+    using: str,
+    earlier: Job | None = None,
+) -> Job:
     if flow.rate_limit is not None:
         limit = flow.rate_limit
         kept, row.rate_tat = gcra.conforms(
@@ -77,6 +113,8 @@ def _decide(job: Job, flow: FlowSpec, row: FlowKey, now: datetime, using: str) -
                 states.cancel(other)
     if flow.debounce is not None:
         return _debounce(job, flow, unfinished, now)
+    if flow.batch is not None:
+        return _gather(job, flow, unfinished, now, earlier)
     if flow.throttle is not None:
         throttle = flow.throttle
         wanted = job.run_after or now
@@ -108,3 +146,54 @@ def _debounce(job: Job, flow: FlowSpec, unfinished: QuerySet[Job], now: datetime
     )
     pending.args, pending.kwargs, pending.run_after = job.args, job.kwargs, start
     return pending
+
+
+def _gather(
+    job: Job, flow: FlowSpec, unfinished: QuerySet[Job], now: datetime, earlier: Job | None
+) -> Job:
+    """Add the call's items to its key's open batch (a job not started yet, at most
+    ``max_size`` items); a full batch is ready at once. Without room, the open batch is
+    closed (ready now) and this job opens the next one, ready after ``timeout``."""
+    assert flow.batch is not None
+    batch = flow.batch
+    items = job.kwargs.get(batch.into)
+    if not isinstance(items, list) or not 0 < len(items) <= batch.max_size:
+        raise PayloadError(
+            f"{job.name}: {batch.into} takes a list of 1 to {batch.max_size} items to batch, "
+            f"not {items!r}"
+        )
+    open_batch = earlier or (
+        unfinished.filter(status=JobStatus.SCHEDULED, attempts=0)
+        .order_by("id")
+        .select_for_update()
+        .first()
+    )
+    if open_batch is not None:
+        gathered = [*open_batch.kwargs[batch.into], *items]
+        if len(gathered) <= batch.max_size:
+            open_batch.kwargs = {**open_batch.kwargs, batch.into: gathered}
+            if not open_batch._state.adding:
+                Job.objects.filter(pk=open_batch.pk).update(kwargs=open_batch.kwargs)
+            if len(gathered) == batch.max_size:
+                _ready_now(open_batch, now)
+            return open_batch
+        _ready_now(open_batch, now)
+    if len(items) < batch.max_size:
+        job.status, job.run_after, job.published_at = (
+            JobStatus.SCHEDULED,
+            now + batch.timeout,
+            None,
+        )
+    return job
+
+
+def _ready_now(job: Job, now: datetime) -> None:
+    """A batch that may start now: queued (blocked under a concurrency limit)."""
+    if not job._state.adding:
+        states.wake([job.pk])
+        return
+    job.run_after = None
+    if job.gated:
+        job.status, job.published_at = JobStatus.BLOCKED, None
+    else:
+        job.status, job.published_at = JobStatus.QUEUED, now

@@ -5,6 +5,7 @@
     @bgjob(rate_limit=RateLimit(limit=100, period=timedelta(minutes=1), key="ip"))
     @bgjob(debounce=Debounce(period=timedelta(seconds=5), key="doc_id"))
     @bgjob(singleton=Singleton(key="tenant_id", mode="cancel_running"))
+    @bgjob(batch=Batch(max_size=100, timeout=timedelta(seconds=5), key="tenant_id", into="events"))
 
 A ``key`` is an argument's name (``"customer_id"``), a path into one (``"order.customer_id"``:
 a dict's item or an object's attribute), a function of some of the arguments (called with them
@@ -85,6 +86,19 @@ class Singleton:
     name: str | None = None
 
 
+@dataclass(frozen=True)
+class Batch:
+    """Gather the calls of each key value into one job: the list argument named ``into`` of
+    every call joins one list, and the job runs once ``max_size`` items are in it, or
+    ``timeout`` after its first call, whichever comes first. ``send_digest.enqueue(tenant_id=1,
+    events=[...])`` adds to the open batch of tenant 1 (a new one once it is full)."""
+
+    max_size: int
+    timeout: timedelta
+    into: str
+    key: KeySource = None
+
+
 class FlowOptions(TypedDict, total=False):
     """The flow-control keywords of ``@bgjob`` and ``@function``."""
 
@@ -93,6 +107,7 @@ class FlowOptions(TypedDict, total=False):
     rate_limit: RateLimit
     debounce: Debounce
     singleton: Singleton
+    batch: Batch
 
 
 _KINDS: dict[str, type] = {
@@ -101,6 +116,7 @@ _KINDS: dict[str, type] = {
     "rate_limit": RateLimit,
     "debounce": Debounce,
     "singleton": Singleton,
+    "batch": Batch,
 }
 
 
@@ -114,13 +130,13 @@ def check_options(options: FlowOptions, where: str) -> None:
             raise JobConfigurationError(
                 f"{where}: {option}= takes a {kind.__name__}(...), not {value!r}"
             )
-        for count in ("limit", "burst"):
+        for count in ("limit", "burst", "max_size"):
             number = getattr(value, count, 1)
             if isinstance(number, bool) or not isinstance(number, int) or number < 1:
                 raise JobConfigurationError(
                     f"{where}: {kind.__name__}.{count} must be an integer >= 1, not {number!r}"
                 )
-        for span in ("period", "max_wait"):
+        for span in ("period", "max_wait", "timeout"):
             length = getattr(value, span, None)
             if length is not None and (not isinstance(length, timedelta) or length <= timedelta(0)):
                 raise JobConfigurationError(
@@ -145,6 +161,11 @@ def check_options(options: FlowOptions, where: str) -> None:
     if "singleton" in options and "concurrency" in options:
         raise JobConfigurationError(
             f"{where}: Singleton is a concurrency of 1 per key: give one of the two"
+        )
+    if "batch" in options and {"debounce", "singleton"} & set(options):
+        raise JobConfigurationError(
+            f"{where}: Batch gathers the calls of a key into one job: it does not go with "
+            "Debounce or Singleton"
         )
     if "debounce" in options and "singleton" in options:
         raise JobConfigurationError(

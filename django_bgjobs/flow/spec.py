@@ -18,6 +18,7 @@ from typing import Any
 
 from django_bgjobs.exceptions import JobConfigurationError, PayloadError
 from django_bgjobs.flow.options import (
+    Batch,
     Concurrency,
     Debounce,
     FlowOptions,
@@ -44,6 +45,7 @@ class FlowSpec:
     rate_limit: RateLimit | None = None
     debounce: Debounce | None = None
     singleton: Singleton | None = None
+    batch: Batch | None = None
 
     @property
     def gated(self) -> bool:
@@ -53,7 +55,7 @@ class FlowSpec:
     @property
     def locks_at_enqueue(self) -> bool:
         """Whether an enqueue decides against the key's state (its row locked meanwhile)."""
-        return any((self.throttle, self.rate_limit, self.debounce, self.singleton))
+        return any((self.throttle, self.rate_limit, self.debounce, self.singleton, self.batch))
 
     def flow_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         key = self.read_key(args, kwargs)
@@ -103,6 +105,7 @@ def flow_spec(
         rate_limit=options.get("rate_limit"),
         debounce=options.get("debounce"),
         singleton=singleton,
+        batch=_checked_batch(options.get("batch"), signature, where),
     )
     known = _gates.get(gate_name)
     if known is not None and gate_name != job_name and known.concurrency != spec.concurrency:
@@ -112,6 +115,15 @@ def flow_spec(
         )
     _gates[gate_name] = spec
     return spec
+
+
+def _checked_batch(batch: Batch | None, signature: inspect.Signature, where: str) -> Batch | None:
+    if batch is not None and batch.into not in signature.parameters:
+        raise JobConfigurationError(
+            f"{where}: Batch(into={batch.into!r}) names no parameter; the list parameter the "
+            f"calls' items are gathered in is one of {', '.join(signature.parameters) or 'none'}"
+        )
+    return batch
 
 
 def _key_reader(

@@ -147,6 +147,11 @@ def function(
                 "module, where workers find it."
             )
         takes_event = _check_signature(func, where, starts)
+        if "batch" in flow:
+            raise JobConfigurationError(
+                f"@function {where}: Batch gathers jobs' arguments; a function's runs each "
+                "take one event"
+            )
         _check_events(starts, cancel_on, where)
         job_spec = make_spec(
             run_function,

@@ -71,9 +71,10 @@ class JobQuerySet(models.QuerySet["Job"]):
     def queued(self) -> JobQuerySet:
         return self.filter(status=JobStatus.QUEUED)
 
-    def blocked(self, flow_key: str) -> JobQuerySet:
-        """Waiting for a place under ``flow_key`` (``bgjobs_job_blocked_idx``)."""
-        return self.filter(status=JobStatus.BLOCKED, flow_key=flow_key)
+    def blocked(self, flow_key: str | None = None) -> JobQuerySet:
+        """Waiting for a place under a limit, or under ``flow_key`` (``bgjobs_job_blocked_idx``)."""
+        blocked = self.filter(status=JobStatus.BLOCKED)
+        return blocked if flow_key is None else blocked.filter(flow_key=flow_key)
 
     def holding(self, flow_key: str) -> JobQuerySet:
         """Queued or running under ``flow_key``: each holds one of its places (unless an
