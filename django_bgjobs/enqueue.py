@@ -64,15 +64,21 @@ def insert_calls(
     now = timezone.now()
     jobs = [_build(call, now) for call in calls]
     using = router.db_for_write(Job)
-    flowing = any(call.spec.flow is not None for call in calls)
+    locking: dict[str, str] = {}  # the keys whose rows the decisions need: key -> gate
+    for call, job in zip(calls, jobs, strict=True):
+        if (flow := call.spec.flow) is not None:
+            at_enqueue.prepare(job, call, flow)
+            if flow.locks_at_enqueue and job.flow_key is not None:
+                locking[job.flow_key] = flow.gate
     # Flow control decides against the state of each key, its row locked until the jobs are
     # in: one transaction (no savepoint inside the caller's).
-    with transaction.atomic(using=using, savepoint=False) if flowing else nullcontext():
+    with transaction.atomic(using=using, savepoint=False) if locking else nullcontext():
+        at_enqueue.lock_keys(set(locking), locking, now, using)
         new: set[int] = set()
         batch: dict[str, Job] = {}
         for index, (call, job) in enumerate(zip(calls, jobs, strict=True)):
             if call.spec.flow is not None:
-                jobs[index] = at_enqueue.apply(job, call, call.spec.flow, now, using, batch)
+                jobs[index] = at_enqueue.apply(job, call.spec.flow, now, using, batch)
             if jobs[index] is job:
                 new.add(index)
         plain = [job for i, job in enumerate(jobs) if i in new and job.idempotency_key is None]

@@ -26,7 +26,7 @@ from django_bgjobs._payload import json_problem, validate_arguments
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.context import JobContext
 from django_bgjobs.exceptions import JobCancelled, LeaseLost, PayloadError, RetryAfter, Suspend
-from django_bgjobs.flow import at_start
+from django_bgjobs.flow import admission, at_start
 from django_bgjobs.redaction import scrub
 from django_bgjobs.registry import JobSpec, registry
 from django_bgjobs.retry_policy import retry_delay
@@ -156,10 +156,6 @@ def run_attempt(job_id: str, attempt: int) -> str:
         )
         return states.fail(claim, error, "", retry_in=None) or "superseded"
     job = claim.job
-    if spec.flow is not None and (later := at_start.wait_for_start(job, spec.flow)) is not None:
-        # Throttled, and picked up well before its key may start another: back to wait until
-        # then, without spending an attempt.
-        return "parked" if states.suspend(claim, later) else "superseded"
     ctx = JobContext(
         job_id=job.pk,
         name=job.name,
@@ -172,6 +168,11 @@ def run_attempt(job_id: str, attempt: int) -> str:
     # database went away) propagates instead of counting as the job failing and running it
     # again: the lease expires and the dispatcher takes over.
     try:
+        if spec.flow is not None:
+            # Throttled: picked up well before its key may start another, it goes back to
+            # wait (no attempt spent). Checked under the heartbeat: the key's row may be
+            # locked a while by an enqueue's transaction.
+            at_start.wait_for_start(job, spec.flow)
         validate_arguments(spec.name, spec.signature, tuple(job.args), job.kwargs)
         result = _call(spec, ctx, job.args, job.kwargs)
     except JobCancelled:
@@ -184,6 +185,8 @@ def run_attempt(job_id: str, attempt: int) -> str:
                 return "superseded"
             if suspended.recheck is not None:
                 suspended.recheck()
+        if not suspended.error:  # a failed step's retry is announced (job_failed): freed there
+            admission.place_freed(job)
         return "retrying" if suspended.error else "parked"
     except (LeaseLost, PayloadError) as exc:
         # LeaseLost: another attempt owns the job (the write is rejected as superseded).

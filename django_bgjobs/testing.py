@@ -25,6 +25,7 @@ from django.utils import timezone
 from django_bgjobs import states
 from django_bgjobs.celery import broker
 from django_bgjobs.execution import heartbeat, run_attempt
+from django_bgjobs.flow import admission
 from django_bgjobs.models import FINISHED, Job, JobStatus, Step, StepStatus
 
 
@@ -67,7 +68,8 @@ class CapturedJobs:
                 wake_at__gt=now,
             ).update(wake_at=now)
             due = states.promote_due(now, limit=1000, due_by=now + timedelta(days=36500))
-            if not due:
+            # Blocked jobs a place was freed for (flow control), as the dispatcher lets through.
+            if not due and not admission.admit_waiting() and not self._messages:
                 return self.jobs
             self._receive([broker.MessageRef.next_attempt(job) for job in due])
         raise RuntimeError(f"jobs still pending after {max_rounds} rounds")

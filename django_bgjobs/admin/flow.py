@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import DatabaseError
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
@@ -135,9 +136,18 @@ class FlowGateAdmin(BaseAdmin[FlowGate]):
         found = spec.gate(row.name)
         return "-" if found is None or found.concurrency is None else str(found.concurrency)
 
+    def get_readonly_fields(self, request: HttpRequest, obj: FlowGate | None = None) -> list[str]:
+        # The name is the primary key: changing it would add a second row, not rename this one.
+        return ["name"] if obj is not None else []
+
     def save_model(self, request: HttpRequest, obj: FlowGate, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
-        admission.admit_waiting()  # a raised limit lets jobs through now, not at the next pass
+        try:  # a raised limit lets jobs through now, not at the dispatcher's next pass
+            admission.admit_waiting()
+        except DatabaseError as exc:
+            self.message_user(
+                request, f"Saved; the dispatcher lets the jobs through ({exc}).", messages.WARNING
+            )
 
 
 admin.site.register(FlowKey, FlowKeyAdmin)

@@ -22,10 +22,10 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from django_bgjobs import signals, states
-from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.flow import spec
 from django_bgjobs.flow.at_enqueue import lock_key
 from django_bgjobs.models import HOLDING, FlowGate, Job, JobStatus
+from django_bgjobs.registry import registry
 
 logger = logging.getLogger("django_bgjobs.flow")
 
@@ -44,6 +44,16 @@ def limit_of(gate: str) -> int | None:
     return declared.concurrency if declared is not None else None
 
 
+def _limit_dropped(flow_key: str) -> bool:
+    """Whether the code no longer limits this key's blocked jobs: their job is known here but
+    has no concurrency limit under this gate any more (a deploy removed or renamed it)."""
+    name = Job.objects.blocked(flow_key).values_list("name", flat=True).first()
+    job = registry.get(name) if name else None
+    if job is None:
+        return False
+    return job.flow is None or job.flow.concurrency is None or job.flow.gate != gate_of(flow_key)
+
+
 def admit(flow_keys: Iterable[str]) -> int:
     """Let through the blocked jobs of these keys that fit; returns how many."""
     return sum(_admit_key(key) for key in sorted(set(flow_keys)))
@@ -52,10 +62,16 @@ def admit(flow_keys: Iterable[str]) -> int:
 def _admit_key(flow_key: str) -> int:
     gate = gate_of(flow_key)
     limit = limit_of(gate)
-    if limit is None:
-        return 0
     using = router.db_for_write(Job)
     now = timezone.now()
+    if limit is None:
+        if not _limit_dropped(flow_key):
+            return 0
+        # Nothing limits them any more: all of them go, and no longer count.
+        with transaction.atomic(using=using):
+            ids = list(Job.objects.blocked(flow_key).values_list("pk", flat=True))
+            Job.objects.filter(pk__in=ids).update(gated=False)
+            return len(states.admit(ids, now))
     with transaction.atomic(using=using):
         lock_key(flow_key, gate, now, using)
         room = limit - Job.objects.holding(flow_key).count()
@@ -81,13 +97,13 @@ def admit_waiting() -> int:
             holding=Count("pk", filter=Q(status__in=HOLDING)),
         )
         .filter(blocked__gt=0)
-        .order_by()[: bgjobs_settings.DISPATCH_BATCH]
+        .order_by()  # every such key (a row each), not a batch: a full one must not hide others
     )
     admitted = 0
     for row in keys:
         flow_key = str(row["flow_key"])
         limit = limit_of(gate_of(flow_key))
-        if limit is not None and row["holding"] < limit:
+        if limit is None or row["holding"] < limit:  # None: unknown here, or dropped by code
             admitted += _admit_key(flow_key)
     return admitted
 
@@ -96,10 +112,25 @@ def _blocked(sender: Any, flow_keys: set[str], **kwargs: Any) -> None:
     _admit_quietly(flow_keys)
 
 
+def place_freed(job: Job) -> None:
+    """A job of a key stopped holding its place (it ended, failed, was parked): the next one
+    may go, once the transaction it happened in commits (admission locks the key's row after
+    the job rows, never inside a transaction that holds them)."""
+    if not job.flow_key:
+        return
+    if not job.gated:
+        # Released by an operator for the attempt that held its place: the next attempts
+        # count again (when the code still limits it).
+        declared = registry.get(job.name)
+        if declared is None or declared.flow is None or not declared.flow.gated:
+            return
+        Job.objects.filter(pk=job.pk).update(gated=True)
+    key = job.flow_key
+    transaction.on_commit(lambda: _admit_quietly({key}), robust=True)
+
+
 def _place_freed(sender: Any, job: Job, **kwargs: Any) -> None:
-    """A job of a key stopped holding its place: the next one may go."""
-    if job.gated and job.flow_key:
-        _admit_quietly({job.flow_key})
+    place_freed(job)
 
 
 def _admit_quietly(flow_keys: set[str]) -> None:

@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING
 from django.db.models import QuerySet
 
 from django_bgjobs import states
+from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.exceptions import PayloadError
 from django_bgjobs.flow import gcra
+from django_bgjobs.flow.options import Debounce
 from django_bgjobs.flow.spec import FlowSpec
 from django_bgjobs.models import FlowKey, Job, JobStatus
 
@@ -36,20 +38,44 @@ def lock_key(key: str, gate: str, now: datetime, using: str) -> FlowKey:
     return rows.select_for_update().get(key=key)
 
 
-def apply(
-    job: Job, call: JobCall, flow: FlowSpec, now: datetime, using: str, batch: dict[str, Job]
-) -> Job:
-    """Give the built, unsaved ``job`` its key and its status under ``flow``. Returns the job to
-    insert, or an existing job that takes this call instead (not to be inserted). ``batch``:
-    the jobs of one ``enqueue_many`` not inserted yet, by key, as singleton and debounce see
-    them (filled here)."""
+def prepare(job: Job, call: JobCall, flow: FlowSpec) -> None:
+    """Before any lock or write (a bad call raises here, outside the caller's transaction's
+    way): the job's key, whether it is gated, and a batch's arguments by name, its items
+    checked."""
     job.flow_key = flow.flow_key(call.args, call.kwargs)
     job.gated = flow.gated
     if flow.batch is not None:  # by name: the list is found and extended in kwargs
-        bound = call.spec.signature.bind(*call.args, **call.kwargs)
-        job.args, job.kwargs = [], dict(bound.arguments)
+        batch = flow.batch
+        job.args, job.kwargs = (
+            [],
+            dict(call.spec.signature.bind(*call.args, **call.kwargs).arguments),
+        )
+        items = job.kwargs.get(batch.into)
+        if not isinstance(items, list) or not 0 < len(items) <= batch.max_size:
+            raise PayloadError(
+                f"{job.name}: {batch.into} takes a list of 1 to {batch.max_size} items to "
+                f"batch, not {items!r}"
+            )
+
+
+def lock_keys(keys: set[str], gate_of: dict[str, str], now: datetime, using: str) -> None:
+    """Lock these keys' rows up front, in one order (two batches of the same keys in
+    opposite orders would otherwise deadlock)."""
+    for key in sorted(keys):
+        lock_key(key, gate_of[key], now, using)
+
+
+def apply(job: Job, flow: FlowSpec, now: datetime, using: str, batch: dict[str, Job]) -> Job:
+    """Decide the prepared, unsaved ``job``'s status under ``flow``, its key's row locked
+    (``lock_keys``). Returns the job to insert, or an existing job that takes this call
+    instead (not to be inserted). ``batch``: the jobs of one ``enqueue_many`` not inserted yet,
+    by key, as singleton, debounce and batch see them (filled here)."""
+    assert job.flow_key is not None
     if flow.locks_at_enqueue:
-        row = lock_key(job.flow_key, flow.gate, now, using)
+        holder = _idempotency_holder(job, now, using)
+        if holder is not None:  # a repeated call: its key's state is not spent again
+            return holder
+        row = FlowKey.objects.using(using).get(key=job.flow_key)
         earlier = batch.get(job.flow_key)
         kept = _in_batch(job, flow, earlier, now) or _decide(job, flow, row, now, using, earlier)
         FlowKey.objects.using(using).filter(key=row.key).update(
@@ -64,14 +90,27 @@ def apply(
     return job
 
 
+def _idempotency_holder(job: Job, now: datetime, using: str) -> Job | None:
+    if job.idempotency_key is None:
+        return None
+    return (
+        Job.objects.using(using)
+        .filter(
+            name=job.name,
+            idempotency_key=job.idempotency_key,
+            created_at__gte=now - bgjobs_settings.IDEMPOTENCY_WINDOW,
+        )
+        .first()
+    )
+
+
 def _in_batch(job: Job, flow: FlowSpec, earlier: Job | None, now: datetime) -> Job | None:
     """Singleton, debounce and batch against a job of the same key earlier in the same
     ``enqueue_many`` (not inserted yet)."""
     if earlier is None or flow.batch is not None:
         return None  # a batch looks at the earlier job itself (_gather)
     if flow.debounce is not None:
-        earlier.args, earlier.kwargs = job.args, job.kwargs
-        return earlier
+        return _debounce_into(earlier, job, flow.debounce, now)
     assert flow.singleton is not None
     if flow.singleton.mode == "skip":
         return earlier
@@ -115,11 +154,12 @@ def _decide(
         return _debounce(job, flow, unfinished, now)
     if flow.batch is not None:
         return _gather(job, flow, unfinished, now, earlier)
-    if flow.throttle is not None:
+    if flow.throttle is not None and (job.run_after is None or job.run_after <= now):
+        # A job wanted later reserves nothing now (it would push every job of its key back
+        # behind it): its start is checked by the worker that picks it up (at_start.py).
         throttle = flow.throttle
-        wanted = job.run_after or now
         start, row.reserved_tat = gcra.next_start(
-            row.reserved_tat, wanted, throttle.period / throttle.limit, throttle.burst
+            row.reserved_tat, now, throttle.period / throttle.limit, throttle.burst
         )
         if start > now:
             job.status, job.run_after, job.published_at = JobStatus.SCHEDULED, start, None
@@ -130,21 +170,22 @@ def _debounce(job: Job, flow: FlowSpec, unfinished: QuerySet[Job], now: datetime
     """The key's job that has not started yet takes this call's arguments and waits ``period``
     more (never past ``max_wait`` after it was first enqueued); else this job waits."""
     assert flow.debounce is not None
-    debounce = flow.debounce
     pending = unfinished.filter(status=JobStatus.SCHEDULED, attempts=0).select_for_update().first()
     if pending is None:
-        job.status, job.run_after, job.published_at = (
-            JobStatus.SCHEDULED,
-            now + debounce.period,
-            None,
-        )
+        job.status, job.published_at = JobStatus.SCHEDULED, None
+        job.run_after = now + flow.debounce.period
         return job
+    return _debounce_into(pending, job, flow.debounce, now)
+
+
+def _debounce_into(pending: Job, job: Job, debounce: Debounce, now: datetime) -> Job:
     latest = pending.created_at + debounce.max_wait if debounce.max_wait else None
     start = min(now + debounce.period, latest) if latest else now + debounce.period
-    Job.objects.filter(pk=pending.pk, status=JobStatus.SCHEDULED, attempts=0).update(
-        args=job.args, kwargs=job.kwargs, run_after=start
-    )
     pending.args, pending.kwargs, pending.run_after = job.args, job.kwargs, start
+    if not pending._state.adding:
+        Job.objects.filter(pk=pending.pk, status=JobStatus.SCHEDULED, attempts=0).update(
+            args=job.args, kwargs=job.kwargs, run_after=start
+        )
     return pending
 
 
@@ -156,12 +197,7 @@ def _gather(
     closed (ready now) and this job opens the next one, ready after ``timeout``."""
     assert flow.batch is not None
     batch = flow.batch
-    items = job.kwargs.get(batch.into)
-    if not isinstance(items, list) or not 0 < len(items) <= batch.max_size:
-        raise PayloadError(
-            f"{job.name}: {batch.into} takes a list of 1 to {batch.max_size} items to batch, "
-            f"not {items!r}"
-        )
+    items = job.kwargs[batch.into]
     open_batch = earlier or (
         unfinished.filter(status=JobStatus.SCHEDULED, attempts=0)
         .order_by("id")

@@ -5,11 +5,12 @@ picked up late, then one on time, would start closer together than the limit all
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.db import router, transaction
 from django.utils import timezone
 
+from django_bgjobs.exceptions import Suspend
 from django_bgjobs.flow import gcra
 from django_bgjobs.flow.at_enqueue import lock_key
 from django_bgjobs.flow.spec import FlowSpec
@@ -20,20 +21,19 @@ from django_bgjobs.models import FlowKey, Job
 MAX_WAIT_IN_WORKER = timedelta(seconds=1)
 
 
-def wait_for_start(job: Job, flow: FlowSpec) -> datetime | None:
-    """None once the job may start (its start is counted for its key); else the time it may
-    start, later than the worker should wait for."""
+def wait_for_start(job: Job, flow: FlowSpec) -> None:
+    """Return once the job may start (its start counted for its key), after waiting for it
+    here if that is soon; raise ``Suspend`` (back to wait in the database) if it is later."""
     throttle = flow.throttle
     if throttle is None or not job.flow_key:
-        return None
+        return
     interval = throttle.period / throttle.limit
     using = router.db_for_write(FlowKey)
-    now = timezone.now()
     with transaction.atomic(using=using):
-        row = lock_key(job.flow_key, flow.gate, now, using)
+        row = lock_key(job.flow_key, flow.gate, timezone.now(), using)
+        now = timezone.now()  # after the lock: a wait for it must not count as time passed
         start, tat = gcra.next_start(row.started_tat, now, interval, throttle.burst)
         if start - now > min(interval, MAX_WAIT_IN_WORKER):
-            return start
+            raise Suspend(start)
         FlowKey.objects.using(using).filter(key=row.key).update(started_tat=tat, updated_at=now)
     time.sleep(max((start - timezone.now()).total_seconds(), 0.0))
-    return None

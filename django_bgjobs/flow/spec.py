@@ -93,6 +93,11 @@ def flow_spec(
     first = next(iter(options.values()))
     names = [name for value in options.values() if (name := getattr(value, "name", None))]
     gate_name = names[0] if names else job_name
+    if not gate_name or any(character.isspace() for character in gate_name):
+        raise JobConfigurationError(
+            f"{where}: flow control counts under {gate_name!r}, a name with spaces: give the "
+            "limit (or the job) a name without spaces, e.g. 'crm-api'"
+        )
     concurrency = options.get("concurrency")
     singleton = options.get("singleton")
     spec = FlowSpec(
@@ -118,12 +123,23 @@ def flow_spec(
 
 
 def _checked_batch(batch: Batch | None, signature: inspect.Signature, where: str) -> Batch | None:
-    if batch is not None and batch.into not in signature.parameters:
+    if batch is None:
+        return None
+    if batch.into not in signature.parameters:
         raise JobConfigurationError(
             f"{where}: Batch(into={batch.into!r}) names no parameter; the list parameter the "
             f"calls' items are gathered in is one of {', '.join(signature.parameters) or 'none'}"
         )
+    # A batch's arguments are kept by name: *args, **kwargs and positional-only ones cannot be.
+    odd = [p.name for p in signature.parameters.values() if p.kind not in _BY_NAME]
+    if odd:
+        raise JobConfigurationError(
+            f"{where}: a batched job's parameters are passed by name; {', '.join(odd)} cannot be"
+        )
     return batch
+
+
+_BY_NAME = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
 
 def _key_reader(
