@@ -11,6 +11,7 @@ fields (``get_db_prep_save``) and come back through their converters, as the ORM
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -196,11 +197,18 @@ def finish(
     now: datetime,
     error: str = "",
     traceback: str = "",
+    hand_off: HandOff | None = None,
 ) -> bool:
     """Write a running attempt's outcome, fenced by (running, attempt): the job row and the
     JobRun, or, when the fence says another attempt took over, the JobRun alone as superseded
     (over the ``lost`` row the dispatcher may have written; a ``released`` row is left as it
-    is). Returns whether the job was ours."""
+    is). Returns whether the job was ours.
+
+    ``hand_off`` (PostgreSQL, a job that held a place under a concurrency limit): in the same
+    statement, the key's next blocked job takes the place this attempt leaves; it is appended
+    to ``hand_off.handed`` (to publish). The key's count of places held does not change, so no
+    lock is needed: unless the count (this job included) is over the limit, as after an
+    operator lowered it, where the place is left for the admission to count."""
     using = router.db_for_write(Job)
     connection = connections[using]
     job_t, run_t = _q(connection, Job._meta.db_table), _q(connection, JobRun._meta.db_table)
@@ -237,7 +245,20 @@ def finish(
         # SystemExit of its process being stopped) is moot; the release record stays.
         f"WHERE {run_t}.status IN ('{RunStatus.LOST.value}', '{superseded}')"
     )
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and hand_off is not None:
+        handed_sql, handed_params = _hand_off_sql(connection, hand_off, now)
+        rows = _rows(
+            connection,
+            f"WITH j AS ({update_job} RETURNING 1), {handed_sql}, r AS ("
+            + insert_run.format(status="CASE WHEN EXISTS (SELECT 1 FROM j) THEN %s ELSE %s END")
+            + ") SELECT EXISTS (SELECT 1 FROM j), h.id, h.attempts, h.queue, h.priority, h.name "
+            "FROM (SELECT 1) AS one LEFT JOIN handed AS h ON true",
+            [*job_params, *handed_params, *job_id, *run_params, run_status, superseded],
+            prepared=True,
+        )
+        won = bool(rows and rows[0][0])
+        hand_off.handed.extend(tuple(row[1:]) for row in rows if row[1] is not None)
+    elif connection.vendor == "postgresql":
         row = _execute_prepared(
             connection,
             f"WITH j AS ({update_job} RETURNING 1), r AS ("
@@ -261,3 +282,114 @@ def finish(
         for name, value in job_values.items():
             setattr(job, name, value)
     return won
+
+
+@dataclass
+class HandOff:
+    """A finishing job's place under its concurrency limit, to hand to its key's next job."""
+
+    flow_key: str
+    gate: str
+    limit: int  # as declared; an operator's FlowGate row wins
+    handed: list[Sequence[Any]] = field(default_factory=list)  # (id, attempts, queue, ...)
+
+
+def _hand_off_sql(
+    connection: BaseDatabaseWrapper, hand_off: HandOff, now: datetime
+) -> tuple[str, list[Any]]:
+    from django_bgjobs.models import FlowGate
+
+    job_t, gate_t = _q(connection, Job._meta.db_table), _q(connection, FlowGate._meta.db_table)
+    sql = (
+        f"next AS (SELECT id FROM {job_t} WHERE EXISTS (SELECT 1 FROM j) AND flow_key = %s "
+        f"AND status = %s AND (SELECT COUNT(*) FROM {job_t} WHERE flow_key = %s "
+        f"AND status IN (%s, %s) AND gated) <= COALESCE((SELECT concurrency FROM {gate_t} "
+        f"WHERE name = %s), %s) ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED), "
+        f"handed AS (UPDATE {job_t} SET status = %s, published_at = %s WHERE id IN "
+        f"(SELECT id FROM next) AND status = %s RETURNING id, attempts, queue, priority, name)"
+    )
+    params = [
+        hand_off.flow_key,
+        JobStatus.BLOCKED,
+        hand_off.flow_key,
+        JobStatus.QUEUED,
+        JobStatus.RUNNING,
+        hand_off.gate,
+        hand_off.limit,
+        JobStatus.QUEUED,
+        *_prep(connection, Job, {"published_at": now}),
+        JobStatus.BLOCKED,
+    ]
+    return sql, params
+
+
+def admit(flow_key: str, gate: str, limit: int, now: datetime, using: str) -> list[Sequence[Any]]:
+    """Flow control's admission for one key, inside the caller's transaction: lock the key's
+    FlowKey row, then queue its next blocked jobs (by priority, then age) that fit under its
+    concurrency (an operator's FlowGate row, else ``limit``), counted from its queued and
+    running gated jobs. Returns (id, attempts, queue, priority, name) of each job queued.
+
+    The count must come after the lock: on PostgreSQL a statement's snapshot is taken when it
+    starts, so it is a second statement (both prepared; SQLite runs the same two)."""
+    from django_bgjobs.models import FlowGate, FlowKey
+
+    connection = connections[using]
+    job_t, key_t = _q(connection, Job._meta.db_table), _q(connection, FlowKey._meta.db_table)
+    gate_t = _q(connection, FlowGate._meta.db_table)
+    prepared = connection.vendor == "postgresql"
+    lock = f"SELECT 1 FROM {key_t} WHERE {_q(connection, 'key')} = %s"
+    if prepared:
+        # Committed without waiting for its WAL flush: an admission lost in a PostgreSQL crash
+        # leaves its jobs blocked (a message already sent for one is refused by the claim),
+        # and the dispatcher's next pass admits them again. The rows stay the truth.
+        lock = (
+            "WITH durability AS (SELECT set_config('synchronous_commit', 'off', true)) "
+            f"{lock} AND EXISTS (SELECT 1 FROM durability) FOR UPDATE OF {key_t}"
+        )
+    if not _rows(connection, lock, [flow_key], prepared):  # a new key: its row, then the lock
+        FlowKey.objects.using(using).bulk_create(
+            [FlowKey(key=flow_key, gate=gate, updated_at=now)], ignore_conflicts=True
+        )
+        _rows(connection, lock, [flow_key], prepared)
+    room = (
+        f"COALESCE((SELECT concurrency FROM {gate_t} WHERE name = %s), %s) - (SELECT COUNT(*) "
+        f"FROM {job_t} WHERE flow_key = %s AND status IN (%s, %s) AND gated)"
+    )
+    admitted = _rows(
+        connection,
+        f"UPDATE {job_t} SET status = %s, published_at = %s WHERE status = %s AND id IN ("
+        f"SELECT id FROM {job_t} WHERE flow_key = %s AND status = %s ORDER BY priority DESC, id "
+        f"LIMIT (SELECT CASE WHEN n > 0 THEN n ELSE 0 END FROM (SELECT {room} AS n) AS room)) "
+        f"RETURNING id, attempts, queue, priority, name",
+        [
+            JobStatus.QUEUED,
+            *_prep(connection, Job, {"published_at": now}),
+            JobStatus.BLOCKED,
+            flow_key,
+            JobStatus.BLOCKED,
+            gate,
+            limit,
+            flow_key,
+            JobStatus.QUEUED,
+            JobStatus.RUNNING,
+        ],
+        prepared,
+    )
+    to_id = Job._meta.get_field("id").to_python
+    return [(to_id(row[0]), *row[1:]) for row in admitted]
+
+
+def _rows(
+    connection: BaseDatabaseWrapper, sql: str, params: list[Any], prepared: bool
+) -> list[Sequence[Any]]:
+    """Every row of ``sql``; on PostgreSQL as a server-side prepared statement."""
+    if prepared:
+        import psycopg
+
+        connection.ensure_connection()
+        with connection.wrap_database_errors:
+            with psycopg.Cursor(connection.connection) as cursor:
+                return list(cursor.execute(sql, params, prepare=True).fetchall())
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())

@@ -17,13 +17,12 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import DatabaseError, router, transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from django_bgjobs import signals, states
 from django_bgjobs.flow import spec
-from django_bgjobs.flow.at_enqueue import lock_key
 from django_bgjobs.models import HOLDING, FlowGate, Job, JobStatus
 from django_bgjobs.registry import registry
 
@@ -61,28 +60,14 @@ def admit(flow_keys: Iterable[str]) -> int:
 
 def _admit_key(flow_key: str) -> int:
     gate = gate_of(flow_key)
-    limit = limit_of(gate)
-    using = router.db_for_write(Job)
-    now = timezone.now()
+    declared = spec.gate(gate)
+    # An operator's FlowGate row, when there is one, is read by the admission's statement.
+    limit = declared.concurrency if declared is not None else None
     if limit is None:
-        if not _limit_dropped(flow_key):
-            return 0
-        # Nothing limits them any more: all of them go, and no longer count.
-        with transaction.atomic(using=using):
-            ids = list(Job.objects.blocked(flow_key).values_list("pk", flat=True))
-            Job.objects.filter(pk__in=ids).update(gated=False)
-            return len(states.admit(ids, now))
-    with transaction.atomic(using=using):
-        lock_key(flow_key, gate, now, using)
-        room = limit - Job.objects.holding(flow_key).count()
-        if room <= 0:
-            return 0
-        ids = list(
-            Job.objects.blocked(flow_key)
-            .order_by("-priority", "id")
-            .values_list("pk", flat=True)[:room]
-        )
-        return len(states.admit(ids, now)) if ids else 0
+        limit = limit_of(gate)
+        if limit is None:
+            return states.ungate(flow_key, timezone.now()) if _limit_dropped(flow_key) else 0
+    return states.admit(flow_key, gate, limit, timezone.now())
 
 
 def admit_waiting() -> int:
@@ -130,7 +115,8 @@ def place_freed(job: Job) -> None:
 
 
 def _place_freed(sender: Any, job: Job, **kwargs: Any) -> None:
-    place_freed(job)
+    if not getattr(job, "place_passed_on", False):  # handed over as it finished (states/)
+        place_freed(job)
 
 
 def _admit_quietly(flow_keys: set[str]) -> None:

@@ -25,6 +25,7 @@ from django_bgjobs.states.sweeps import (
     next_due,
     promote_due,
     reclaim_unpublished,
+    ungate,
 )
 
 __all__ = [
@@ -49,5 +50,6 @@ __all__ = [
     "retry_many",
     "succeed",
     "suspend",
+    "ungate",
     "wake",
 ]

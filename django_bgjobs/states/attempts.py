@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from django_bgjobs import _sql, signals
+from django_bgjobs.celery.broker import MessageRef, publish
 from django_bgjobs.models import Job, JobRun, JobStatus, RunStatus
 from django_bgjobs.states.base import (
     Claim,
@@ -35,6 +36,7 @@ def claim(job_id: str, attempt: int, worker: str) -> Claim | None:
 def succeed(claim: Claim, result: object) -> bool:
     """Record success; False (and the run marked superseded) when the fence rejected it."""
     now = timezone.now()
+    hand_off = _hand_off(claim)
     won = _sql.finish(
         claim.job,
         claim.run,
@@ -47,8 +49,10 @@ def succeed(claim: Claim, result: object) -> bool:
         },
         RunStatus.SUCCEEDED,
         now,
+        hand_off=hand_off,
     )
     if won:
+        _publish_handed(claim, hand_off)
         announce(signals.job_succeeded, job=claim.job, run=claim.run)
     return won
 
@@ -64,6 +68,7 @@ def fail(claim: Claim, error: str, traceback: str, retry_in: float | None) -> st
         status, run_after, finished_at = JobStatus.RETRYING, now + timedelta(seconds=retry_in), None
     else:
         status, run_after, finished_at = JobStatus.DEAD, None, now
+    hand_off = _hand_off(claim)
     won = _sql.finish(
         claim.job,
         claim.run,
@@ -78,14 +83,44 @@ def fail(claim: Claim, error: str, traceback: str, retry_in: float | None) -> st
         now,
         error=error,
         traceback=traceback,
+        hand_off=hand_off,
     )
     if not won:
         return None
+    _publish_handed(claim, hand_off)
     if status == JobStatus.RETRYING and cancel_instead_of_retry(claim.job, now):
         return JobStatus.CANCELLED
     signal = signals.job_failed if status == JobStatus.RETRYING else signals.job_dead
     announce(signal, job=claim.job, run=claim.run, error=error)
     return status
+
+
+def _hand_off(claim: Claim) -> _sql.HandOff | None:
+    """The place a job under a concurrency limit leaves as its attempt ends, for its key's
+    next job (PostgreSQL: in the finishing statement). None: the signal's admission does it."""
+    from django_bgjobs.registry import registry
+
+    job = claim.job
+    if not (job.gated and job.flow_key):
+        return None
+    if connections[router.db_for_write(Job)].vendor != "postgresql":
+        return None
+    spec = registry.get(job.name)
+    flow = spec.flow if spec is not None else None
+    if flow is None or flow.concurrency is None:
+        return None
+    return _sql.HandOff(job.flow_key, flow.gate, flow.concurrency)
+
+
+def _publish_handed(claim: Claim, hand_off: _sql.HandOff | None) -> None:
+    if hand_off is None:
+        return
+    # Read by flow/admission.py's receivers: the place went to the next job (or no job of the
+    # key waited for it), so no admission is needed.
+    claim.job.place_passed_on = True  # type: ignore[attr-defined]
+    refs = [MessageRef(pk, attempts + 1, *rest) for pk, attempts, *rest in hand_off.handed]
+    if refs:
+        transaction.on_commit(lambda: publish(refs), robust=True)
 
 
 def cancelled_while_running(claim: Claim) -> bool:

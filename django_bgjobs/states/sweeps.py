@@ -4,12 +4,11 @@ leases turned into lost attempts."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
-from django.db import transaction
+from django.db import router, transaction
 
-from django_bgjobs import signals
-from django_bgjobs.celery.broker import publish_on_commit
+from django_bgjobs import _sql, signals
+from django_bgjobs.celery.broker import MessageRef, publish
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.models import Job, JobRun, JobStatus, RunStatus
 from django_bgjobs.retry_policy import delay_after_loss
@@ -39,15 +38,35 @@ def promote_due(now: datetime, limit: int, due_by: datetime | None = None) -> li
         return list(Job.objects.queued().filter(pk__in=ids, published_at=now))
 
 
-def admit(job_ids: list[Any], now: datetime) -> list[Job]:
-    """Blocked jobs given a place under their limit (flow/admission.py decided which): queued,
-    and published once the transaction commits."""
-    Job.objects.filter(pk__in=job_ids, status=JobStatus.BLOCKED).update(
-        status=JobStatus.QUEUED, published_at=now
-    )
-    jobs = list(Job.objects.queued().filter(pk__in=job_ids, published_at=now))
-    publish_on_commit(jobs)
-    return jobs
+def admit(flow_key: str, gate: str, limit: int, now: datetime) -> int:
+    """Blocked jobs of ``flow_key`` given a place under its concurrency (flow/admission.py
+    says which key, when): queued, and published once the transaction commits. Returns how
+    many."""
+    using = router.db_for_write(Job)
+    with transaction.atomic(using=using):
+        admitted = _sql.admit(flow_key, gate, limit, now, using)
+        refs = [
+            MessageRef(pk, attempts + 1, queue, priority, name)
+            for pk, attempts, queue, priority, name in admitted
+        ]
+        if refs:
+            transaction.on_commit(lambda: publish(refs), using=using, robust=True)
+    return len(refs)
+
+
+def ungate(flow_key: str, now: datetime) -> int:
+    """The code no longer limits this key (flow/admission.py found its limit dropped): its
+    blocked jobs are queued, and no longer count or wait, then or on a retry."""
+    with transaction.atomic():
+        ids = list(Job.objects.blocked(flow_key).select_for_update().values_list("pk", flat=True))
+        Job.objects.blocked(flow_key).filter(pk__in=ids).update(
+            status=JobStatus.QUEUED, published_at=now, gated=False
+        )
+        jobs = list(Job.objects.queued().filter(pk__in=ids, published_at=now))
+        refs = [MessageRef.next_attempt(job) for job in jobs]
+        if refs:
+            transaction.on_commit(lambda: publish(refs), robust=True)
+    return len(refs)
 
 
 def reclaim_unpublished(now: datetime, limit: int) -> list[Job]:
