@@ -8,7 +8,7 @@ import signal
 from datetime import timedelta
 from typing import Any
 
-from django_bgjobs import Backoff, Event, FunctionContext, NonRetriable, event, function
+from django_bgjobs import Backoff, Event, FunctionContext, NonRetriable, RetryAfter, event, function
 from tests.models import Effect
 
 FAST = Backoff(base=0.01, factor=1, max=0.01)
@@ -149,3 +149,18 @@ def crashes_mid_step(ctx: FunctionContext) -> str:
 def morning_digest(ctx: FunctionContext) -> str:
     """Started by its schedule, without an event."""
     return ctx.step.run("count", effect, f"digest:{ctx.run_id}")
+
+
+def rate_limited_once(key: str) -> int:
+    """Answers "429, come back later" the first time it is called for ``key``."""
+    Effect.objects.create(key=key)
+    calls = Effect.objects.filter(key=key).count()
+    if calls == 1:
+        raise RetryAfter(0.01, "429 Too Many Requests")
+    return calls
+
+
+@function(max_attempts=1)
+def snoozes_once(ctx: FunctionContext) -> int:
+    """One attempt per step: the API's RetryAfter must not spend it."""
+    return ctx.step.run("call-api", rate_limited_once, "snooze:call")

@@ -309,6 +309,17 @@ def test_run_all_runs_a_function_to_its_end_skipping_its_sleep_and_timing_out_it
     assert Job.objects.get(name=f.crm_sync.name).status == JobStatus.SUCCEEDED
 
 
+def test_retry_after_in_a_step_spends_none_of_its_attempts():
+    from django_bgjobs.testing import capture_jobs
+
+    with capture_jobs() as captured:
+        run = f.snoozes_once.enqueue()
+        captured.run_all()
+    run = Job.objects.get(pk=run.pk)
+    assert (run.status, run.result) == (JobStatus.SUCCEEDED, 2)
+    assert steps(run) == [("call-api", "succeeded", 1)]
+
+
 def test_a_run_kept_by_its_idempotency_key_gets_no_second_set_of_cancel_waits():
     from django_bgjobs.testing import capture_jobs
 

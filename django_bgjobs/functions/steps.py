@@ -26,7 +26,7 @@ from django.utils import timezone
 from django_bgjobs import states
 from django_bgjobs._payload import json_problem
 from django_bgjobs.context import JobContext
-from django_bgjobs.exceptions import JobCancelled, LeaseLost, NonRetriable, Suspend
+from django_bgjobs.exceptions import JobCancelled, LeaseLost, NonRetriable, RetryAfter, Suspend
 from django_bgjobs.functions import matching, runs
 from django_bgjobs.functions.events import (
     E,
@@ -307,8 +307,10 @@ class Steps:
     def _failed(
         self, name: str, step: Step | None, exc: BaseException, started: datetime
     ) -> NoReturn:
-        """Record the failed attempt of a step; raise what ends this attempt of the run."""
-        attempts = (step.attempts if step else 0) + 1
+        """Record the failed attempt of a step; raise what ends this attempt of the run. A
+        ``RetryAfter`` (a rate-limited call) spends none of the step's attempts, as in a job."""
+        snoozed = isinstance(exc, RetryAfter) and not exc.spend_attempt
+        attempts = (step.attempts if step else 0) + (0 if snoozed else 1)
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         now = timezone.now()
         self._write(
@@ -324,7 +326,7 @@ class Steps:
         )
         budget = self._spec.job.max_attempts
         delay = retry_delay(self._spec.job, exc, attempts)
-        if delay is None or attempts >= budget:
+        if delay is None or (attempts >= budget and not snoozed):
             raise NonRetriable(
                 f"step {name!r} failed (attempt {attempts} of {budget}): {error}"
             ) from exc
