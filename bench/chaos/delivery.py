@@ -167,10 +167,7 @@ def delivery(run: Run) -> Report:
         # Gated messages go two and three at a time: the run takes a while; faults in the
         # first half of it.
         span = max(count / 3 * 0.045 / 2, 5.0)
-        plan = sorted(
-            [(rng.uniform(0.1, 0.9) * span, "kill") for _ in range(run.size.kills)]
-            + [(rng.uniform(0.2, 0.8) * span, "wipe")]
-        )
+        plan = run.fault_plan(span, kills_within=(0.1, 0.9))
         faults += run.kills_and_a_wipe(stack, plan, rng)
         deadline = time.monotonic() + run.size.drain_timeout
         while time.monotonic() < deadline and not _settled(ids):

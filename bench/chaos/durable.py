@@ -44,10 +44,7 @@ def durable(run: Run) -> Report:
     # How long the working steps take if nothing goes wrong: the kills fall while steps run.
     span = max(run.estimate(count * WORK_STEPS), 3.0)
     signals = sorted((rng.uniform(0.0, 2.0) * span, key) for key in keys)
-    plan = sorted(
-        [(rng.uniform(0.05, 0.6) * span, "kill") for _ in range(run.size.kills)]
-        + [(rng.uniform(0.2, 0.8) * span, "wipe")]
-    )
+    plan = run.fault_plan(span)
     stack = run.stack()
     faults: list[datetime] = []
     try:

@@ -41,10 +41,7 @@ def flow_control(run: Run) -> Report:
     span = max(
         run.estimate(count) * run.size.workers * run.size.concurrency / (GROUPS * LIMIT), 3.0
     )
-    plan = sorted(
-        [(rng.uniform(0.05, 0.6) * span, "kill") for _ in range(run.size.kills)]
-        + [(rng.uniform(0.2, 0.8) * span, "wipe")]
-    )
+    plan = run.fault_plan(span)
     stack = run.stack()
     faults: list[datetime] = []
     try:

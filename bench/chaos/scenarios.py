@@ -132,6 +132,17 @@ class Run:
     def drain(self, stack: harness.Stack) -> None:
         harness.wait_quiet(self.size.drain_timeout)
 
+    def fault_plan(
+        self, span: float, kills_within: tuple[float, float] = (0.05, 0.6)
+    ) -> list[tuple[float, str]]:
+        """The size's kills at seeded moments within ``kills_within`` of ``span`` seconds, and
+        one wipe of Redis within its middle 60%, in the order they happen."""
+        low, high = kills_within
+        return sorted(
+            [(self.rng.uniform(low, high) * span, "kill") for _ in range(self.size.kills)]
+            + [(self.rng.uniform(0.2, 0.8) * span, "wipe")]
+        )
+
     def kills_and_a_wipe(
         self, stack: harness.Stack, plan: list[tuple[float, str]], rng: random.Random
     ) -> list[datetime]:
