@@ -51,6 +51,22 @@ def sync_and_crash_once(customer_id: int, n: int) -> int:
     return n
 
 
+@bgjob(concurrency=Concurrency(limit=1, key="customer_id"), timeout=30)
+def timed_sync(customer_id: int, n: int) -> int:
+    """sync_customer with a time limit: never run within another job's message."""
+    return n
+
+
+@bgjob(
+    concurrency=Concurrency(limit=1, key="key"), takes_context=True, queue="slow", max_attempts=1
+)
+def naps_in_line(ctx: JobContext, key: str, seconds: float) -> int:
+    """One at a time per key: the graceful shutdown of a job run within another's message."""
+    Effect.objects.create(key=key, job_id=str(ctx.job_id), attempt=ctx.attempt, pid=os.getpid())
+    time.sleep(seconds if ctx.attempt == 1 else 0.0)
+    return ctx.attempt
+
+
 REPORTS = Concurrency(limit=2, name="tests.reports")  # one limit shared by two jobs
 
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.db import OperationalError, connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -23,7 +24,8 @@ from django_bgjobs import (
 from django_bgjobs.dispatcher import Dispatcher
 from django_bgjobs.flow import admission
 from django_bgjobs.models import FlowGate, Job, JobRun, JobStatus
-from django_bgjobs.testing import capture_jobs
+from django_bgjobs.testing import CapturedJobs, capture_jobs
+from django_bgjobs.worker.task import execute
 from tests import flow_jobs as fj
 from tests.conftest import wait_for
 from tests.models import Effect
@@ -104,6 +106,74 @@ def test_a_worker_killed_holding_the_place_frees_it_within_the_lease(worker):
     ]
     assert most_at_once("customer 7") == {"customer 7": 1}
     assert worker.proc is not None and worker.proc.poll() is None  # the worker lives on
+
+
+# --- the next job of a key, run by the process that freed the place (celery/continuation.py) ---
+
+
+def on_postgresql() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("a finishing job hands its place over in its own statement on PostgreSQL")
+
+
+def published(captured: CapturedJobs) -> list[tuple[object, int]]:
+    return [(job_id, attempt) for job_id, attempt, *_ in captured._messages]
+
+
+def test_the_process_that_frees_a_place_runs_the_next_job_once_per_message(no_session_worker):
+    on_postgresql()
+    with capture_jobs() as captured:
+        first, second, third = (fj.sync_customer.enqueue(31, n) for n in range(3))
+        assert published(captured) == [(first.pk, 1)]
+        captured._messages.clear()
+        assert execute(str(first.pk), 1) == "succeeded"
+        # The second ran here, within the first's message; the third was published, so the
+        # key goes back in line behind the other keys' messages.
+        assert published(captured) == [(third.pk, 1)]
+    statuses = dict(Job.objects.values_list("pk", "status"))
+    assert [statuses[j.pk] for j in (first, second, third)] == ["succeeded", "succeeded", "queued"]
+    assert JobRun.objects.get(job=second).worker == JobRun.objects.get(job=first).worker
+
+
+def test_a_time_limit_keeps_the_next_job_for_the_broker(no_session_worker):
+    on_postgresql()
+    with capture_jobs() as captured:
+        first, second = (fj.timed_sync.enqueue(32, n) for n in range(2))
+        captured._messages.clear()
+        execute(str(first.pk), 1)  # the next job has a timeout: Celery must time it alone
+        assert published(captured) == [(second.pk, 1)]
+        late = fj.sync_customer.enqueue(33, 0)
+        after = fj.sync_customer.enqueue(33, 1)
+        captured._messages.clear()
+        execute.push_request(timelimit=(70, 60))  # this message is timed, as a worker's is
+        try:
+            execute.run(str(late.pk), 1)
+        finally:
+            execute.pop_request()
+        assert published(captured) == [(after.pk, 1)]
+    assert Job.objects.get(pk=second.pk).status == JobStatus.QUEUED
+
+
+def test_a_database_error_in_the_next_job_publishes_it_for_another_worker(
+    no_session_worker, monkeypatch
+):
+    on_postgresql()
+    from django_bgjobs.worker import task
+
+    real = task.run_attempt
+
+    def first_only(job_id: str, attempt: int) -> str:
+        if job_id != str(first.pk):
+            raise OperationalError("the server closed the connection unexpectedly")
+        return real(job_id, attempt)
+
+    with capture_jobs() as captured:
+        first, second = (fj.sync_customer.enqueue(34, n) for n in range(2))
+        captured._messages.clear()
+        monkeypatch.setattr(task, "run_attempt", first_only)
+        assert execute(str(first.pk), 1) == "succeeded"
+        assert published(captured) == [(second.pk, 1)]
+    assert Job.objects.get(pk=second.pk).status == JobStatus.QUEUED
 
 
 def test_within_a_key_the_higher_priority_goes_first_then_the_older():

@@ -21,6 +21,7 @@ from django.db import connection
 from django_bgjobs import states
 from django_bgjobs.models import Job, JobRun, JobStatus, RunStatus
 from django_bgjobs.worker.shutdown import STOP_WAIT
+from tests import flow_jobs as fj
 from tests import jobs
 from tests.conftest import WorkerProcess, wait_for
 from tests.models import Effect
@@ -153,6 +154,33 @@ def test_an_attempt_that_will_not_stop_has_its_process_killed(start_worker):
     pid = Effect.objects.get(key="stubborn").pid
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_job_run_within_another_jobs_message_is_released_and_stopped_too(start_worker):
+    """Under a concurrency limit the process that frees a place runs the key's next job within
+    the same message (on PostgreSQL): no request of the worker names that job, yet the release
+    must find its process and stop it."""
+    worker = start_worker("in-line")
+    first = fj.naps_in_line.enqueue("in-line", 0.0)
+    second = fj.naps_in_line.enqueue("in-line", 60.0)
+    running(second)
+    code, seconds = sigterm_and_wait(worker, timeout=GRACE + 15)
+    print(f"released and exited {seconds:.2f}s after SIGTERM (grace {GRACE}s)")
+    assert GRACE <= seconds < GRACE + STOP_WAIT + 8, seconds
+    assert code == 0
+    assert "did not end its released attempt" not in worker.log_text()
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == JobStatus.SUCCEEDED
+    assert (second.status, second.attempts) == (JobStatus.QUEUED, 1)
+    assert runs(second) == [(1, RunStatus.RELEASED)]
+    pids = dict(Effect.objects.filter(key="in-line").values_list("job_id", "pid"))
+    if connection.vendor == "postgresql":  # the hand-off; elsewhere the admission publishes
+        assert pids[str(first.pk)] == pids[str(second.pk)]
+    with pytest.raises(ProcessLookupError):  # stopped, not left to run on
+        os.kill(pids[str(second.pk)], 0)
 
 
 # --- states.release, without a worker ----------------------------------------------------------

@@ -11,6 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from django_bgjobs import _sql, signals
+from django_bgjobs.celery import continuation
 from django_bgjobs.celery.broker import MessageRef, publish
 from django_bgjobs.models import Job, JobRun, JobStatus, RunStatus
 from django_bgjobs.states.base import (
@@ -119,8 +120,16 @@ def _publish_handed(claim: Claim, hand_off: _sql.HandOff | None) -> None:
     # key waited for it), so no admission is needed.
     claim.job.place_passed_on = True  # type: ignore[attr-defined]
     refs = [MessageRef(pk, attempts + 1, *rest) for pk, attempts, *rest in hand_off.handed]
-    if refs:
-        transaction.on_commit(lambda: publish(refs), robust=True)
+    if not refs:
+        return
+    queue = claim.job.queue
+
+    def publish_unless_kept() -> None:
+        # In a worker, the process that freed the place may run the next job itself.
+        if to_publish := continuation.keep_one(refs, queue):
+            publish(to_publish)
+
+    transaction.on_commit(publish_unless_kept, robust=True)
 
 
 def cancelled_while_running(claim: Claim) -> bool:

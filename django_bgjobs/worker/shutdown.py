@@ -155,11 +155,15 @@ class GracefulShutdown:
         this process: they are released but go on until it exits.
         """
         attempts = {(str(job.pk), job.attempts) for job in released}
-        for pid in _processes_running(attempts):
+        # A job run within another job's message (celery/continuation.py) has no request of
+        # its own: its process is known by the job's worker, host:pid.
+        holders = {process_id(pid): pid for pid in self.pids}
+        pids = {holders[job.worker] for job in released if job.worker in holders}
+        for pid in _processes_running(attempts, pids):
             _signal(pid, SIG_SOFT_TIMEOUT)
-        if _wait_until(lambda: not _processes_running(attempts), STOP_WAIT):
+        if _wait_until(lambda: not _processes_running(attempts, pids), STOP_WAIT):
             return
-        for pid in _processes_running(attempts):
+        for pid in _processes_running(attempts, pids):
             logger.warning("pool process %s did not end its released attempt; killing it", pid)
             _signal(pid, signal.SIGKILL)
 
@@ -169,10 +173,13 @@ def _signal(pid: int, signum: int) -> None:
         os.kill(pid, signum)
 
 
-def _processes_running(attempts: set[tuple[str, int]]) -> set[int]:
+def _processes_running(attempts: set[tuple[str, int]], holders: set[int]) -> set[int]:
     """The pool processes running these attempts (job id, attempt): from this worker's active
     requests (the messages it is executing), and only live children of this process, so that
-    a signal never reaches another task, this process, or a reused pid."""
+    a signal never reaches another task, this process, or a reused pid. A process in
+    ``holders`` (it ran a released attempt) counts while it executes any job's message: the
+    attempt may run within another job's message, and in a warm shutdown no new message
+    starts."""
     for _ in range(10):
         try:
             requests = list(worker_state.active_requests)
@@ -188,7 +195,7 @@ def _processes_running(attempts: set[tuple[str, int]]) -> set[int]:
             request.name == EXECUTE_TASK
             and len(args) == 2
             and request.worker_pid
-            and (str(args[0]), int(args[1])) in attempts
+            and ((str(args[0]), int(args[1])) in attempts or request.worker_pid in holders)
             and _running_child(request.worker_pid)
         ):
             pids.add(int(request.worker_pid))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from celery import shared_task
@@ -19,7 +20,8 @@ from celery.signals import (
 from django.db import InterfaceError, OperationalError
 
 from django_bgjobs._db import discard_broken_connections
-from django_bgjobs.celery.broker import EXECUTE_TASK
+from django_bgjobs.celery import continuation
+from django_bgjobs.celery.broker import EXECUTE_TASK, MessageRef, publish
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.execution import run_attempt
 from django_bgjobs.worker.shutdown import (
@@ -52,8 +54,12 @@ def execute(job_id: str, attempt: int) -> str:
     # Drop a connection broken by a database outage before using it; keep healthy ones
     # (see install_connection_reuse).
     discard_broken_connections()
+    taking: AbstractContextManager[list[MessageRef]] = (
+        continuation.taking_one() if _unbounded_in_time() else nullcontext([])
+    )
     try:
-        return run_attempt(job_id, int(attempt))
+        with taking as handed:
+            status = run_attempt(job_id, int(attempt))
     except (OperationalError, InterfaceError) as exc:
         # The database cannot be reached: the claim, or the record of the outcome, failed.
         # Celery would acknowledge a failed task and the message would be gone until the
@@ -65,8 +71,41 @@ def execute(job_id: str, attempt: int) -> str:
             "job %s attempt %s: database unavailable (%s); message requeued", job_id, attempt, exc
         )
         discard_broken_connections()
+        if handed:  # the job finished and handed its place before the failure
+            publish(handed)
         time.sleep(REQUEUE_PAUSE)
         raise Reject(exc, requeue=True) from exc
+    for ref in handed:  # at most one: see celery/continuation.py
+        _run_handed(ref)
+    return status
+
+
+def _unbounded_in_time() -> bool:
+    """No time limit applies to this message (from it, the task, or the project's Celery
+    settings): running a second job within it leaves no limit wrong."""
+    conf = execute.app.conf
+    return not (
+        any(execute.request.timelimit or ()) or conf.task_time_limit or conf.task_soft_time_limit
+    )
+
+
+def _run_handed(ref: MessageRef) -> None:
+    """Run the job this process's job handed its place to, as if its message had come."""
+    discard_broken_connections()
+    try:
+        run_attempt(str(ref.job_id), ref.attempt)
+    except (OperationalError, InterfaceError) as exc:
+        # Whatever the database kept (queued, or claimed and then running with a lease), a
+        # message lets any worker take it on once the database is back; a copy for an
+        # attempt already claimed is dropped by the claim's fence.
+        logger.warning(
+            "job %s attempt %s: database unavailable (%s); published for another worker",
+            ref.job_id,
+            ref.attempt,
+            exc,
+        )
+        discard_broken_connections()
+        publish([ref])
 
 
 def install_connection_reuse(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:
