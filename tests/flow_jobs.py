@@ -7,6 +7,8 @@ import signal
 import time
 from datetime import timedelta
 
+from celery import current_task
+
 from django_bgjobs import (
     Backoff,
     Batch,
@@ -61,8 +63,12 @@ def timed_sync(customer_id: int, n: int) -> int:
     concurrency=Concurrency(limit=1, key="key"), takes_context=True, queue="slow", max_attempts=1
 )
 def naps_in_line(ctx: JobContext, key: str, seconds: float) -> int:
-    """One at a time per key: the graceful shutdown of a job run within another's message."""
-    Effect.objects.create(key=key, job_id=str(ctx.job_id), attempt=ctx.attempt, pid=os.getpid())
+    """One at a time per key: the graceful shutdown of a job run within another's message.
+    Its effect's key names the job whose message the worker is executing."""
+    message = current_task.request.args[0] if current_task and current_task.request.args else ""
+    Effect.objects.create(
+        key=f"{key} message={message}", job_id=str(ctx.job_id), attempt=ctx.attempt, pid=os.getpid()
+    )
     time.sleep(seconds if ctx.attempt == 1 else 0.0)
     return ctx.attempt
 

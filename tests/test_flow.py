@@ -154,6 +154,48 @@ def test_a_time_limit_keeps_the_next_job_for_the_broker(no_session_worker):
     assert Job.objects.get(pk=second.pk).status == JobStatus.QUEUED
 
 
+def test_a_worker_time_limit_or_a_shutdown_keeps_the_next_job_for_the_broker(
+    no_session_worker, monkeypatch
+):
+    on_postgresql()
+    from django_bgjobs.celery import continuation
+    from django_bgjobs.worker import task
+
+    with capture_jobs() as captured:
+        monkeypatch.setattr(task, "_worker_time_limited", True)  # celery worker --time-limit
+        first, second = (fj.sync_customer.enqueue(35, n) for n in range(2))
+        captured._messages.clear()
+        execute(str(first.pk), 1)
+        assert published(captured) == [(second.pk, 1)]
+        monkeypatch.setattr(task, "_worker_time_limited", False)
+        continuation.share_stop_flag()  # as the worker does before its pool starts
+        continuation.stop_taking()  # SIGTERM: its warm shutdown began
+        third, fourth = (fj.sync_customer.enqueue(36, n) for n in range(2))
+        captured._messages.clear()
+        execute(str(third.pk), 1)
+        assert published(captured) == [(fourth.pk, 1)]
+    monkeypatch.setattr(continuation, "_stopping", None)
+
+
+def test_a_process_stopping_after_its_job_publishes_the_job_it_kept(no_session_worker, monkeypatch):
+    on_postgresql()
+    from django_bgjobs.worker import task
+
+    real = task.run_attempt
+
+    def then_exit(job_id: str, attempt: int) -> str:
+        real(job_id, attempt)
+        raise SystemExit(0)  # as run_attempt re-raises after recording the job
+
+    with capture_jobs() as captured:
+        first, second = (fj.sync_customer.enqueue(37, n) for n in range(2))
+        captured._messages.clear()
+        monkeypatch.setattr(task, "run_attempt", then_exit)
+        with pytest.raises(SystemExit):
+            execute(str(first.pk), 1)
+        assert published(captured) == [(second.pk, 1)]
+
+
 def test_a_database_error_in_the_next_job_publishes_it_for_another_worker(
     no_session_worker, monkeypatch
 ):

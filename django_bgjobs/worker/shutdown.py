@@ -20,6 +20,7 @@ from django.db import connections
 from django.db.models import Q
 
 from django_bgjobs import states
+from django_bgjobs.celery import continuation
 from django_bgjobs.celery.broker import EXECUTE_TASK, MessageRef, publish
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.execution import PROCESS_SIGNALS, process_id
@@ -156,14 +157,16 @@ class GracefulShutdown:
         """
         attempts = {(str(job.pk), job.attempts) for job in released}
         # A job run within another job's message (celery/continuation.py) has no request of
-        # its own: its process is known by the job's worker, host:pid.
-        holders = {process_id(pid): pid for pid in self.pids}
-        pids = {holders[job.worker] for job in released if job.worker in holders}
-        for pid in _processes_running(attempts, pids):
+        # its own: it is known by the message its process executes now (the job's worker is
+        # host:pid), and only that message: once it ends, the process may run another.
+        by_id = {process_id(pid): pid for pid in self.pids}
+        holders = {by_id[job.worker] for job in released if job.worker in by_id}
+        messages = {r.id for r in _active_requests() if r.worker_pid in holders}
+        for pid in _processes_running(attempts, messages):
             _signal(pid, SIG_SOFT_TIMEOUT)
-        if _wait_until(lambda: not _processes_running(attempts, pids), STOP_WAIT):
+        if _wait_until(lambda: not _processes_running(attempts, messages), STOP_WAIT):
             return
-        for pid in _processes_running(attempts, pids):
+        for pid in _processes_running(attempts, messages):
             logger.warning("pool process %s did not end its released attempt; killing it", pid)
             _signal(pid, signal.SIGKILL)
 
@@ -173,29 +176,28 @@ def _signal(pid: int, signum: int) -> None:
         os.kill(pid, signum)
 
 
-def _processes_running(attempts: set[tuple[str, int]], holders: set[int]) -> set[int]:
-    """The pool processes running these attempts (job id, attempt): from this worker's active
-    requests (the messages it is executing), and only live children of this process, so that
-    a signal never reaches another task, this process, or a reused pid. A process in
-    ``holders`` (it ran a released attempt) counts while it executes any job's message: the
-    attempt may run within another job's message, and in a warm shutdown no new message
-    starts."""
+def _active_requests() -> list[Any]:
+    """The messages this worker is executing (Celery's requests)."""
     for _ in range(10):
         try:
-            requests = list(worker_state.active_requests)
-            break
+            return list(worker_state.active_requests)
         except RuntimeError:  # changed while read: a WeakSet, updated by the main thread
             time.sleep(0.01)
-    else:
-        return set()
+    return []
+
+
+def _processes_running(attempts: set[tuple[str, int]], messages: set[str]) -> set[int]:
+    """The pool processes running these attempts (job id, attempt), or these messages (by
+    request id): from this worker's active requests, and only live children of this process,
+    so that a signal never reaches another task, this process, or a reused pid."""
     pids = set()
-    for request in requests:
+    for request in _active_requests():
         args = tuple(request.args or ())
         if (
             request.name == EXECUTE_TASK
             and len(args) == 2
             and request.worker_pid
-            and ((str(args[0]), int(args[1])) in attempts or request.worker_pid in holders)
+            and ((str(args[0]), int(args[1])) in attempts or request.id in messages)
             and _running_child(request.worker_pid)
         ):
             pids.add(int(request.worker_pid))
@@ -238,6 +240,7 @@ def begin_graceful_shutdown(sender: Any = None, how: str = "", **kwargs: Any) ->
     global _shutdown
     if how != "Warm" or _shutdown is not None or _worker is None:
         return
+    continuation.stop_taking()  # a job handed a place from now on goes to another worker
     _shutdown = GracefulShutdown(_worker, float(bgjobs_settings.SHUTDOWN_GRACE))
     _shutdown.thread.start()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import nullcontext
 from typing import Any
 
 from celery import shared_task
@@ -54,11 +54,10 @@ def execute(job_id: str, attempt: int) -> str:
     # Drop a connection broken by a database outage before using it; keep healthy ones
     # (see install_connection_reuse).
     discard_broken_connections()
-    taking: AbstractContextManager[list[MessageRef]] = (
-        continuation.taking_one() if _unbounded_in_time() else nullcontext([])
-    )
+    handed: list[MessageRef] = []  # the job this one hands its place to, to run next here
+    taking = continuation.taking(handed) if _unbounded_in_time() else nullcontext()
     try:
-        with taking as handed:
+        with taking:
             status = run_attempt(job_id, int(attempt))
     except (OperationalError, InterfaceError) as exc:
         # The database cannot be reached: the claim, or the record of the outcome, failed.
@@ -71,22 +70,40 @@ def execute(job_id: str, attempt: int) -> str:
             "job %s attempt %s: database unavailable (%s); message requeued", job_id, attempt, exc
         )
         discard_broken_connections()
-        if handed:  # the job finished and handed its place before the failure
-            publish(handed)
+        _publish_kept(handed)
         time.sleep(REQUEUE_PAUSE)
         raise Reject(exc, requeue=True) from exc
+    except BaseException:  # the process is stopping (SystemExit), or recording failed
+        _publish_kept(handed)
+        raise
     for ref in handed:  # at most one: see celery/continuation.py
         _run_handed(ref)
     return status
 
 
+# Whether this worker was started with --time-limit or --soft-time-limit (set in its main
+# process by celeryd_init, before the pool processes are forked).
+_worker_time_limited = False
+
+
 def _unbounded_in_time() -> bool:
-    """No time limit applies to this message (from it, the task, or the project's Celery
-    settings): running a second job within it leaves no limit wrong."""
+    """No time limit applies to this message (from it, the task, the project's Celery settings
+    or the worker's command line): running a second job within it leaves no limit wrong."""
     conf = execute.app.conf
     return not (
-        any(execute.request.timelimit or ()) or conf.task_time_limit or conf.task_soft_time_limit
+        _worker_time_limited
+        or any(execute.request.timelimit or ())
+        or execute.time_limit
+        or execute.soft_time_limit
+        or conf.task_time_limit
+        or conf.task_soft_time_limit
     )
+
+
+def _publish_kept(handed: list[MessageRef]) -> None:
+    """The job was handed its place but will not run here: any worker may take it."""
+    if handed:
+        publish(handed)
 
 
 def _run_handed(ref: MessageRef) -> None:
@@ -106,6 +123,15 @@ def _run_handed(ref: MessageRef) -> None:
         )
         discard_broken_connections()
         publish([ref])
+
+
+def note_worker_options(sender: Any = None, options: Any = None, **kwargs: Any) -> None:
+    """celeryd_init: remember whether the worker's command line sets a time limit (it reaches
+    the pool, not the app's settings)."""
+    global _worker_time_limited
+    options = options or {}
+    _worker_time_limited = bool(options.get("time_limit") or options.get("soft_time_limit"))
+    continuation.share_stop_flag()
 
 
 def install_connection_reuse(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:
@@ -161,6 +187,7 @@ def connect() -> None:
     """Called from AppConfig.ready(): hook into any Celery worker that loads Django."""
     celeryd_init.connect(install_connection_reuse, weak=False)
     celeryd_init.connect(consume_job_queues, weak=False)
+    celeryd_init.connect(note_worker_options, weak=False)
     worker_init.connect(remember_worker, weak=False)
     worker_ready.connect(start_dispatcher, weak=False)
     worker_shutting_down.connect(begin_graceful_shutdown, weak=False)
