@@ -371,7 +371,11 @@ def measure_enqueue(figures: Figures, calls: int, warmup: int, block: int = 100)
                 out.append((clock() - t0) / 1e6)
         done += n
     figures.enqueue_ms = {"bare": bare, "bgjobs": bg}
-    # Check that the bgjobs messages really went to the broker inside the calls.
+    # Check that the bgjobs messages really went to the broker: sent by the publisher thread,
+    # beside the calls (celery/publisher.py), all of them by now.
+    from django_bgjobs.celery import publisher
+
+    publisher.flush()
     r = redis_client()
     queued = r.llen("default") + sum(r.llen(f"default\x06\x16{p}") for p in range(1, 10))
     figures.notes.append(

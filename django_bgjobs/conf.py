@@ -86,6 +86,10 @@ class BgJobsSettings:
     REPUBLISH_AFTER: Setting[float] = Setting(60.0)
     """A queued job published this long ago (seconds) and still not started is published again:
     the broker lost it (Redis flushed, a crash between commit and publish)."""
+    PUBLISH_IN_BACKGROUND: Setting[bool] = Setting(True)
+    """An enqueue outside a Celery worker returns once its row is committed; its message is
+    sent by a thread of the process. False sends it inside the call (needed under uWSGI
+    without ``--enable-threads``, where threads do not run)."""
     DISPATCH_BATCH: Setting[int] = Setting(500)
     """Rows one dispatcher pass handles per kind of work."""
     DISPATCHER: Setting[str] = Setting("worker")

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from django_bgjobs import _sql, signals, states
 from django_bgjobs._payload import validate_arguments
-from django_bgjobs.celery.broker import publish_on_commit
+from django_bgjobs.celery.publisher import publish_on_commit
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.flow import at_enqueue
 from django_bgjobs.models import Job, JobStatus

@@ -8,6 +8,7 @@ import sys
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -82,7 +83,7 @@ def test_cancelling_a_running_job_stops_it_at_its_next_progress_report(worker):
 
 
 def test_unknown_job_name_goes_dead_and_the_worker_keeps_serving(worker):
-    from django_bgjobs.celery.broker import publish_on_commit
+    from django_bgjobs.celery.publisher import publish_on_commit
 
     ghost = Job.objects.create(
         name="shop.jobs.renamed_long_ago",
@@ -156,6 +157,38 @@ def test_broker_down_at_enqueue_the_call_succeeds_fast_and_the_job_runs_later(wo
     job = Job.objects.get(pk=job_id).wait_until_finished()
     assert job.status == JobStatus.SUCCEEDED
     assert Effect.objects.filter(key="broker-was-down").count() == 1
+
+
+def test_a_process_that_enqueues_and_exits_at_once_has_published(no_session_worker):
+    """The message is sent by the process's publisher thread, beside the call: a script that
+    exits right after enqueueing still sends it (the thread is flushed at exit), so the job
+    does not wait for a dispatcher's REPUBLISH_AFTER."""
+    from django_bgjobs.celery.broker import queue_depth
+
+    before = queue_depth("default")
+    assert before is not None
+    result = _web_process(
+        "from tests.jobs import record\n"
+        "from django_bgjobs.celery import publisher\n"
+        "job = record.enqueue('published-at-exit')\n"
+        "print(job.pk, publisher._publisher._unsent)\n"
+    )
+    job_id, unsent_at_return = result.stdout.split()[-2:]
+    print(f"messages not yet sent when enqueue() returned: {unsent_at_return}")
+    assert queue_depth("default") == before + 1
+    assert Job.objects.get(pk=job_id).status == JobStatus.QUEUED
+
+
+def test_publish_in_background_off_sends_the_message_inside_the_call(no_session_worker):
+    from django.test import override_settings
+
+    from django_bgjobs.celery.broker import queue_depth
+
+    before = queue_depth("default")
+    assert before is not None
+    with override_settings(BGJOBS={**settings.BGJOBS, "PUBLISH_IN_BACKGROUND": False}):
+        jobs.record.enqueue("inline")
+        assert queue_depth("default") == before + 1  # no flush needed: sent in the call
 
 
 def test_a_crash_between_commit_and_publish_loses_nothing(worker):

@@ -12,7 +12,6 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 from celery import Celery
-from django.db import transaction
 from kombu import Queue
 
 from django_bgjobs.models import Job
@@ -48,16 +47,13 @@ def _lowest_first(app: Celery) -> bool:
     return url.split("://", 1)[0] in {"redis", "rediss", "sentinel"}
 
 
-def publish_on_commit(jobs: Sequence[Job], using: str | None = None) -> None:
-    """Publish these queued jobs once the current transaction commits (at once in autocommit)."""
-    if not jobs:
-        return
-    refs = [MessageRef.next_attempt(job) for job in jobs]
-    transaction.on_commit(lambda: publish(refs), using=using, robust=True)
-
-
 # Set by django_bgjobs.testing.capture_jobs() to receive messages instead of the broker.
 _interceptor: Callable[[Sequence[MessageRef]], None] | None = None
+
+
+def intercepted() -> bool:
+    """Messages go to a test's capture_jobs(), not to the broker."""
+    return _interceptor is not None
 
 
 def publish(refs: Sequence[MessageRef]) -> int:

@@ -13,7 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from django_bgjobs import signals
-from django_bgjobs.celery.broker import publish_on_commit
+from django_bgjobs.celery.publisher import publish_on_commit
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.models import Job, JobStatus
 from django_bgjobs.states.base import announce, announce_blocked, ready

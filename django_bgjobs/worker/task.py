@@ -20,7 +20,7 @@ from celery.signals import (
 from django.db import InterfaceError, OperationalError
 
 from django_bgjobs._db import discard_broken_connections
-from django_bgjobs.celery import continuation
+from django_bgjobs.celery import continuation, publisher
 from django_bgjobs.celery.broker import EXECUTE_TASK, MessageRef, publish
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.execution import run_attempt
@@ -126,12 +126,14 @@ def _run_handed(ref: MessageRef) -> None:
 
 
 def note_worker_options(sender: Any = None, options: Any = None, **kwargs: Any) -> None:
-    """celeryd_init: remember whether the worker's command line sets a time limit (it reaches
-    the pool, not the app's settings)."""
+    """celeryd_init, in the worker's main process before its pool is forked: remember whether
+    its command line sets a time limit (it reaches the pool, not the app's settings), share the
+    flag its shutdown sets, and publish inline (celery/publisher.py)."""
     global _worker_time_limited
     options = options or {}
     _worker_time_limited = bool(options.get("time_limit") or options.get("soft_time_limit"))
     continuation.share_stop_flag()
+    publisher.publish_inline()
 
 
 def install_connection_reuse(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:
