@@ -136,6 +136,27 @@ def _job_columns(connection: BaseDatabaseWrapper) -> str:
     return ", ".join(_q(connection, str(f.column)) for f in Job._meta.concrete_fields)
 
 
+@cache
+def _claim_sql(alias: str) -> str:
+    connection = connections[alias]
+    update = (
+        f"UPDATE {_q(connection, Job._meta.db_table)} SET status = %s, attempts = %s, "
+        "started_at = %s, lease_expires_at = %s, worker = %s, progress_done = %s, "
+        "progress_total = %s, progress_message = %s WHERE id = %s AND status = %s AND attempts = %s"
+    )
+    returning = f"RETURNING {_job_columns(connection)}"
+    if connection.vendor != "postgresql":
+        return f"{update} {returning}"
+    # The claim commits without waiting for its WAL flush (synchronous_commit off, for this one
+    # statement). Losing it takes a PostgreSQL crash within a fraction of a second, and then the
+    # job is simply queued again and runs again (at least once, as always); the finish commits
+    # synchronously and flushes the claim with it. One fsync wait per job instead of two.
+    return (
+        "WITH durability AS (SELECT set_config('synchronous_commit', 'off', true)) "
+        f"{update} AND EXISTS (SELECT 1 FROM durability) {returning}"
+    )
+
+
 def claim(
     job_id: str, attempt: int, worker: str, now: datetime, lease_until: datetime
 ) -> tuple[Job, JobRun] | None:
@@ -145,7 +166,6 @@ def claim(
     """
     using = router.db_for_write(Job)
     connection = connections[using]
-    job_t = _q(connection, Job._meta.db_table)
     params = _prep(
         connection,
         Job,
@@ -160,27 +180,11 @@ def claim(
             "progress_message": "",
         },
     ) + _prep(connection, Job, {"id": job_id, "status": JobStatus.QUEUED, "attempts": attempt - 1})
-    update = (
-        f"UPDATE {job_t} SET status = %s, attempts = %s, started_at = %s, lease_expires_at = %s, "
-        f"worker = %s, progress_done = %s, progress_total = %s, progress_message = %s "
-        f"WHERE id = %s AND status = %s AND attempts = %s"
-    )
-    returning = f"RETURNING {_job_columns(connection)}"
     if connection.vendor == "postgresql":
-        # The claim commits without waiting for its WAL flush (synchronous_commit off, for this
-        # one statement). Losing it takes a PostgreSQL crash within a fraction of a second, and
-        # then the job is simply queued again and runs again (at least once, as always); the
-        # finish commits synchronously and flushes the claim with it. One fsync wait per job
-        # instead of two.
-        row = _execute_prepared(
-            connection,
-            f"WITH durability AS (SELECT set_config('synchronous_commit', 'off', true)) "
-            f"{update} AND EXISTS (SELECT 1 FROM durability) {returning}",
-            params,
-        )
+        row = _execute_prepared(connection, _claim_sql(using), params)
     else:
         with connection.cursor() as cursor:
-            cursor.execute(f"{update} {returning}", params)
+            cursor.execute(_claim_sql(using), params)
             row = cursor.fetchone()
     if row is None:
         return None
