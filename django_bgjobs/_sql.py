@@ -24,6 +24,8 @@ from django_bgjobs.models import Job, JobRun, JobStatus, RunStatus
 
 # Rows per INSERT statement (keeps the parameter count far below SQLite's limit).
 INSERT_BATCH = 500
+# From this many rows of one model, PostgreSQL gets them by COPY instead.
+COPY_FROM = 50
 
 Converter = Callable[[Any, Any, BaseDatabaseWrapper], Any]
 
@@ -80,6 +82,10 @@ def insert_rows(groups: Sequence[Sequence[Model]], using: str) -> None:
     possible. On PostgreSQL, groups that fit one batch go in one statement (all but the last as
     data-modifying CTEs): an event and the run it starts cost one round trip."""
     connection = connections[using]
+    filled = [rows for rows in groups if rows]
+    if connection.vendor == "postgresql" and len(filled) == 1 and len(filled[0]) >= COPY_FROM:
+        _copy_rows(filled[0], using)
+        return
     statements: list[tuple[str, list[Any]]] = []
     for rows in groups:
         for start in range(0, len(rows), INSERT_BATCH):
@@ -102,9 +108,33 @@ def insert_rows(groups: Sequence[Sequence[Model]], using: str) -> None:
         for sql, params in statements:
             cursor.execute(sql, params)
     for rows in groups:
-        for row in rows:
-            row._state.adding = False
-            row._state.db = using
+        _saved(rows, using)
+
+
+def _copy_rows(rows: Sequence[Model], using: str) -> None:
+    """Many rows of one model through COPY (PostgreSQL): about three times the rows a second of
+    a multi-row INSERT, whose parameters psycopg binds one by one. Within the caller's
+    transaction, or committed as one, like the INSERT."""
+    connection = connections[using]
+    _, fields = _insert_sql(type(rows[0]), using, 1)
+    table = _q(connection, rows[0]._meta.db_table)
+    columns = ", ".join(_q(connection, str(f.column)) for f in fields)
+    with transaction.atomic(using=using, savepoint=False), connection.cursor() as cursor:
+        with (
+            connection.wrap_database_errors,  # an IntegrityError as Django raises it
+            cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(
+                    [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
+                )
+    _saved(rows, using)
+
+
+def _saved(rows: Sequence[Model], using: str) -> None:
+    for row in rows:
+        row._state.adding = False
+        row._state.db = using
 
 
 @cache

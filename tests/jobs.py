@@ -14,6 +14,12 @@ def noop() -> None:
 
 
 @bgjob
+def echo(payload: dict) -> dict:
+    """Returns its argument: what went in comes back out."""
+    return payload
+
+
+@bgjob
 def handle_webhook(receipt_id: int) -> dict:
     """The handler of the test webhook endpoints: reads the stored delivery."""
     from django_bgjobs.models import InboundWebhook

@@ -35,10 +35,12 @@ class Adapter(BaseAdapter):
     def enqueue_bulk(self, count: int) -> None:
         from bench.peers.jobs import noop
         from django_bgjobs import enqueue_many
+        from django_bgjobs.celery import publisher
 
         # As bench/run.py preloads its drain: one INSERT and one publish batch per 500.
         for start in range(0, count, 500):
             enqueue_many(noop.prepare(n, 0.0) for n in range(start, min(start + 500, count)))
+        publisher.flush(120)  # sent by this process's publisher thread: all of it, before the drain
 
     def workers(self) -> Workers:
         command = [python(), "-m", "django", "bgjobs", "worker", "--concurrency", "2"]
