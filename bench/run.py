@@ -412,7 +412,7 @@ class DbCounter:
 
 
 def _table_of(sql: str) -> str:
-    for word in ("FROM", "INTO", "UPDATE"):
+    for word in ("UPDATE", "INTO", "FROM"):
         if f"{word} " in sql:
             rest = sql.split(f"{word} ", 1)[1].split()
             return rest[0].strip('"') if rest else ""
@@ -434,12 +434,29 @@ def counting():
     def created(sender, connection, **kwargs) -> None:
         counter.connects += 1
 
+    # The claim, the finish and the admission run as server-side prepared statements on a
+    # psycopg cursor of their own, which Django's execute wrappers do not see: count them here.
+    from django_bgjobs import _sql
+
+    real_prepared, real_rows = _sql._execute_prepared, _sql._rows
+
+    def prepared(conn, sql, params):  # type: ignore[no-untyped-def]
+        counter(lambda *args: None, sql, params, False, {})
+        return real_prepared(conn, sql, params)
+
+    def rows(conn, sql, params, is_prepared):  # type: ignore[no-untyped-def]
+        if is_prepared:
+            counter(lambda *args: None, sql, params, False, {})
+        return real_rows(conn, sql, params, is_prepared)
+
     connection.commit = commit
     connection_created.connect(created, weak=False)
+    _sql._execute_prepared, _sql._rows = prepared, rows
     try:
         with connection.execute_wrapper(counter):
             yield counter
     finally:
+        _sql._execute_prepared, _sql._rows = real_prepared, real_rows
         connection_created.disconnect(created)
         del connection.commit
 
