@@ -179,6 +179,32 @@ def test_a_process_that_enqueues_and_exits_at_once_has_published(no_session_work
     assert Job.objects.get(pk=job_id).status == JobStatus.QUEUED
 
 
+def test_a_forked_child_publishes_through_a_thread_of_its_own(no_session_worker):
+    """A pre-forking server (gunicorn --preload) forks after the parent has published: the
+    child starts its own publisher thread, and its messages are sent before it exits."""
+    from django_bgjobs.celery.broker import queue_depth
+
+    before = queue_depth("default")
+    assert before is not None
+    result = _web_process(
+        "import os, sys\n"
+        "from django.db import connections\n"
+        "from tests.jobs import record\n"
+        "from django_bgjobs.celery import publisher\n"
+        "record.enqueue('before the fork')\n"
+        "assert publisher.flush()\n"
+        "connections.close_all()  # as a pre-forking server does: no shared connection\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    record.enqueue('in the child')\n"
+        "    sys.exit(0)  # exit handlers run: the child's thread is flushed\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "print('child exit', os.waitstatus_to_exitcode(status))\n"
+    )
+    assert "child exit 0" in result.stdout
+    assert queue_depth("default") == before + 2
+
+
 def test_publish_in_background_off_sends_the_message_inside_the_call(no_session_worker):
     from django.test import override_settings
 
