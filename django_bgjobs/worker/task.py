@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import nullcontext
+from functools import cache
 from typing import Any
 
 from celery import shared_task
@@ -89,11 +90,18 @@ _worker_time_limited = False
 def _unbounded_in_time() -> bool:
     """No time limit applies to this message (from it, the task, the project's Celery settings
     or the worker's command line): running a second job within it leaves no limit wrong."""
-    conf = execute.app.conf
     return not (
-        _worker_time_limited
-        or any(execute.request.timelimit or ())
-        or execute.time_limit
+        _worker_time_limited or any(execute.request.timelimit or ()) or _limited_by_settings()
+    )
+
+
+@cache
+def _limited_by_settings() -> bool:
+    """The task's or the project's Celery settings set a time limit (read once: Celery's
+    settings lookups cost more than the rest of this check)."""
+    conf = execute.app.conf
+    return bool(
+        execute.time_limit
         or execute.soft_time_limit
         or conf.task_time_limit
         or conf.task_soft_time_limit
