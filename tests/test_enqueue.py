@@ -215,3 +215,29 @@ def test_concurrent_enqueues_with_one_key_make_one_job():
             thread.join()
     assert len(results) == 8 and len(set(results)) == 1
     assert Job.objects.filter(idempotency_key="race").count() == 1
+
+
+def test_ids_made_in_one_process_increase_even_within_a_millisecond():
+    """Jobs of one key go by priority, then id: ids must follow the order of the enqueues,
+    though many share a millisecond."""
+    from django_bgjobs._ids import uuid7
+
+    ids = [uuid7() for _ in range(10_000)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert {i.version for i in ids} == {7} and {i.variant for i in ids} == {"specified in RFC 4122"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_jobs_of_a_key_enqueued_within_a_millisecond_go_in_enqueue_order():
+    from tests import flow_jobs
+
+    with capture_jobs() as captured:
+        holder, *waiting = (flow_jobs.sync_customer.enqueue(41, n) for n in range(6))
+        assert [job.pk for job in captured.jobs] == [holder.pk]
+        captured.run_all()
+    order = list(
+        Job.objects.filter(pk__in=[holder.pk, *[j.pk for j in waiting]])
+        .order_by("started_at")
+        .values_list("pk", flat=True)
+    )
+    assert order == [holder.pk, *[j.pk for j in waiting]]
