@@ -131,6 +131,8 @@ def test_a_backlog_is_not_republished_but_a_lost_message_is(worker):
             status=JobStatus.QUEUED,
             max_attempts=1,
             created_at=timezone.now(),
+            # As enqueue() does: a row never published is the session dispatcher's to publish.
+            published_at=timezone.now(),
         )
         for _ in range(3)
     ]
@@ -163,6 +165,8 @@ def test_a_queue_that_lost_part_of_its_messages_gets_that_many_back(worker):
             status=JobStatus.QUEUED,
             max_attempts=1,
             created_at=timezone.now(),
+            # As enqueue() does: a row never published is the session dispatcher's to publish.
+            published_at=timezone.now(),
         )
         for _ in range(5)
     ]
