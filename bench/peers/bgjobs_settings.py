@@ -3,7 +3,7 @@
 bench/settings.py unchanged (the configuration bench/run.py measures: json, acks_late,
 prefetch 1, the worker's dispatcher on), with three differences: this bench's own database and
 Redis DB, and this package installed as an app so that bgjobs finds its ``jobs.py``, and the
-safe bare task module imported by Celery.
+bare task modules (safe, floor) imported by Celery.
 """
 
 from bench.peers.pg import django_database
@@ -21,4 +21,8 @@ DATABASES = {
 INSTALLED_APPS = [*INSTALLED_APPS, "bench.peers"]
 CELERY_BROKER_URL = redis_url()
 BENCH_REDIS_URL = CELERY_BROKER_URL
-CELERY_IMPORTS = [*CELERY_IMPORTS, "bench.peers.celery_safe_tasks"]
+CELERY_IMPORTS = [
+    *CELERY_IMPORTS,
+    "bench.peers.celery_safe_tasks",
+    "bench.peers.celery_floor_tasks",
+]

@@ -1,4 +1,4 @@
-"""The no-op job body all six systems run, and the records it leaves behind.
+"""The no-op job body all the systems run, and the records it leaves behind.
 
 Each execution appends one fixed-size line to a file of its own process in the directory named
 by ``BENCH_PEERS_RECORDS``: the job's number, when it was enqueued (0 in the drain), when the

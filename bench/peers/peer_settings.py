@@ -19,6 +19,6 @@ LOGGING = {
 
 def conn_max_age() -> int | None:
     """BENCH_CONN_MAX_AGE, read the way bench/settings.py reads it ("none": persistent), so
-    that all six systems run with the same value; the orchestrator sets it for all of them."""
+    that all the systems run with the same value; the orchestrator sets it for all of them."""
     value = os.environ.get("BENCH_CONN_MAX_AGE", "0").strip().lower()
     return None if value in ("none", "") else int(value)

@@ -1,4 +1,4 @@
-"""The six systems, in the order of the table, and where each one is installed."""
+"""The systems, in the order of the table, and where each one is installed: six, and a floor."""
 
 from __future__ import annotations
 
@@ -20,6 +20,12 @@ SYSTEMS = [
     ),
     System(
         "celery-safe", "Celery, acks_late + prefetch 1", "bench.peers.celery_safe_adapter", "main"
+    ),
+    System(
+        "celery-floor",
+        "Celery safe + 2 commits/job (floor)",
+        "bench.peers.celery_floor_adapter",
+        "main",
     ),
     System("tasks-db", "django-tasks-db", "bench.peers.tasks_db_adapter", "peers"),
     System("q2", "django-q2 (ORM broker)", "bench.peers.q2_adapter", "peers"),
