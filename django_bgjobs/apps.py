@@ -1,4 +1,5 @@
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.apps import AppConfig
@@ -32,6 +33,21 @@ def sync_schedules_after_migrate(using: str = "default", verbosity: int = 1, **k
             print(f"  bgjobs schedules: {line}")
 
 
+def _uses_tasks_backend() -> Callable[[], None] | None:
+    """django.tasks' hook-up when TASKS names this package's backend. Imported only then: the
+    rest runs on a Django without the tasks API."""
+    from django_bgjobs.conf import django_setting
+
+    tasks = django_setting("TASKS", None)
+    if not isinstance(tasks, dict) or not any(
+        "django_bgjobs.tasks" in str(conf.get("BACKEND", "")) for conf in tasks.values()
+    ):
+        return None
+    from django_bgjobs.tasks.connect import connect
+
+    return connect
+
+
 class BgJobsConfig(AppConfig):
     name = "django_bgjobs"
     verbose_name = "Background jobs"
@@ -53,6 +69,8 @@ class BgJobsConfig(AppConfig):
         admission.connect()
         # Events whose sender died between its commit and their delivery.
         extensions.register_sweep("functions.events", matching.deliver_stragglers)
+        if connect_tasks := _uses_tasks_backend():
+            connect_tasks()
         # Jobs defined in <app>/jobs.py are known to every process without further imports.
         autodiscover_modules("jobs")
         post_migrate.connect(

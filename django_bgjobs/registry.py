@@ -39,6 +39,9 @@ class JobSpec:
     redact: frozenset[str] = frozenset()
     schedules: tuple[Schedule, ...] = ()
     flow: FlowSpec | None = None
+    # Decides the delay before the next attempt instead of backoff and retry_on (None: no
+    # more attempts): a django.tasks task's backoff function (tasks/specs.py).
+    retry: Callable[[BaseException, int], float | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,14 @@ class Registry:
 
     def __init__(self) -> None:
         self._specs: dict[str, JobSpec] = {}
+        self._resolvers: list[Callable[[str], None]] = []
+        self._unresolved: set[str] = set()
+
+    def add_resolver(self, resolver: Callable[[str], None]) -> None:
+        """``resolver(name)`` is called for a name the registry does not know, once per name,
+        to import what defines it (a django.tasks task is registered when its module is)."""
+        if resolver not in self._resolvers:
+            self._resolvers.append(resolver)
 
     def add(self, spec: JobSpec) -> None:
         known = self._specs.get(spec.name)
@@ -90,7 +101,13 @@ class Registry:
         self._specs[spec.name] = spec
 
     def get(self, name: str) -> JobSpec | None:
-        return self._specs.get(name)
+        spec = self._specs.get(name)
+        if spec is None and self._resolvers and name not in self._unresolved:
+            self._unresolved.add(name)  # before resolving: a resolver may ask for it again
+            for resolve in self._resolvers:
+                resolve(name)
+            spec = self._specs.get(name)
+        return spec
 
     def names(self) -> list[str]:
         return sorted(self._specs)

@@ -23,6 +23,8 @@ def retry_delay(spec: JobSpec, exc: BaseException, attempt: int) -> float | None
         return None
     if isinstance(exc, RetryAfter):
         return exc.seconds
+    if spec.retry is not None:
+        return spec.retry(exc, attempt)
     # A timeout is retried whatever retry_on says: it is the job's own limit, not a bug in it.
     if spec.retry_on and not isinstance(exc, (*spec.retry_on, SoftTimeLimitExceeded)):
         return None

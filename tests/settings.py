@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import dj_database_url
+import django
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Where the test database file, the broker folders and worker logs go ("" counts as unset).
@@ -108,6 +109,23 @@ BGJOBS = {
     "METRICS_TOKEN": "tests-metrics-token-0123456789abcdef",
     # Outbound delivery tests deliver to HTTP servers on the loopback address.
     "DELIVERY_ALLOW_HOSTS": ["127.0.0.1"],
+}
+
+# Django's tasks API on django-bgjobs (tests/test_django_tasks.py, tasks in tests/task_defs.py);
+# "immediate" is Django's own, for the check that bgjobs' options need bgjobs' backend.
+TASKS = {
+    "default": {
+        "BACKEND": "django_bgjobs.tasks.Backend",
+        "QUEUES": ["default", "emails"],
+        "OPTIONS": {"MAX_ATTEMPTS": 2},
+    },
+    "immediate": {
+        "BACKEND": (
+            "django.tasks.backends.immediate.ImmediateBackend"
+            if django.VERSION >= (6, 0)
+            else "django_tasks.backends.immediate.ImmediateBackend"
+        )
+    },
 }
 
 # The public URL QStash would sign for: what a proxy-terminated request cannot tell by itself.
