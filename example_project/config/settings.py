@@ -133,6 +133,14 @@ CELERY_WORKER_REDIRECT_STDOUTS = False
 # Where this site is reached from outside: QStash signs each delivery for that exact URL.
 PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 
+# Django's own tasks API (shop/tasks.py), run by django-bgjobs: every @task is a job.
+TASKS = {
+    "default": {
+        "BACKEND": "django_bgjobs.tasks.Backend",
+        "OPTIONS": {"MAX_ATTEMPTS": 3, "BACKOFF": {"base": 1, "max": 30}},
+    }
+}
+
 BGJOBS = {
     "QUEUES": ["default", "emails"],
     # The seed's consumer, POST /api/jobs/welcome, verified like QStash's own deliveries.

@@ -18,6 +18,7 @@ from example_project.shop.serializers import (
     JobSummarySerializer,
     SignupSerializer,
 )
+from example_project.shop.tasks import count_words
 
 
 class SignupView(APIView):
@@ -122,6 +123,30 @@ class FlakyDemoView(APIView):
             },
             status=status.HTTP_202_ACCEPTED,
         )
+
+
+class DjangoTaskDemoView(APIView):
+    """A Django ``@task`` (shop/tasks.py) on the django-bgjobs backend: POST {"text": ...}
+    enqueues it; GET .../<id> reads its TaskResult."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def post(self, request):
+        result = count_words.enqueue(str(request.data.get("text", "")))
+        return Response(_task_result(result), status=status.HTTP_202_ACCEPTED)
+
+    def get(self, request, result_id):
+        return Response(_task_result(count_words.get_result(str(result_id))))
+
+
+def _task_result(result) -> dict:
+    return {
+        "id": result.id,
+        "status": result.status,
+        "attempts": result.attempts,
+        "return_value": result.return_value if result.status == "SUCCESSFUL" else None,
+    }
 
 
 class DeliverDemoView(APIView):

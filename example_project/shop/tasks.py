@@ -1,0 +1,11 @@
+"""A task written for Django's own tasks API (``django.tasks``): nothing here knows about
+django-bgjobs. settings.TASKS runs it on the django-bgjobs backend, so it gets a row per
+attempt, retries with backoff (the backend's OPTIONS) and a page in the admin."""
+
+from django.tasks import task
+
+
+@task(queue_name="default")
+def count_words(text: str) -> dict[str, int]:
+    words = text.split()
+    return {"words": len(words), "distinct": len({word.lower() for word in words})}
