@@ -73,3 +73,29 @@ or point BGJOBS_PYTHON at an interpreter: BGJOBS_PYTHON=/path/to/python3.12 scri
 MSG
     return 1
 }
+
+# `find_python_minor 3.12` prints the path of a Python 3.12 (any patch release), from PATH or
+# pyenv's versions, or returns 1 (silently: the caller says what it skips).
+find_python_minor() {
+    local want=$1 candidate root path
+    local -a candidates=()
+    command -v "python$want" >/dev/null 2>&1 && candidates+=("python$want")
+    for root in "${PYENV_ROOT:-}" "$(pyenv root 2>/dev/null)" "$HOME/.pyenv"; do
+        [ -n "$root" ] && [ -d "$root/versions" ] || continue
+        while IFS= read -r path; do
+            [ -n "$path" ] && candidates+=("$path")
+        done < <(
+            for path in "$root/versions/$want".*/bin/python3; do
+                [ -x "$path" ] && printf '%s\n' "$path"
+            done | sort -V -r
+        )
+    done
+    for candidate in "${candidates[@]}"; do
+        if "$candidate" -c "import sys; sys.exit(f'{sys.version_info[0]}.{sys.version_info[1]}' != '$want')" \
+                >/dev/null 2>&1; then
+            _bgjobs_python_path "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}

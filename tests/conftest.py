@@ -103,7 +103,8 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-        self._log.close()
+        if self.proc is not None:
+            self._log.close()
 
     def children(self) -> list[int]:
         assert self.proc is not None
@@ -119,26 +120,32 @@ _session_workers: list[WorkerProcess] = []
 
 
 @pytest.fixture
-def no_session_worker() -> Iterator[None]:
-    """Stop the session's worker (and its dispatcher) during a test that must own the jobs."""
-    paused = [w for w in _session_workers if w.proc is not None and w.proc.poll() is None]
-    for running in paused:
-        running.stop()
-    yield
-    for running in paused:
-        running.start()
+def no_session_worker() -> None:
+    """Stop the session's worker (and its dispatcher) for a test that must own the jobs. The
+    next test that asks for ``worker`` starts it again: tests that own the jobs, one after
+    another, share one stop (a start costs seconds)."""
+    for running in _session_workers:
+        if running.proc is not None and running.proc.poll() is None:
+            running.stop()
 
 
 @pytest.fixture(scope="session")
-def worker(django_db_setup: None, django_db_blocker: Any) -> Iterator[WorkerProcess]:
+def session_worker(django_db_setup: None, django_db_blocker: Any) -> Iterator[WorkerProcess]:
     with django_db_blocker.unblock():
         db_name = str(connection.settings_dict["NAME"])
     _clear_broker()
     proc = WorkerProcess(db_name, Path(settings.STATE_DIR) / "worker.log")
-    proc.start()
     _session_workers.append(proc)
     yield proc
     proc.stop()
+
+
+@pytest.fixture
+def worker(session_worker: WorkerProcess) -> WorkerProcess:
+    """The session's worker process, started if it is not running."""
+    if session_worker.proc is None or session_worker.proc.poll() is not None:
+        session_worker.start()
+    return session_worker
 
 
 def wait_for(condition, timeout: float = 20.0, poll: float = 0.05, message: str = "condition"):  # type: ignore[no-untyped-def]

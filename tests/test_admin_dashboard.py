@@ -32,17 +32,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def no_worker_in_this_module() -> Iterator[None]:
+def no_worker_in_this_module() -> None:
     """These tests make queued and dead rows and look at them: a session worker started by an
-    earlier test (and its dispatcher) would run them meanwhile. Stopped once for the module."""
+    earlier test (and its dispatcher) would run them meanwhile. Stopped once for the module;
+    the next test that asks for ``worker`` starts it again."""
     from tests.conftest import _session_workers
 
-    paused = [w for w in _session_workers if w.proc is not None and w.proc.poll() is None]
-    for running in paused:
-        running.stop()
-    yield
-    for running in paused:
-        running.start()
+    for running in _session_workers:
+        if running.proc is not None and running.proc.poll() is None:
+            running.stop()
 
 
 DASHBOARD = reverse("admin:django_bgjobs_job_dashboard")
