@@ -5,6 +5,7 @@ value objects of one enqueue (``EnqueueOptions``, ``JobCall``). A leaf: the deco
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -83,7 +84,11 @@ class Registry:
     def __init__(self) -> None:
         self._specs: dict[str, JobSpec] = {}
         self._resolvers: list[Callable[[str], None]] = []
-        self._unresolved: set[str] = set()
+        self._unresolved: set[str] = set()  # names the resolvers could not find
+        self._asking: set[str] = set()  # names being resolved, by the thread holding the lock
+        # One thread resolves at a time: another asking meanwhile waits for it instead of
+        # taking the name for unknown. Reentrant: the import may ask the registry again.
+        self._resolving = threading.RLock()
 
     def add_resolver(self, resolver: Callable[[str], None]) -> None:
         """``resolver(name)`` is called for a name the registry does not know, once per name,
@@ -102,11 +107,20 @@ class Registry:
 
     def get(self, name: str) -> JobSpec | None:
         spec = self._specs.get(name)
-        if spec is None and self._resolvers and name not in self._unresolved:
-            self._unresolved.add(name)  # before resolving: a resolver may ask for it again
-            for resolve in self._resolvers:
-                resolve(name)
+        if spec is not None or not self._resolvers or name in self._unresolved:
+            return spec
+        with self._resolving:  # another thread resolving this name: wait for its answer
             spec = self._specs.get(name)
+            if spec is None and name not in self._unresolved and name not in self._asking:
+                self._asking.add(name)  # the import asking for it again gets None
+                try:
+                    for resolve in self._resolvers:
+                        resolve(name)
+                finally:
+                    self._asking.discard(name)
+                spec = self._specs.get(name)
+                if spec is None:
+                    self._unresolved.add(name)
         return spec
 
     def names(self) -> list[str]:

@@ -116,7 +116,8 @@ BGJOBS = {
 TASKS = {
     "default": {
         "BACKEND": "django_bgjobs.tasks.Backend",
-        "QUEUES": ["default", "emails"],
+        # "outside": a queue this backend lists and BGJOBS["QUEUES"] does not.
+        "QUEUES": ["default", "emails", "outside"],
         "OPTIONS": {"MAX_ATTEMPTS": 2},
     },
     "immediate": {

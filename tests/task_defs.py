@@ -82,6 +82,28 @@ def succeeds_on_third(key: str, context_free: bool = True) -> int:
     return tries
 
 
+def backoff_that_breaks(exception: BaseException, task_result: Any) -> float | None:
+    raise RuntimeError("a bug in the backoff function")
+
+
+@bgjobs_task(max_attempts=2, backoff=backoff_that_breaks)
+def fails_with_a_broken_backoff(key: str) -> None:
+    Effect.objects.create(key=key)
+    raise Declined(key)
+
+
+def backoff_as_timedelta(exception: BaseException, task_result: Any) -> Any:
+    from datetime import timedelta
+
+    return timedelta(milliseconds=50)
+
+
+@bgjobs_task(max_attempts=2, backoff=backoff_as_timedelta)
+def retried_after_a_timedelta(key: str) -> None:
+    Effect.objects.create(key=key)
+    raise Declined(key)
+
+
 @receiver(task_started, dispatch_uid="tests.task_defs.started")
 def _started(sender: Any, task_result: Any, **kwargs: Any) -> None:
     if task_result.task.func is send_welcome.func:

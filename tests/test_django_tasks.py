@@ -74,16 +74,33 @@ def test_priorities_keep_their_order_over_bgjobs_ten():
     assert mapped == sorted(mapped) and set(mapped) == set(range(10))
 
 
-def test_an_enqueue_rolled_back_leaves_no_job():
-    with pytest.raises(RuntimeError), transaction.atomic():
-        result = task_defs.add.enqueue(1, 2)
-        raise RuntimeError("the view failed")
+def test_an_enqueue_rolled_back_leaves_no_job_and_no_signal():
+    sent = []
+
+    def listen(sender, task_result, **kwargs):  # type: ignore[no-untyped-def]
+        sent.append(task_result.id)
+
+    task_enqueued.connect(listen)
+    try:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            result = task_defs.add.enqueue(1, 2)
+            raise RuntimeError("the view failed")
+        with transaction.atomic():
+            kept = task_defs.add.enqueue(2, 2)
+            assert sent == []  # not before the commit
+    finally:
+        task_enqueued.disconnect(listen)
     assert not Job.objects.filter(pk=result.id).exists()
+    assert sent == [kept.id]
 
 
 def test_invalid_tasks_and_options_are_refused_with_a_reason():
     with pytest.raises(InvalidTask, match="Queue 'nowhere' is not valid"):
         task_defs.add.using(queue_name="nowhere")
+    with pytest.raises(InvalidTask, match=r"'outside' is not in BGJOBS\['QUEUES'\]"):
+        task_defs.add.using(queue_name="outside")
+    with pytest.raises(ImproperlyConfigured, match=r"BACKOFF'\] must be a dict"):
+        Backend("other", {"OPTIONS": {"BACKOFF": "fast"}})
     with pytest.raises(ImproperlyConfigured, match="'RETRIES'.*knows BACKOFF, MAX_ATTEMPTS"):
         Backend("other", {"OPTIONS": {"RETRIES": 3}})
     with pytest.raises(InvalidTask, match="need the django-bgjobs backend"):
@@ -101,6 +118,38 @@ def test_results_that_do_not_exist_say_so():
     plain_job = jobs.noop.enqueue()  # a @bgjob job is not a django.tasks result
     with pytest.raises(TaskResultDoesNotExist, match="not a django.tasks task"):
         backend.get_result(str(plain_job.pk))
+
+
+def test_threads_asking_for_a_task_not_imported_yet_all_find_it():
+    """The registry imports the module of a task it does not know, by the job's name; a second
+    thread asking meanwhile waits for that import instead of taking the job for unknown."""
+    import sys
+    import threading
+
+    from django_bgjobs.registry import registry
+
+    name = "tests.task_defs_late.late"
+    assert "tests.task_defs_late" not in sys.modules
+    found = []
+    threads = [threading.Thread(target=lambda: found.append(registry.get(name))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(found) == 4 and all(spec is not None and spec.name == name for spec in found)
+    assert registry.get("tests.task_defs_late.nothing_here") is None
+
+
+def test_a_long_traceback_keeps_its_last_line():
+    from django_bgjobs.states.base import cut
+
+    trace = "Traceback (most recent call last):\n" + "  frame\n" * 5000 + "tests.E: the end\n"
+    kept = cut(trace)
+    assert (
+        len(kept) <= 10_000 and kept.startswith("Traceback") and kept.endswith("tests.E: the end\n")
+    )
+    assert exception_class_path(kept) == "builtins.Exception"  # tests.E does not exist
+    assert "(truncated)" in kept
 
 
 def test_exception_class_paths_are_read_from_the_traceback():
@@ -177,3 +226,12 @@ def test_the_backoff_function_decides_whether_and_when_to_retry(worker):
     again = finished(task_defs.succeeds_on_third.enqueue("third-1"))
     assert (again.status, again.return_value, again.attempts) == ("SUCCESSFUL", 3, 3)
     assert len(again.errors) == 2
+
+
+@pytest.mark.worker
+def test_a_backoff_function_that_fails_or_returns_a_timedelta_still_retries(worker):
+    broken = finished(task_defs.fails_with_a_broken_backoff.enqueue("broken-1"))
+    assert (broken.status, broken.attempts) == (TaskResultStatus.FAILED, 2)  # default backoff
+    timed = finished(task_defs.retried_after_a_timedelta.enqueue("timed-1"))
+    assert (timed.status, timed.attempts) == (TaskResultStatus.FAILED, 2)
+    assert Effect.objects.filter(key="timed-1").count() == 2

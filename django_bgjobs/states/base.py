@@ -20,8 +20,15 @@ logger = logging.getLogger("django_bgjobs.states")
 
 
 def cut(text: str) -> str:
+    """``text`` within MAX_ERROR_LENGTH: its start and its end, the middle left out (a
+    traceback's last line names the exception; a message's start says what failed)."""
     limit = bgjobs_settings.MAX_ERROR_LENGTH
-    return text if len(text) <= limit else text[: limit - 20] + "\n... (truncated)"
+    if len(text) <= limit:
+        return text
+    marker = "\n... (truncated) ...\n"
+    head = max((limit - len(marker)) // 4, 0)
+    tail = max(limit - len(marker) - head, 0)
+    return text[:head] + marker + text[len(text) - tail :]
 
 
 def lease_until(now: datetime) -> datetime:

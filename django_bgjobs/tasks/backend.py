@@ -7,12 +7,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from django.db import router, transaction
+
+from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.enqueue import insert_calls
 from django_bgjobs.models import Job
 from django_bgjobs.registry import EnqueueOptions, JobCall
 from django_bgjobs.tasks import results, specs
 from django_bgjobs.tasks.api import (
     BaseTaskBackend,
+    InvalidTask,
     TaskResultDoesNotExist,
     task_enqueued,
 )
@@ -45,6 +49,11 @@ class Backend(BaseTaskBackend):
 
     def validate_task(self, task: AnyTask) -> None:
         super().validate_task(task)
+        if task.queue_name not in bgjobs_settings.QUEUES:
+            raise InvalidTask(
+                f"Queue {task.queue_name!r} is not in BGJOBS['QUEUES'] "
+                f"({bgjobs_settings.QUEUES!r}): add it there, so that workers consume it."
+            )
         specs.register(task, self.alias, self.options)
 
     def enqueue(self, task: AnyTask, args: Any, kwargs: Any) -> AnyTaskResult:  # type: ignore[override]
@@ -57,7 +66,13 @@ class Backend(BaseTaskBackend):
         )
         jobs, _ = insert_calls([JobCall(spec, options, tuple(args), dict(kwargs))])
         result = results.task_result(jobs[0], task, self.alias, runs=[])
-        task_enqueued.send(type(self), task_result=result)
+        # As the job's message: once the caller's transaction commits (at once in autocommit).
+        sender = type(self)
+        transaction.on_commit(
+            lambda: task_enqueued.send(sender, task_result=result),
+            using=router.db_for_write(Job),
+            robust=True,
+        )
         return result
 
     def get_result(self, result_id: str) -> AnyTaskResult:

@@ -17,11 +17,15 @@ def connect() -> None:
     registry.add_resolver(specs.resolve)
     signals.job_succeeded.connect(_finished, dispatch_uid="django_bgjobs.tasks.succeeded")
     signals.job_dead.connect(_finished, dispatch_uid="django_bgjobs.tasks.dead")
+    signals.job_cancelled.connect(_finished, dispatch_uid="django_bgjobs.tasks.cancelled")
 
 
 def _finished(sender: Any, job: Job, **kwargs: Any) -> None:
-    """Django's task_finished, with the result as it now stands (SUCCESSFUL or FAILED)."""
-    found = specs.task_of(job.name) if job.name in specs.registered() else None
+    """Django's task_finished, with the result as it now stands (SUCCESSFUL or FAILED: out of
+    attempts, or cancelled)."""
+    # Through the registry: it imports the task's module if this process has not (the
+    # dispatcher's, marking a lost last attempt dead), once per name.
+    found = specs.task_of(job.name) if registry.get(job.name) is not None else None
     if found is None:
         return
     task, alias = found

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from django.utils.module_loading import import_string
 
 from django_bgjobs.models import Job, JobRun, JobStatus, RunStatus
-from django_bgjobs.tasks.api import TaskError, TaskResult, TaskResultStatus
+from django_bgjobs.tasks.api import InvalidTask, TaskError, TaskResult, TaskResultStatus
 
 STATUSES = {
     JobStatus.QUEUED: TaskResultStatus.READY,
@@ -49,7 +49,7 @@ def task_result(
         workers.append(job.worker)
         starts.append(job.started_at)
     result: AnyTaskResult = TaskResult(
-        task=task if task.queue_name == job.queue else task.using(queue_name=job.queue),
+        task=_on_queue(task, job.queue),
         id=str(job.pk),
         status=STATUSES[JobStatus(job.status)],
         enqueued_at=job.created_at,
@@ -65,6 +65,17 @@ def task_result(
     if job.status == JobStatus.SUCCEEDED:
         object.__setattr__(result, "_return_value", job.result)
     return result
+
+
+def _on_queue(task: AnyTask, queue: str) -> AnyTask:
+    """``task`` as enqueued on ``queue`` (``.using(queue_name=...)``); itself when its backend
+    no longer lists that queue (the job is read all the same)."""
+    if task.queue_name == queue:
+        return task
+    try:
+        return task.using(queue_name=queue)
+    except InvalidTask:
+        return task
 
 
 def task_error(run: JobRun) -> TaskError | None:

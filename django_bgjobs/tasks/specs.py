@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -36,10 +38,14 @@ from django_bgjobs.tasks.api import (
 )
 from django_bgjobs.tasks.task import BackoffFunction
 
+logger = logging.getLogger("django_bgjobs.tasks")
+
 OPTIONS = frozenset({"MAX_ATTEMPTS", "BACKOFF"})
 # Set on the exception by the task's runner: the delay its backoff function chose (None: no
 # more attempts), read back by the spec's retry hook when the failure is recorded.
 _RETRY_IN = "_bgjobs_task_retry_in"
+
+_NOT_ASKED = object()
 
 # Job name -> (the Task, its backend's alias), for the tasks this process registered.
 _tasks: dict[str, tuple[AnyTask, str]] = {}
@@ -63,6 +69,12 @@ def check_options(alias: str, options: Mapping[str, Any]) -> None:
             f"TASKS[{alias!r}]['OPTIONS'] has {', '.join(map(repr, unknown))}: the django-bgjobs "
             f"backend knows {', '.join(sorted(OPTIONS))}"
         )
+    backoff = options.get("BACKOFF")
+    if backoff is not None and not isinstance(backoff, (dict, Backoff)) and not callable(backoff):
+        raise ImproperlyConfigured(
+            f"TASKS[{alias!r}]['OPTIONS']['BACKOFF'] must be a dict of Backoff's fields or a "
+            f"function (exception, task_result) -> seconds or None, not {backoff!r}"
+        )
 
 
 def register(task: AnyTask, alias: str, options: Mapping[str, Any]) -> JobSpec:
@@ -72,8 +84,12 @@ def register(task: AnyTask, alias: str, options: Mapping[str, Any]) -> JobSpec:
     spec = registry.get(name) if known is not None else None
     if known is not None and known[0].func is task.func and spec is not None:
         return spec
-    max_attempts = getattr(task, "max_attempts", None) or options.get("MAX_ATTEMPTS")
-    backoff = getattr(task, "backoff", None) or options.get("BACKOFF")
+    max_attempts = getattr(task, "max_attempts", None)
+    if max_attempts is None:
+        max_attempts = options.get("MAX_ATTEMPTS")
+    backoff = getattr(task, "backoff", None)
+    if backoff is None:
+        backoff = options.get("BACKOFF")
     try:
         decide = backoff if callable(backoff) and not isinstance(backoff, Backoff) else None
         spec = make_spec(
@@ -90,7 +106,7 @@ def register(task: AnyTask, alias: str, options: Mapping[str, Any]) -> JobSpec:
     except (JobConfigurationError, TypeError, ValueError) as exc:
         raise InvalidTask(str(exc)) from exc
     if decide is not None:
-        spec = replace(spec, retry=_chosen_delay)
+        spec = replace(spec, retry=functools.partial(_chosen_delay, spec.backoff))
     registry.add(spec)
     _tasks[name] = (task, alias)
     return spec
@@ -115,6 +131,8 @@ def resolve(name: str) -> None:
         import_string(name)
     except ImportError:
         pass  # not a task's path: the caller reports the job as unknown
+    except Exception:  # its module failed to import: say why, then it is an unknown job
+        logger.exception("importing %s, to find the task of its jobs, failed", name)
 
 
 def _runner(task: AnyTask, alias: str, decide: BackoffFunction | None) -> Callable[..., Any]:
@@ -131,8 +149,11 @@ def _runner(task: AnyTask, alias: str, decide: BackoffFunction | None) -> Callab
         try:
             value = task.call(*context, *args, **kwargs)
         except Exception as exc:
-            if decide is not None:
-                setattr(exc, _RETRY_IN, _ask(decide, exc, ctx, task, alias))
+            if decide is not None and ctx.attempt < ctx.max_attempts:
+                try:
+                    setattr(exc, _RETRY_IN, _ask(decide, exc, ctx, task, alias))
+                except Exception:  # the default backoff applies (_chosen_delay)
+                    logger.exception("the backoff function of %s failed", task.module_path)
             raise
         return normalize_json(value)
 
@@ -161,9 +182,20 @@ def _ask(
         )
     )
     object.__setattr__(result, "status", TaskResultStatus.FAILED)
-    return decide(exc, result)
+    seconds = decide(exc, result)
+    if isinstance(seconds, timedelta):
+        return seconds.total_seconds()
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))):
+        raise TypeError(f"a backoff function returns seconds or None, not {seconds!r}")
+    return None if seconds is None else float(seconds)
 
 
-def _chosen_delay(exc: BaseException, attempt: int) -> float | None:
-    """The spec's retry hook: what the backoff function chose when the task raised ``exc``."""
-    return getattr(exc, _RETRY_IN, None)
+def _chosen_delay(fallback: Backoff, exc: BaseException, attempt: int) -> float | None:
+    """The spec's retry hook: what the backoff function chose when the task raised ``exc``. A
+    failure it was not asked about (it raised itself, or the failure came before or around the
+    task: a lost database connection, a cancellation) gets the default backoff, as a task
+    without a backoff function would."""
+    chosen: float | None | object = getattr(exc, _RETRY_IN, _NOT_ASKED)
+    if chosen is _NOT_ASKED:
+        return fallback.delay(attempt)
+    return chosen if isinstance(chosen, float) else None
