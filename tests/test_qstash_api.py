@@ -629,8 +629,12 @@ def test_cancel_one_message(api: Client):
     message_id = publish(api, "https://example.com/c", **{"Upstash-Delay": "1h"}).json()[
         "messageId"
     ]
+    assert api.get(f"{BASE}/messages/{message_id}").status_code == 200
     response = api.delete(f"{BASE}/messages/{message_id}")
     assert response.status_code == 200 and response.json() == {"cancelled": 1}
+    gone = api.get(f"{BASE}/messages/{message_id}")  # as QStash: a cancelled message is gone
+    assert gone.status_code == 404
+    assert error(gone) == f"message {message_id} not found: it was cancelled"
     again = api.delete(f"{BASE}/messages/{message_id}")
     assert again.status_code == 404
     assert error(again) == f"message {message_id} is CANCELLED: nothing to cancel"

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from qstash import QStash
 from qstash import Receiver as QStashReceiver
+from qstash.errors import QStashError
 from qstash.log import LogState
 
 from django_bgjobs.delivery import message_schedules
@@ -183,15 +184,21 @@ def test_the_dlq_read_and_retried(
 
 def test_cancel_and_logs(worker, client: QStash, receiver: Receiver):
     later = client.message.publish_json(url=receiver.url("/later"), body={}, delay="1h")
+    assert client.message.get(later.message_id).message_id == later.message_id
     client.message.cancel(later.message_id)
     assert Message.objects.get(pk=later.message_id).cancelled_at is not None
+    with pytest.raises(QStashError):  # gone, as QStash removes a cancelled message
+        client.message.get(later.message_id)
     others = [
         client.message.publish_json(url=receiver.url("/later"), body={}, delay=3600)
         for _ in range(2)
     ]
     assert client.message.cancel_many([m.message_id for m in others]) == 2
-    client.message.publish_json(url=receiver.url("/later"), body={}, delay=3600)
+    last = client.message.publish_json(url=receiver.url("/later"), body={}, delay=3600)
     assert client.message.cancel_all() == 1
+    for message in [*others, last]:
+        with pytest.raises(QStashError):
+            client.message.get(message.message_id)
     delivered = client.message.publish_json(url=receiver.url("/now"), body={})
     receiver.wait("/now", 1)
     logs = wait_for(
@@ -233,7 +240,6 @@ def test_key_rotation_keeps_deliveries_verifiable(worker, client: QStash, receiv
 
 
 def test_errors_reach_the_sdk_as_qstash_errors(client: QStash, base_url: str):
-    from qstash.errors import QStashError
 
     with pytest.raises(QStashError, match="401"):
         QStash("bgq_wrong", base_url=base_url, retry=False).signing_key.get()
