@@ -118,8 +118,9 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 @pytest.fixture
-def all_kinds(admin_user):  # type: ignore[no-untyped-def]
-    """One job of each kind the list shows: dead, succeeded, queued, scheduled."""
+def all_kinds(no_session_worker, admin_user):  # type: ignore[no-untyped-def]
+    """One job of each kind the list shows: dead, succeeded, queued, scheduled. No session
+    worker: its dispatcher would publish the queued one again after REPUBLISH_AFTER."""
     with capture_jobs() as captured:
         dead = jobs.always_fails.enqueue("dead-one")
         succeeded = jobs.add.enqueue(1, 2)
@@ -641,10 +642,11 @@ def test_staff_user_retries_a_dead_job_and_watches_it_succeed(  # type: ignore[n
 
 
 @pytest.fixture
-def function_runs(admin_user):  # type: ignore[no-untyped-def]
+def function_runs(no_session_worker, admin_user):  # type: ignore[no-untyped-def]
     """Two durable-function runs, executed in this process by the worker's code: an onboarding
     run that went through all its steps (a step that failed twice, a sleep, a wait that timed
-    out, an event sent), and a run whose second step declined for good."""
+    out, an event sent), and a run whose second step declined for good. No session worker: its
+    dispatcher would publish a captured replay again after REPUBLISH_AFTER, and run it."""
     from tests import functions
 
     with capture_jobs() as captured:
@@ -704,9 +706,10 @@ def test_staff_user_reads_a_runs_steps_and_replays_it_from_one(  # type: ignore[
 
 
 @pytest.fixture
-def stuck_key(admin_user):  # type: ignore[no-untyped-def]
+def stuck_key(no_session_worker, admin_user):  # type: ignore[no-untyped-def]
     """A key whose one place is held by a queued job no worker takes, and two jobs blocked
-    behind it. Requested before ``page``, like the fixtures above."""
+    behind it. Requested before ``page``, like the fixtures above. No session worker: its
+    dispatcher would publish the holder again after REPUBLISH_AFTER, and run it."""
     from tests import flow_jobs
 
     with capture_jobs():  # published to nowhere: the holder stays queued
