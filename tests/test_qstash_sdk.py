@@ -226,6 +226,56 @@ def test_cancel_all_cancels_every_pending_message(client: QStash, monkeypatch):
     assert not Message.objects.filter(cancelled_at__isnull=True).exists()
 
 
+def test_the_flow_control_api(no_session_worker, client: QStash):
+    """client.flow_control: a key's figures, pause and resume; global parallelism; pin, unpin
+    and reset_rate answered 501 with why (not offered here)."""
+    from qstash.errors import QStashError
+
+    flow = {"key": "tenant-fc", "parallelism": 2, "rate": 5, "period": 60}
+    for _ in range(3):
+        client.message.publish_json(url="https://example.com/fc", body={}, flow_control=flow)
+    info = client.flow_control.get("tenant-fc")
+    assert (info.key, info.parallelism_max, info.rate_max, info.rate_period) == (
+        "tenant-fc",
+        2,
+        5,
+        60,
+    )
+    # No worker: two let through hold the key's two places (their jobs wait), one waits.
+    assert (info.parallelism_count, info.rate_count, info.wait_list_size) == (2, 2, 1)
+    assert not info.is_paused and not info.is_pinned_parallelism and not info.is_pinned_rate
+    client.flow_control.pause("tenant-fc")
+    assert client.flow_control.get("tenant-fc").is_paused
+    client.flow_control.resume("tenant-fc")
+    assert not client.flow_control.get("tenant-fc").is_paused
+    overall = client.flow_control.get_global_parallelism()
+    assert (overall.parallelism_max, overall.parallelism_count) == (0, 0)
+    with pytest.raises(QStashError, match="not found"):
+        client.flow_control.get("no-such-key")
+    with pytest.raises(QStashError, match="resetRate is not offered"):
+        client.flow_control.reset_rate("tenant-fc")
+    with pytest.raises(QStashError, match="pin is not offered"):
+        client.flow_control.pin("tenant-fc", {"parallelism": 1})
+    with pytest.raises(QStashError, match="unpin is not offered"):
+        client.flow_control.unpin("tenant-fc", {"rate": True})
+
+
+def test_a_paused_flow_control_key_lets_nothing_through_until_resumed(
+    no_session_worker, client: QStash
+):
+    from django_bgjobs.delivery import admission
+
+    flow = {"key": "tenant-paused", "parallelism": 5}
+    client.message.publish_json(url="https://example.com/p", body={}, flow_control=flow)
+    client.flow_control.pause("tenant-paused")
+    second = client.message.publish_json(url="https://example.com/p", body={}, flow_control=flow)
+    assert admission.admit_flow("tenant-paused") == 0
+    assert Message.objects.get(pk=second.message_id).admitted_at is None
+    client.flow_control.resume("tenant-paused")
+    assert admission.admit_flow("tenant-paused") >= 1
+    assert Message.objects.get(pk=second.message_id).admitted_at is not None
+
+
 def test_key_rotation_keeps_deliveries_verifiable(worker, client: QStash, receiver: Receiver):
     before = client.signing_key.get()
     after = client.signing_key.rotate()

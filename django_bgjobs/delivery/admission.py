@@ -28,7 +28,7 @@ from django.utils import timezone
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.decorators import JobFunction
 from django_bgjobs.delivery.models import DELIVER_JOB, DeliveryQueue, FlowControl, Message
-from django_bgjobs.models import UNFINISHED
+from django_bgjobs.models import UNFINISHED, JobStatus
 from django_bgjobs.registry import registry
 
 BATCH = 500  # messages admitted per gate per pass
@@ -139,6 +139,20 @@ def _flow_room(key: str, now: datetime, using: str) -> int:
         since = now - timedelta(seconds=flow.period)
         room = min(room, flow.rate - of_key.filter(admitted_at__gt=since).count())
     return max(room, 0)
+
+
+def in_flight_anywhere() -> int:
+    """Messages in delivery now, gated or not (the API's global parallelism count)."""
+    return Message.objects.filter(job__status=JobStatus.RUNNING).count()
+
+
+def key_figures(flow: FlowControl, now: datetime) -> tuple[int, int, int]:
+    """A key's messages waiting for it, in delivery, and let through in the last period (what
+    its rate counts), read as admission counts them."""
+    of_key = Message.objects.filter(flow_key=flow.key)
+    waiting = of_key.filter(admitted_at__isnull=True, cancelled_at__isnull=True).count()
+    started = of_key.filter(admitted_at__gt=now - timedelta(seconds=flow.period)).count()
+    return waiting, _in_flight(of_key), started
 
 
 def _lock(

@@ -30,6 +30,14 @@ class NotFound(exceptions.APIException):
     default_detail = "not found"
 
 
+class NotOffered(exceptions.APIException):
+    """A QStash capability this server deliberately does not have; the message names it and
+    says why (the README lists them)."""
+
+    status_code = status.HTTP_501_NOT_IMPLEMENTED
+    default_detail = "not offered by this server"
+
+
 def too_large(meta: Mapping[str, Any]) -> str:
     """What a 413 says: the body's size when the request gave it, the limit and its setting
     (Django refuses the body before any view reads it)."""

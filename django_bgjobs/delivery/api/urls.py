@@ -9,6 +9,7 @@ from django.urls import path, re_path
 from django_bgjobs.delivery.api.views import (
     dlq,
     events,
+    flow_control,
     keys,
     messages,
     publish,
@@ -57,6 +58,27 @@ urlpatterns = [
     path("v2/queues/<str:name>/pause", queues.QueuePauseView.as_view(), name="queue-pause"),
     path("v2/queues/<str:name>/resume", queues.QueueResumeView.as_view(), name="queue-resume"),
     path("v2/queues/<str:name>", queues.QueueView.as_view(), name="queue"),
+    path(
+        "v2/flowControl/<str:key>/pause",
+        flow_control.FlowControlPauseView.as_view(),
+        name="flow-control-pause",
+    ),
+    path(
+        "v2/flowControl/<str:key>/resume",
+        flow_control.FlowControlResumeView.as_view(),
+        name="flow-control-resume",
+    ),
+    re_path(
+        r"^v2/flowControl/(?P<key>[^/]+)/(?P<action>pin|unpin|resetRate)$",
+        flow_control.FlowControlNotOfferedView.as_view(),
+        name="flow-control-not-offered",
+    ),
+    path("v2/flowControl/<str:key>", flow_control.FlowControlView.as_view(), name="flow-control"),
+    path(
+        "v2/globalParallelism",
+        flow_control.GlobalParallelismView.as_view(),
+        name="global-parallelism",
+    ),
     path("v2/keys", keys.KeysView.as_view(), name="keys"),
     path("v2/keys/rotate", keys.RotateKeysView.as_view(), name="keys-rotate"),
     path("v2/events", events.EventsView.as_view(), name="events"),
