@@ -28,7 +28,9 @@ from django_bgjobs.webhooks.sign import standard_signature
 from tests import jobs
 from tests.models import Effect
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# In-process, committed rows: the session worker's dispatcher would take them meanwhile (promote a
+# retry, publish a job "sent to nowhere" again), so these tests own the jobs.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_session_worker")]
 
 CHANGELIST = reverse("admin:django_bgjobs_inboundwebhook_changelist")
 CLERK = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

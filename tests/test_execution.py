@@ -16,7 +16,9 @@ from django_bgjobs.testing import capture_jobs
 from tests import jobs
 from tests.models import Effect
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# In-process, committed rows: the session worker's dispatcher would take them meanwhile (promote a
+# retry, publish a job "sent to nowhere" again), so these tests own the jobs.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_session_worker")]
 
 
 def run_to_the_end(*jobs_to_enqueue):  # type: ignore[no-untyped-def]

@@ -23,7 +23,9 @@ from django_bgjobs.models import FINISHED, FlowKey, Job, JobRun, JobStatus
 from django_bgjobs.testing import capture_jobs
 from tests import flow_jobs as fj
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# In-process, committed rows: the session worker's dispatcher would take them meanwhile (promote a
+# retry, publish a job "sent to nowhere" again), so these tests own the jobs.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_session_worker")]
 
 KEYS = (1, 2, 3)
 FAR = timedelta(days=1)

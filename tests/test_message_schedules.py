@@ -29,7 +29,9 @@ from django_bgjobs.delivery.models import Message, MessageSchedule, Topic, Topic
 from django_bgjobs.delivery.publish import Callback, Publish
 from django_bgjobs.testing import capture_jobs
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# In-process, committed rows: the session worker's dispatcher would take them meanwhile (promote a
+# retry, publish a job "sent to nowhere" again), so these tests own the jobs.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_session_worker")]
 
 URL = "https://hooks.example.com/report"
 TEMPLATE = Publish(

@@ -12,7 +12,9 @@ from django_bgjobs.models import JobRun
 from django_bgjobs.testing import capture_jobs
 from tests import jobs
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# In-process, committed rows: the session worker's dispatcher would take them meanwhile (promote a
+# retry, publish a job "sent to nowhere" again), so these tests own the jobs.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_session_worker")]
 
 SECRET = "sk_live_canary_5f3a9c"
 

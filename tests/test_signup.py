@@ -13,7 +13,9 @@ from django_bgjobs.models import Job
 from django_bgjobs.testing import capture_jobs
 from tests import jobs
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# In-process, committed rows: the session worker's dispatcher would take them meanwhile (promote a
+# retry, publish a job "sent to nowhere" again), so these tests own the jobs.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_session_worker")]
 
 SIGNUP = {"ON_SIGNUP": ["tests.jobs.record"], "QUEUES": ["default", "emails", "slow"]}
 

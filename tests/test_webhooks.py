@@ -27,7 +27,9 @@ GITHUB = "It's a Secret to Everybody"
 GENERIC_URL = "https://shop.example.com/webhooks/qstash-generic/"
 
 # Real commits: a view's transaction commits and publishes its job, as in production.
-pytestmark = pytest.mark.django_db(transaction=True)
+# In-process, committed rows: the session worker's dispatcher would take them meanwhile (promote a
+# retry, publish a job "sent to nowhere" again), so these tests own the jobs.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_session_worker")]
 
 
 @pytest.fixture
