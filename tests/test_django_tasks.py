@@ -3,6 +3,8 @@ django-bgjobs backend: tasks written for Django, enqueued, run by a real worker,
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -38,6 +40,21 @@ def finished(result):  # type: ignore[no-untyped-def]
     return result
 
 
+@contextmanager
+def enqueued_signals() -> Iterator[list[str]]:
+    """The result ids Django's task_enqueued signal carries while inside."""
+    sent: list[str] = []
+
+    def listen(sender, task_result, **kwargs):  # type: ignore[no-untyped-def]
+        sent.append(task_result.id)
+
+    task_enqueued.connect(listen)
+    try:
+        yield sent
+    finally:
+        task_enqueued.disconnect(listen)
+
+
 def test_the_backend_says_what_it_supports():
     backend = task_backends["default"]
     assert isinstance(backend, Backend)
@@ -46,16 +63,8 @@ def test_the_backend_says_what_it_supports():
 
 
 def test_enqueue_writes_a_job_and_returns_a_ready_result():
-    sent = []
-
-    def listen(sender, task_result, **kwargs):  # type: ignore[no-untyped-def]
-        sent.append(task_result.id)
-
-    task_enqueued.connect(listen)
-    try:
+    with enqueued_signals() as sent:
         result = task_defs.send_welcome.enqueue(7)
-    finally:
-        task_enqueued.disconnect(listen)
     job = Job.objects.get(pk=result.id)
     assert (job.name, job.queue, job.args) == ("tests.task_defs.send_welcome", "emails", [7])
     assert job.priority == specs.priority(50) == 7
@@ -75,21 +84,13 @@ def test_priorities_keep_their_order_over_bgjobs_ten():
 
 
 def test_an_enqueue_rolled_back_leaves_no_job_and_no_signal():
-    sent = []
-
-    def listen(sender, task_result, **kwargs):  # type: ignore[no-untyped-def]
-        sent.append(task_result.id)
-
-    task_enqueued.connect(listen)
-    try:
+    with enqueued_signals() as sent:
         with pytest.raises(RuntimeError), transaction.atomic():
             result = task_defs.add.enqueue(1, 2)
             raise RuntimeError("the view failed")
         with transaction.atomic():
             kept = task_defs.add.enqueue(2, 2)
             assert sent == []  # not before the commit
-    finally:
-        task_enqueued.disconnect(listen)
     assert not Job.objects.filter(pk=result.id).exists()
     assert sent == [kept.id]
 

@@ -112,11 +112,6 @@ def register(task: AnyTask, alias: str, options: Mapping[str, Any]) -> JobSpec:
     return spec
 
 
-def registered() -> set[str]:
-    """The job names of the tasks this process has registered."""
-    return set(_tasks)
-
-
 def task_of(name: str) -> tuple[AnyTask, str] | None:
     """The task behind job name ``name`` and its backend's alias, importing it if need be."""
     if name not in _tasks:
