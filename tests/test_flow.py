@@ -82,6 +82,24 @@ def test_a_key_never_runs_more_than_its_limit_while_other_keys_run_beside_it(wor
 
 
 @pytest.mark.worker
+def test_a_busy_key_does_not_starve_a_key_enqueued_after_it(worker):
+    """Twelve jobs of one key, then two of another: the second key's jobs go round with the
+    first's (a key's next job joins the back of the line) instead of waiting for its backlog."""
+    busy = [fj.sync_customer.enqueue(41, n) for n in range(12)]
+    late = [fj.sync_customer.enqueue(42, n) for n in range(2)]
+    assert {job.status for job in finished(busy + late)} == {JobStatus.SUCCEEDED}
+    edges = list(
+        Effect.objects.filter(key__in=["start customer 41", "end customer 42"])
+        .order_by("id")
+        .values_list("key", flat=True)
+    )
+    late_done = [n for n, key in enumerate(edges) if key == "end customer 42"][-1]
+    busy_started_before = edges[:late_done].count("start customer 41")
+    assert busy_started_before <= 6, edges  # of 12: the late key did not wait behind them
+    assert most_at_once("customer 4") == {"customer 41": 1, "customer 42": 1}
+
+
+@pytest.mark.worker
 def test_a_limit_named_by_two_jobs_counts_both(worker):
     jobs = [fj.daily_report.enqueue(n) for n in range(3)] + [
         fj.weekly_report.enqueue(n) for n in range(3, 6)
