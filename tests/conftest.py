@@ -17,6 +17,9 @@ from django.conf import settings
 from django.db import connection
 
 from tests.http_receiver import Receiver
+from tests.sdk_matrix import pytest_runtest_makereport, pytest_terminal_summary
+
+__all__ = ["pytest_runtest_makereport", "pytest_terminal_summary"]  # hooks, re-exported
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -244,3 +247,17 @@ def receiver() -> Iterator[Receiver]:
     server = Receiver()
     yield server
     server.close()
+
+
+@pytest.fixture
+def token(db: None) -> str:
+    """A token of the QStash-compatible API (``bgjobs create-token``)."""
+    from django_bgjobs.delivery.api import tokens
+
+    return tokens.create_token("sdk tests")[1]
+
+
+@pytest.fixture
+def base_url(live_server: Any) -> str:
+    """The API's root on the live server, the SDKs' ``base_url``."""
+    return live_server.url + "/qstash"

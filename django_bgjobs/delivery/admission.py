@@ -18,11 +18,11 @@ rate windows as time passes.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db import router, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from django_bgjobs.conf import bgjobs_settings
@@ -136,7 +136,7 @@ def _flow_room(key: str, now: datetime, using: str) -> int:
     if flow.parallelism is not None:
         room = min(room, flow.parallelism - _in_flight(of_key))
     if flow.rate is not None:
-        since = now - timedelta(seconds=flow.period)
+        since = flow.rate_counted_since(now)
         room = min(room, flow.rate - of_key.filter(admitted_at__gt=since).count())
     return max(room, 0)
 
@@ -146,12 +146,26 @@ def in_flight_anywhere() -> int:
     return Message.objects.filter(job__status=JobStatus.RUNNING).count()
 
 
+def waiting_per_key() -> dict[str, int]:
+    """Messages waiting for their flow-control key, per key (one query)."""
+    return dict(
+        _not_admitted(Message.objects.exclude(flow_key=""))
+        .values_list("flow_key")
+        .annotate(waiting=Count("pk"))
+        .values_list("flow_key", "waiting")
+    )
+
+
+def _not_admitted(messages: QuerySet[Message]) -> QuerySet[Message]:
+    return messages.filter(admitted_at__isnull=True, cancelled_at__isnull=True)
+
+
 def key_figures(flow: FlowControl, now: datetime) -> tuple[int, int, int]:
     """A key's messages waiting for it, in delivery, and let through in the last period (what
     its rate counts), read as admission counts them."""
     of_key = Message.objects.filter(flow_key=flow.key)
-    waiting = of_key.filter(admitted_at__isnull=True, cancelled_at__isnull=True).count()
-    started = of_key.filter(admitted_at__gt=now - timedelta(seconds=flow.period)).count()
+    waiting = _not_admitted(of_key).count()
+    started = of_key.filter(admitted_at__gt=flow.rate_counted_since(now)).count()
     return waiting, _in_flight(of_key), started
 
 

@@ -12,6 +12,8 @@ Imported by ``django_bgjobs.models``: the app's models are all there for Django.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -238,13 +240,24 @@ class DeliveryQueue(models.Model):
 class FlowControl(models.Model):
     """A flow-control key: at most ``parallelism`` of its messages in delivery and at most
     ``rate`` started per ``period`` seconds, across all workers. Set by the last publish that
-    named the key with a value."""
+    named the key with a value, unless pinned (then only the API's ``pin`` changes it)."""
 
     key = models.CharField(max_length=255, unique=True)
     parallelism = models.PositiveIntegerField(null=True, blank=True)
     rate = models.PositiveIntegerField(null=True, blank=True)
     period = models.FloatField(default=1.0, help_text=_("Seconds."))
     paused = models.BooleanField(default=False)
+    pinned_parallelism = models.BooleanField(
+        default=False, help_text=_("Publishes do not change the parallelism.")
+    )
+    pinned_rate = models.BooleanField(
+        default=False, help_text=_("Publishes do not change the rate and period.")
+    )
+    rate_reset_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_("The rate counts the messages let through since then (resetRate)."),
+    )
     updated_at = models.DateTimeField()
 
     class Meta:
@@ -253,6 +266,12 @@ class FlowControl(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+    def rate_counted_since(self, now: datetime) -> datetime:
+        """The start of what the rate counts: the last ``period`` (a sliding window), cut
+        short by a reset within it."""
+        since = now - timedelta(seconds=self.period)
+        return max(since, self.rate_reset_at) if self.rate_reset_at else since
 
 
 class SigningKeys(models.Model):

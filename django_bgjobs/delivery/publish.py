@@ -121,6 +121,10 @@ def _gate_rows(request: Publish, now: datetime, using: str) -> None:
     )
     if made or (flow.parallelism is None and flow.rate is None):  # a key alone sets nothing
         return
+    if row.pinned_parallelism:  # pinned by the API: publishes leave it alone
+        del limits["parallelism"]
+    if row.pinned_rate:
+        del limits["rate"], limits["period"]
     if any(getattr(row, name) != value for name, value in limits.items()):
         transaction.on_commit(
             lambda: (

@@ -190,9 +190,9 @@ def parse_flow_value(name: str, value: str) -> tuple[int | None, int | None, flo
         if not sep or not raw.strip():
             raise HeaderError(f"{name}: expected key=value pairs, got {part.strip()!r}")
         if key == "parallelism":
-            parallelism = _int(name, raw, minimum=1, maximum=10_000)
+            parallelism = _int(f"{name} {key}", raw, minimum=1, maximum=10_000)
         elif key == "rate":
-            rate = _int(name, raw, minimum=1, maximum=1_000_000)
+            rate = _int(f"{name} {key}", raw, minimum=1, maximum=1_000_000)
         elif key == "period":
             period = _duration(name, raw, maximum=MAX_FLOW_PERIOD)
             if period <= 0:

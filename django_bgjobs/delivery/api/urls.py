@@ -12,6 +12,7 @@ from django_bgjobs.delivery.api.views import (
     flow_control,
     keys,
     messages,
+    not_offered,
     publish,
     queues,
     schedules,
@@ -68,11 +69,22 @@ urlpatterns = [
         flow_control.FlowControlResumeView.as_view(),
         name="flow-control-resume",
     ),
-    re_path(
-        r"^v2/flowControl/(?P<key>[^/]+)/(?P<action>pin|unpin|resetRate)$",
-        flow_control.FlowControlNotOfferedView.as_view(),
-        name="flow-control-not-offered",
+    path(
+        "v2/flowControl/<str:key>/pin",
+        flow_control.FlowControlPinView.as_view(),
+        name="flow-control-pin",
     ),
+    path(
+        "v2/flowControl/<str:key>/unpin",
+        flow_control.FlowControlUnpinView.as_view(),
+        name="flow-control-unpin",
+    ),
+    path(
+        "v2/flowControl/<str:key>/resetRate",
+        flow_control.FlowControlResetRateView.as_view(),
+        name="flow-control-reset-rate",
+    ),
+    path("v2/flowControl", flow_control.FlowControlListView.as_view(), name="flow-controls"),
     path("v2/flowControl/<str:key>", flow_control.FlowControlView.as_view(), name="flow-control"),
     path(
         "v2/globalParallelism",
@@ -83,5 +95,15 @@ urlpatterns = [
     path("v2/keys/rotate", keys.RotateKeysView.as_view(), name="keys-rotate"),
     path("v2/events", events.EventsView.as_view(), name="events"),
     path("v2/logs", events.LogsView.as_view(), name="logs"),
+    re_path(
+        r"^llm/",
+        not_offered.NotOfferedView.as_view(what=not_offered.LLM),
+        name="not-offered-llm",
+    ),
+    re_path(
+        r"^v2/(workflows|notify|waiters)(/|$)",
+        not_offered.NotOfferedView.as_view(what=not_offered.WORKFLOW),
+        name="not-offered-workflow",
+    ),
     re_path(r"^.*$", not_found, name="not-found"),
 ]

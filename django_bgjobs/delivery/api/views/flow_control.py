@@ -1,19 +1,22 @@
-"""``/v2/flowControl/{key}`` (get, pause, resume) and ``/v2/globalParallelism``, as the current
-SDKs call them (``client.flow_control``), over the flow-control keys admission enforces.
+"""``/v2/flowControl/{key}`` (get, pause, resume, pin, unpin, resetRate) and
+``/v2/globalParallelism``, as the current SDKs call them (``client.flow_control``), over the
+flow-control keys admission enforces.
 
-Pinning a key's configuration and resetting its rate are answered 501: a key's limits are the
-ones its last publish gave (there is nothing to pin them against), and its rate counts the
-messages let through in the last period, a sliding window with no period to end.
+A key's limits are the ones its last publish gave, unless pinned: then publishes leave the
+pinned part alone until it is unpinned. Its rate counts the messages let through in the last
+period (a sliding window); a reset starts the count again from now.
 """
 
 from __future__ import annotations
 
 from django.utils import timezone
+from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from django_bgjobs.delivery import admission
-from django_bgjobs.delivery.api.errors import NotFound, NotOffered
+from django_bgjobs.delivery.api.errors import BadRequest, NotFound
+from django_bgjobs.delivery.api.headers import parse_flow_value
 from django_bgjobs.delivery.api.views.base import QStashView, done
 from django_bgjobs.delivery.models import FlowControl
 
@@ -39,12 +42,25 @@ class FlowControlView(QStashView):
                 "rateMax": flow.rate or 0,
                 "rateCount": started,
                 "ratePeriod": round(flow.period),
-                # The window the rate counts over ends now (milliseconds, as QStash's times).
-                "ratePeriodStart": int((now.timestamp() - flow.period) * 1000),
+                # Unix seconds, as QStash's API reference has it.
+                "ratePeriodStart": int(flow.rate_counted_since(now).timestamp()),
                 "isPaused": flow.paused,
-                "isPinnedParallelism": False,
-                "isPinnedRate": False,
+                "isPinnedParallelism": flow.pinned_parallelism,
+                "isPinnedRate": flow.pinned_rate,
             }
+        )
+
+
+class FlowControlListView(QStashView):
+    """Every key, with its messages waiting for it."""
+
+    def get(self, request: Request) -> Response:
+        waiting = admission.waiting_per_key()
+        return Response(
+            [
+                {"flowControlKey": key, "waitListSize": waiting.get(key, 0)}
+                for key in FlowControl.objects.order_by("key").values_list("key", flat=True)
+            ]
         )
 
 
@@ -65,20 +81,52 @@ class FlowControlResumeView(FlowControlPauseView):
     paused = False
 
 
-class FlowControlNotOfferedView(QStashView):
-    """``pin``, ``unpin``, ``resetRate``: see the module's docstring."""
+class FlowControlPinView(QStashView):
+    """``?parallelism=N&rate=N&period=S``: set those and pin them (the rate with its period),
+    so that publishes naming the key no longer change them. The messages already waiting are
+    let through under the new values at the next admission."""
 
-    def post(self, request: Request, key: str, action: str) -> Response:
-        _key(key)
-        if action == "resetRate":
-            raise NotOffered(
-                "resetRate is not offered by this server: a key's rate counts the messages let "
-                "through in the last period (a sliding window), so there is no period to end"
-            )
-        raise NotOffered(
-            f"{action} is not offered by this server: a key's parallelism and rate are the ones "
-            "its last publish gave (Upstash-Flow-Control-Value); publish with the values to use"
+    def post(self, request: Request, key: str) -> Response:
+        flow = _key(key)
+        params = request.query_params
+        given = [f"{name}={params[name]}" for name in ("parallelism", "rate") if params.get(name)]
+        if not given:
+            raise BadRequest("pin needs parallelism, rate (with period) or both")
+        parallelism, rate, period = parse_flow_value(
+            "pin", ", ".join([*given, f"period={params.get('period') or flow.period}"])
         )
+        if parallelism is not None:
+            flow.parallelism, flow.pinned_parallelism = parallelism, True
+        if rate is not None:
+            flow.rate, flow.period, flow.pinned_rate = rate, period, True
+        flow.updated_at = timezone.now()
+        flow.save()
+        return Response(status=status.HTTP_200_OK)
+
+
+class FlowControlUnpinView(QStashView):
+    """``?parallelism=true&rate=true``: publishes set those again (the values stay until
+    one does)."""
+
+    def post(self, request: Request, key: str) -> Response:
+        flow = _key(key)
+        params = request.query_params
+        if params.get("parallelism") == "true":
+            flow.pinned_parallelism = False
+        if params.get("rate") == "true":
+            flow.pinned_rate = False
+        flow.updated_at = timezone.now()
+        flow.save()
+        return Response(status=status.HTTP_200_OK)
+
+
+class FlowControlResetRateView(QStashView):
+    """The rate's count starts again from now: up to ``rate`` more may go at once."""
+
+    def post(self, request: Request, key: str) -> Response:
+        now = timezone.now()
+        updated = FlowControl.objects.filter(key=key).update(rate_reset_at=now, updated_at=now)
+        return done(updated > 0, f"flow-control key {key}")
 
 
 class GlobalParallelismView(QStashView):
