@@ -377,6 +377,30 @@ def test_flow_control_keys_are_listed_with_their_lag(admin_client, receiver):
     assert admin_client.get(reverse("admin:bgjobs_delivery_flowcontrol_add")).status_code == 403
 
 
+def test_an_operator_pins_a_keys_limits_and_resets_its_rate(admin_client):
+    with capture_jobs():
+        publish("https://example.com/f", body="", flow_control=Flow("tenant", rate=1, period=60))
+    flow = FlowControl.objects.get(key="tenant")
+    form = {"parallelism": "3", "pinned_parallelism": "on", "rate": "1", "period": "60"}
+    admin_client.post(page("flowcontrol", flow.pk), form)
+    flow.refresh_from_db()
+    assert (flow.parallelism, flow.pinned_parallelism, flow.pinned_rate) == (3, True, False)
+    with capture_jobs():
+        publish(
+            "https://example.com/f", body="", flow_control=Flow("tenant", parallelism=9, rate=2)
+        )
+    flow.refresh_from_db()
+    assert (flow.parallelism, flow.rate) == (3, 2)  # the pinned one stays, the other follows
+    row = rows(admin_client.get(changelist("flowcontrol")).content.decode(), "flowcontrol")
+    assert cell(row[str(flow.pk)], "pinned") == "parallelism"
+    admin_client.post(
+        changelist("flowcontrol"), {"action": "reset_rate", "_selected_action": [flow.pk]}
+    )
+    flow.refresh_from_db()
+    assert flow.rate_reset_at is not None
+    assert LogEntry.objects.filter(object_id=str(flow.pk)).count() == 2  # the pin, the reset
+
+
 # --- API tokens ---
 
 

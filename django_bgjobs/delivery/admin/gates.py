@@ -133,15 +133,34 @@ class DeliveryQueueAdmin(BaseAdmin[DeliveryQueue]):
 
 @admin.register(FlowControl)
 class FlowControlAdmin(BaseAdmin[FlowControl]):
-    """The limits are set by the publishes that name the key (the last one wins): read-only
-    here. Pausing is the admin's."""
+    """A key's limits are set by the publishes that name it (the last one wins), unless
+    pinned: an operator may set them here and pin them, as the API's ``pin`` does. Pausing
+    and resetting the rate are the admin's too."""
 
-    list_display = ("key", "parallelism", "rate", "period", "paused", "lag", "active", "updated")
+    list_display = (
+        "key",
+        "parallelism",
+        "rate",
+        "period",
+        "paused",
+        "pinned",
+        "lag",
+        "active",
+        "updated",
+    )
     list_editable = ("paused",)
-    list_filter = ("paused",)
+    list_filter = ("paused", "pinned_parallelism", "pinned_rate")
     search_fields = ("key",)
-    fields = ("key", "parallelism", "rate", "period", "paused", "updated")
-    readonly_fields = ("key", "parallelism", "rate", "period", "updated")
+    fields = (
+        "key",
+        ("parallelism", "pinned_parallelism"),
+        ("rate", "period", "pinned_rate"),
+        "paused",
+        "rate_reset_at",
+        "updated",
+    )
+    readonly_fields = ("key", "rate_reset_at", "updated")
+    actions = ["reset_rate"]
 
     updated = time_column("updated_at", _("updated"))
 
@@ -162,6 +181,26 @@ class FlowControlAdmin(BaseAdmin[FlowControl]):
     @admin.display(description=_("in delivery"), ordering="delivering")
     def active(self, flow: FlowControl) -> int:
         return int(getattr(flow, "delivering", 0))
+
+    @admin.display(description=_("pinned"))
+    def pinned(self, flow: FlowControl) -> str:
+        return ", ".join(
+            name
+            for name, pinned in (
+                ("parallelism", flow.pinned_parallelism),
+                ("rate", flow.pinned_rate),
+            )
+            if pinned
+        )
+
+    @admin.action(description=_("Reset the rate of the selected keys (count from now)"))
+    def reset_rate(self, request: HttpRequest, queryset: QuerySet[FlowControl]) -> None:
+        now = timezone.now()
+        for flow in queryset:
+            flow.rate_reset_at = flow.updated_at = now
+            flow.save(update_fields=["rate_reset_at", "updated_at"])
+            self.log_change(request, flow, "Reset the rate: counted from now.")
+        self.message_user(request, f"Reset the rate of {len(queryset)} key(s).")
 
     def save_model(self, request: HttpRequest, obj: FlowControl, form: Any, change: Any) -> None:
         obj.updated_at = timezone.now()
