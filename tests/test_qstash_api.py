@@ -323,6 +323,7 @@ def test_every_publish_header_is_read():
         "flow": Flow(key="tenant-1", parallelism=2, rate=10, period=60.0),
         "label": "billing",
         "queue": "q1",
+        "redact": ("body",),
     }
 
 

@@ -9,6 +9,7 @@ import base64
 import json
 from typing import Any
 
+from django_bgjobs.delivery import redaction
 from django_bgjobs.delivery.models import DeliveryAttempt, Message
 
 
@@ -34,8 +35,12 @@ def body(
         "sourceMessageId": message.pk,
         "url": message.url,
         "method": message.method,
-        "sourceHeader": _as_lists(message.headers),
-        "sourceBody": base64.b64encode(bytes(message.body)).decode(),
+        # The source message as it may be shown (Upstash-Redact-Fields): a callback is a
+        # report about it, not its delivery.
+        "sourceHeader": _as_lists(redaction.shown_headers(message.redact, message.headers)),
+        "sourceBody": base64.b64encode(
+            redaction.shown_body(message.redact, bytes(message.body))
+        ).decode(),
         "createdAt": _ms(message.created_at),
     }
     optional = {

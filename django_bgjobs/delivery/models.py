@@ -72,7 +72,17 @@ class Message(models.Model):
     queue = models.CharField(max_length=255, blank=True)
     flow_key = models.CharField(max_length=255, blank=True)
     schedule_id = models.CharField(max_length=64, blank=True)
-    label = models.CharField(max_length=255, blank=True)
+    label = models.CharField(
+        max_length=255, blank=True, help_text=_("Its labels, comma-separated.")
+    )
+    redact = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_(
+            "Shown as REDACTED:<sha256> outside delivery: body, header, header:<name> "
+            "(Upstash-Redact-Fields)."
+        ),
+    )
     caller_ip = models.CharField(max_length=64, blank=True)
     # Deduplication: the id given (Upstash-Deduplication-Id) or the content hash; a second
     # message with the same key within DELIVERY_DEDUP_WINDOW gets this message's id.

@@ -23,6 +23,7 @@ from django.db import router, transaction
 from django.utils import timezone
 
 from django_bgjobs.conf import bgjobs_settings
+from django_bgjobs.delivery import labels, redaction
 from django_bgjobs.delivery.models import FlowControl, Message, Topic
 from django_bgjobs.delivery.publish_request import (
     Callback,
@@ -174,6 +175,7 @@ def _build(
         flow_key=request.flow.key if request.flow else "",
         schedule_id=request.schedule_id,
         label=request.label,
+        redact=list(request.redact),
         caller_ip=request.caller_ip,
         dedup_key=_dedup_key(request, url),
         created_at=now,
@@ -274,7 +276,8 @@ class PublishOptions(TypedDict, total=False):
     failure_callback: str | Callback | None
     queue: str | None
     flow_control: Flow | None
-    label: str
+    label: str | Sequence[str]
+    redact: Sequence[str]
     signature: Literal["qstash", "standard"]
 
 
@@ -327,7 +330,8 @@ def publish(
         failure_callback=Callback(failure) if isinstance(failure, str) else failure,
         queue=options.get("queue"),
         flow=options.get("flow_control"),
-        label=options.get("label", ""),
+        label=labels.joined(options.get("label", "")),
+        redact=tuple(redaction.parse(",".join(options.get("redact", ())))),
         signature=options.get("signature", "qstash"),
     )
     if topic is None and not is_url(request.destination):
@@ -361,6 +365,7 @@ def copy_of(message: Message, **overrides: Any) -> Publish:
         queue=message.queue or None,
         flow=flow,
         label=message.label,
+        redact=tuple(message.redact),
         signature=message.signature,  # type: ignore[arg-type]
         schedule_id=message.schedule_id,
     )

@@ -74,7 +74,8 @@ class Publish:
     failure_callback: Callback | None = None
     queue: str | None = None
     flow: Flow | None = None
-    label: str = ""
+    label: str = ""  # comma-separated labels
+    redact: tuple[str, ...] = ()  # redaction.py's fields
     signature: Literal["qstash", "standard"] = "qstash"
     caller_ip: str = ""
     schedule_id: str = ""
@@ -92,6 +93,7 @@ class Publish:
         values["body"] = base64.b64decode(values.get("body") or "")
         if values.get("not_before"):
             values["not_before"] = datetime.fromisoformat(values["not_before"])
+        values["redact"] = tuple(values.get("redact") or ())
         for name, kind in (("callback", Callback), ("failure_callback", Callback), ("flow", Flow)):
             if values.get(name) is not None:
                 values[name] = kind(**values[name])

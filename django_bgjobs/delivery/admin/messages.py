@@ -26,6 +26,7 @@ from django_bgjobs.admin.widgets import (
     status_badge,
     time_column,
 )
+from django_bgjobs.delivery import redaction
 from django_bgjobs.delivery.admin.common import (
     OUTCOME_COLOURS,
     STATE_COLOURS,
@@ -153,7 +154,7 @@ class MessageAdmin(ReadOnlyAdmin[Message]):
         KindFilter,
         "created_at",
     )
-    search_fields = ("=id", "^url", "=dlq_id", "=schedule_id", "=label", "=flow_key")
+    search_fields = ("=id", "^url", "=dlq_id", "=schedule_id", "label", "=flow_key")
     list_per_page = 50
     show_full_result_count = False  # no COUNT(*) over every message on each page load
     paginator = CappedPaginator
@@ -174,6 +175,7 @@ class MessageAdmin(ReadOnlyAdmin[Message]):
                     "kind",
                     "source_display",
                     "label",
+                    "redact",
                 )
             },
         ),
@@ -238,8 +240,10 @@ class MessageAdmin(ReadOnlyAdmin[Message]):
         state = state_of(obj)
         attempts = list(DeliveryAttempt.objects.filter(message=obj).order_by("id"))
         return {
-            "request_headers": shown_headers(request, obj.headers),
-            "request_body": body_view(bytes(obj.body)),
+            "request_headers": shown_headers(
+                request, redaction.shown_headers(obj.redact, obj.headers)
+            ),
+            "request_body": body_view(redaction.shown_body(obj.redact, bytes(obj.body))),
             "attempts": [self._attempt_row(request, a) for a in attempts],
             "can_cancel": state in ("CREATED", "ACTIVE", "RETRY")
             and self.has_cancel_permission(request),

@@ -23,6 +23,7 @@ from django_bgjobs.admin.widgets import (
     time_column,
     time_until,
 )
+from django_bgjobs.delivery import redaction
 from django_bgjobs.delivery.admin.common import (
     message_link,
     shown_headers,
@@ -153,8 +154,10 @@ class MessageScheduleAdmin(ReadOnlyAdmin[MessageSchedule]):
     def page_context(self, request: HttpRequest, obj: MessageSchedule) -> dict[str, Any]:
         template = self._template(obj)
         return {
-            "request_headers": shown_headers(request, dict(template.headers)),
-            "request_body": body_view(template.body),
+            "request_headers": shown_headers(
+                request, redaction.shown_headers(template.redact, template.headers)
+            ),
+            "request_body": body_view(redaction.shown_body(template.redact, template.body)),
         }
 
     # --- actions ---

@@ -30,6 +30,7 @@ from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Collate
 from django.http import QueryDict
 
+from django_bgjobs.delivery import redaction
 from django_bgjobs.delivery.api import serializers
 from django_bgjobs.delivery.api.errors import InputError
 from django_bgjobs.delivery.api.filters import message_filter
@@ -91,13 +92,13 @@ def _message_fields(m: Message, flows: dict[str, FlowControl]) -> JSON:
         ("endpointName", m.endpoint_name),
         ("queueName", m.queue),
         ("scheduleId", m.schedule_id),
-        ("label", m.label),
         ("retryDelayExpr", m.retry_delay),
     ):
         if value:
             data[key] = value
-    data["header"] = serializers.multi_header(m.headers)
-    data["body"] = base64.b64encode(bytes(m.body)).decode("ascii")
+    serializers.label_fields(data, m.label)
+    data["header"] = serializers.multi_header(redaction.shown_headers(m.redact, m.headers))
+    data["body"] = base64.b64encode(redaction.shown_body(m.redact, bytes(m.body))).decode()
     data["method"] = m.method
     data["maxRetries"] = m.retries
     if m.timeout is not None:

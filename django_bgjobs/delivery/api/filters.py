@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from django.db.models import Q
 from django.http import QueryDict
 
+from django_bgjobs.delivery import labels
 from django_bgjobs.delivery.api.errors import InputError
 
 # query parameter -> Message field
@@ -21,7 +22,6 @@ FIELDS = {
     "topicName": "topic",
     "queueName": "queue",
     "scheduleId": "schedule_id",
-    "label": "label",
     "flowControlKey": "flow_key",
     "callerIp": "caller_ip",
     "callerIP": "caller_ip",
@@ -30,7 +30,7 @@ FIELDS = {
 # within Message.url: http(s)://[userinfo@]host[:port]/path[?query][#fragment].
 URL_PARTS = ("host", "path")
 DATES = ("fromDate", "toDate")
-NAMES = frozenset((*FIELDS, *URL_PARTS, *DATES))
+NAMES = frozenset((*FIELDS, "label", *URL_PARTS, *DATES))
 _SCHEME = r"^[A-Za-z][A-Za-z0-9+.-]*://"
 
 
@@ -83,6 +83,9 @@ def message_filter(params: QueryDict, prefix: str = "") -> Q:
         values = [v for value in params.getlist(name) for v in value.split(",") if v]
         if values:
             condition &= Q(**{f"{prefix}{field}__in": values})
+    labels_asked = [v for value in params.getlist("label") for v in value.split(",") if v]
+    if labels_asked:
+        condition &= labels.having_any(labels_asked, f"{prefix}label")
     for name in URL_PARTS:
         any_of = Q()
         for value in params.getlist(name):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
-from django_bgjobs.delivery import publish_request, retry_delay
+from django_bgjobs.delivery import labels, publish_request, redaction, retry_delay
 from django_bgjobs.delivery.api.destination import DestinationError, check, is_url
 from django_bgjobs.delivery.api.durations import DurationError, parse_duration
 from django_bgjobs.delivery.api.errors import InputError
@@ -83,6 +83,7 @@ class PublishFields(TypedDict, total=False):
     queue: str
     flow: Flow
     label: str
+    redact: tuple[str, ...]
 
 
 @dataclass
@@ -275,12 +276,14 @@ def parse(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> PublishFiel
         elif key == "upstash-flow-control-value":
             flow_value = value
         elif key == "upstash-label":
-            fields["label"] = _text(name, value)
+            fields["label"] = labels.joined(_text(name, value))
+        elif key == "upstash-redact-fields":
+            fields["redact"] = tuple(redaction.parse(value, name))
         elif key == "upstash-queue-name":
             fields["queue"] = _text(name, value, pattern=_NAME)
         elif key.startswith("upstash-") or key in NOT_FORWARDED:
             # Upstash-Telemetry-*, -Cron, -Schedule-Id (read by the schedules view),
-            # -Redact-Fields (nothing is logged that it could redact) and the like.
+            # and the like.
             continue
         else:
             others[name] = value

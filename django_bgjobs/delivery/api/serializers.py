@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from django_bgjobs.delivery import labels, redaction
 from django_bgjobs.delivery.models import (
     DeliveryAttempt,
     DeliveryQueue,
@@ -78,9 +79,9 @@ def message(m: Message, *, flows: Mapping[str, FlowControl] | None = None) -> JS
     _set(data, "topicName", m.topic)
     _set(data, "endpointName", m.endpoint_name)
     _set(data, "queueName", m.queue)
-    data.update(body_fields(bytes(m.body)))
+    data.update(body_fields(redaction.shown_body(m.redact, bytes(m.body))))
     data["method"] = m.method
-    data["header"] = multi_header(m.headers)
+    data["header"] = multi_header(redaction.shown_headers(m.redact, m.headers))
     _callback_fields(data, m.callback, "callback")
     _callback_fields(data, m.failure_callback, "failureCallback")
     data["maxRetries"] = m.retries
@@ -89,9 +90,15 @@ def message(m: Message, *, flows: Mapping[str, FlowControl] | None = None) -> JS
     data["createdAt"] = ms(m.created_at)
     _set(data, "scheduleId", m.schedule_id)
     _set(data, "callerIP", m.caller_ip)
-    _set(data, "label", m.label)
+    label_fields(data, m.label)
     data.update(flow_fields(m.flow_key, flows))
     return data
+
+
+def label_fields(data: JSON, stored: str) -> None:
+    """``labels``, and ``label`` (the first: the SDKs' older field) when there are any."""
+    if found := labels.split(stored):
+        data["label"], data["labels"] = found[0], found
 
 
 def dead_letter(
@@ -158,9 +165,9 @@ def schedule(s: MessageSchedule, *, next_run: datetime | None, last_state: str |
         "destination": s.destination,
         "createdAt": ms(s.created_at),
     }
-    data.update(body_fields(template.body))
+    data.update(body_fields(redaction.shown_body(template.redact, template.body)))
     data["method"] = template.method
-    data["header"] = multi_header(template.headers)
+    data["header"] = multi_header(redaction.shown_headers(template.redact, template.headers))
     for prefix, callback in (
         ("callback", template.callback),
         ("failureCallback", template.failure_callback),
@@ -189,5 +196,5 @@ def schedule(s: MessageSchedule, *, next_run: datetime | None, last_state: str |
         data["nextScheduleTime"] = ms(next_run)
     if s.last_message_id and last_state is not None:
         data["lastScheduleStates"] = {s.last_message_id: _RUN_STATES.get(last_state, "IN_PROGRESS")}
-    _set(data, "label", template.label)
+    label_fields(data, template.label)
     return data
