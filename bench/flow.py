@@ -4,7 +4,7 @@
 1. Drain: 5,000 no-op jobs over 1,000 keys with a concurrency of 1 per key (5 jobs a key),
    against the same 5,000 jobs of a job without a limit, each drained by one worker of 2
    processes started after the jobs were enqueued: jobs per second, and the ratio. The two
-   drains alternate, ROUNDS times (BENCH_FLOW_ROUNDS, default 3): on a 2-core VM one pair's
+   drains alternate, ROUNDS times (BENCH_FLOW_ROUNDS, default 5): on a 2-core VM one pair's
    ratio moves by 0.1 or more from run to run, so the median of the pairs is the figure.
 2. Admission with 100,000 blocked jobs (100 a key over 1,000 keys): a key's holder finishes,
    then one admission lets its next job through (lock the key, count its places, pick the
@@ -31,7 +31,7 @@ JOBS = 5_000
 KEYS = 1_000
 BLOCKED = 100_000
 SAMPLES = 300
-ROUNDS = int(os.environ.get("BENCH_FLOW_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_FLOW_ROUNDS", "5"))
 
 
 def drain(job, logdir: Path) -> float:  # type: ignore[no-untyped-def]

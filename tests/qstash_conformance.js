@@ -330,12 +330,25 @@ async function checks() {
   };
   c["flowControl.unpin"] = async () => {
     await client.flowControl.unpin("js-fc", { parallelism: true, rate: true });
-    const got = await client.flowControl.get("js-fc");
+    let got = await client.flowControl.get("js-fc");
     assert.equal(got.isPinnedParallelism || got.isPinnedRate, false);
+    await later("/fc", { flowControl: { ...flow, parallelism: 4 } }); // publishes set it again
+    got = await until("the publish's parallelism", async () => {
+      const now = await client.flowControl.get("js-fc");
+      return now.parallelismMax === 4 ? now : null;
+    });
+    assert.equal(got.rateMax, 5);
   };
   c["flowControl.resetRate"] = async () => {
-    await client.flowControl.resetRate("js-fc");
-    assert.equal((await client.flowControl.get("js-fc")).rateCount, 0);
+    // Two an hour: the third waits for the hour, or for a reset.
+    const rated = { key: "js-rate", rate: 2, period: 3600 };
+    for (let n = 0; n < 3; n++) await client.publishJSON({ url: hook + "/rated", body: { n }, flowControl: rated });
+    await delivered("/rated", 2);
+    const before = await client.flowControl.get("js-rate");
+    assert.deepEqual([before.rateCount, before.waitListSize], [2, 1]);
+    await client.flowControl.resetRate("js-rate");
+    await delivered("/rated", 3);
+    await refused(() => client.flowControl.resetRate("no-such-key"), 404, /not found/);
   };
   c["chat.getAuthorizationToken"] = async () => assert.equal(client.chat().getAuthorizationToken(), token);
   c["chat.create"] = async () => {

@@ -399,6 +399,9 @@ def test_an_operator_pins_a_keys_limits_and_resets_its_rate(admin_client):
     flow.refresh_from_db()
     assert flow.rate_reset_at is not None
     assert LogEntry.objects.filter(object_id=str(flow.pk)).count() == 2  # the pin, the reset
+    html = admin_client.post(page("flowcontrol", flow.pk), {**form, "parallelism": "0"})
+    assert "greater than or equal to 1" in html.content.decode()
+    assert FlowControl.objects.get(pk=flow.pk).parallelism == 3
 
 
 # --- API tokens ---

@@ -1157,3 +1157,28 @@ def test_events_of_a_batch_at_one_instant_page_without_gaps(api: Client):
         if not cursor:
             break
     assert paged == everything
+
+
+@pytest.mark.parametrize(
+    "method, path, headers, capability",
+    [
+        ("post", "/qstash/llm/v1/chat/completions", {}, "the LLM API"),
+        ("delete", f"{BASE}/workflows/runs/wfr_1?cancel=true", {}, "Upstash Workflow"),
+        ("post", f"{BASE}/notify/order-paid", {}, "Upstash Workflow"),
+        (
+            "post",
+            f"{BASE}/publish/https://example.com/workflow",
+            {"Upstash-Workflow-Init": "true", "Upstash-Workflow-RunId": "wfr_1"},
+            "Upstash Workflow",
+        ),
+    ],
+    ids=["llm", "workflow runs", "notify", "a workflow's trigger"],
+)
+def test_a_capability_not_offered_answers_501_naming_it(api, method, path, headers, capability):
+    response = getattr(api, method)(
+        path, data="{}", content_type="application/json", headers=headers
+    )
+    assert response.status_code == 501
+    assert error(response).startswith(capability) and "not offered" in error(response)
+    assert not Message.objects.exists()
+    assert api.get(f"{BASE}/nope").status_code == 404  # a path that names nothing stays a 404

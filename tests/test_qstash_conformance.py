@@ -540,15 +540,13 @@ def test_flow_control_pause(no_session_worker, sdk):
 
 @sdk_method("flow_control.resume")
 def test_flow_control_resume(no_session_worker, sdk):
-    from django_bgjobs.delivery import admission
 
     flow_messages(sdk, 1, {"key": "tenant-paused", "parallelism": 5})
     sdk.flow_control.pause("tenant-paused")
     flow_messages(sdk, 1, {"key": "tenant-paused", "parallelism": 5})
     sdk.flow_control.resume("tenant-paused")
-    assert not sdk.flow_control.get("tenant-paused").is_paused
-    assert admission.admit_flow("tenant-paused") == 1
-    assert sdk.flow_control.get("tenant-paused").wait_list_size == 0
+    info = sdk.flow_control.get("tenant-paused")
+    assert not info.is_paused and info.wait_list_size == 0  # let through at once
 
 
 @sdk_method("flow_control.pin")
@@ -560,8 +558,16 @@ def test_flow_control_pin(no_session_worker, sdk):
     info = sdk.flow_control.get("tenant-fc")
     assert (info.parallelism_max, info.rate_max, info.rate_period) == (1, 10, 30)
     assert info.is_pinned_parallelism and info.is_pinned_rate
-    with pytest.raises(QStashError, match="parallelism"):
-        sdk.flow_control.pin("tenant-fc", {"parallelism": 0})
+    assert info.rate_count == 0  # pinning starts the rate's count again, as in QStash
+    for options, problem in (
+        ({"parallelism": 0}, "parallelism must be a whole number"),
+        ({"period": 30}, "pin needs parallelism, rate"),
+        ({"parallelism": 2, "period": 30}, "a period needs a rate"),
+    ):
+        with pytest.raises(QStashError, match=problem):
+            sdk.flow_control.pin("tenant-fc", options)
+    with pytest.raises(QStashError, match="not found"):
+        sdk.flow_control.pin("no-such-key", {"parallelism": 1})
 
 
 @sdk_method("flow_control.unpin")
@@ -577,19 +583,20 @@ def test_flow_control_unpin(no_session_worker, sdk):
         message="the publish's parallelism (written after its commit)",
     )
     assert sdk.flow_control.get("tenant-fc").rate_max == 10  # still pinned
+    with pytest.raises(QStashError, match="unpin needs"):
+        sdk.flow_control.unpin("tenant-fc", {})
 
 
 @sdk_method("flow_control.reset_rate")
 def test_flow_control_reset_rate(no_session_worker, sdk):
-    from django_bgjobs.delivery import admission
 
     flow = {"key": "tenant-rate", "rate": 2, "period": 3600}
     flow_messages(sdk, 3, flow)
     info = sdk.flow_control.get("tenant-rate")
     assert (info.rate_count, info.wait_list_size) == (2, 1)  # the hour's two are spent
     sdk.flow_control.reset_rate("tenant-rate")
-    assert sdk.flow_control.get("tenant-rate").rate_count == 0
-    assert admission.admit_flow("tenant-rate") == 1  # the waiting one goes now
+    info = sdk.flow_control.get("tenant-rate")
+    assert (info.rate_count, info.wait_list_size) == (1, 0)  # the waiting one went at once
     with pytest.raises(QStashError, match="not found"):
         sdk.flow_control.reset_rate("no-such-key")
 

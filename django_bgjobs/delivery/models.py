@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from django_bgjobs.conf import django_setting
+from django_bgjobs.delivery.limits import MAX_FLOW_PERIOD, MAX_PARALLELISM, MAX_RATE
 
 # The name of the job that delivers a message (deliver.py): its status is the message's state.
 DELIVER_JOB = "bgjobs.deliver"
@@ -253,9 +255,17 @@ class FlowControl(models.Model):
     named the key with a value, unless pinned (then only the API's ``pin`` changes it)."""
 
     key = models.CharField(max_length=255, unique=True)
-    parallelism = models.PositiveIntegerField(null=True, blank=True)
-    rate = models.PositiveIntegerField(null=True, blank=True)
-    period = models.FloatField(default=1.0, help_text=_("Seconds."))
+    parallelism = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(MAX_PARALLELISM)]
+    )
+    rate = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(MAX_RATE)]
+    )
+    period = models.FloatField(
+        default=1.0,
+        help_text=_("Seconds."),
+        validators=[MinValueValidator(0.001), MaxValueValidator(MAX_FLOW_PERIOD)],
+    )
     paused = models.BooleanField(default=False)
     pinned_parallelism = models.BooleanField(
         default=False, help_text=_("Publishes do not change the parallelism.")

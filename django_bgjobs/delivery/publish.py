@@ -122,20 +122,17 @@ def _gate_rows(request: Publish, now: datetime, using: str) -> None:
     )
     if made or (flow.parallelism is None and flow.rate is None):  # a key alone sets nothing
         return
-    if row.pinned_parallelism:  # pinned by the API: publishes leave it alone
-        del limits["parallelism"]
-    if row.pinned_rate:
-        del limits["rate"], limits["period"]
     if any(getattr(row, name) != value for name, value in limits.items()):
-        transaction.on_commit(
-            lambda: (
-                FlowControl.objects.using(using)
-                .filter(key=flow.key)
-                .update(**limits, updated_at=timezone.now())
-            ),
-            using=using,
-            robust=True,
-        )
+        transaction.on_commit(lambda: _set_limits(flow, using), using=using, robust=True)
+
+
+def _set_limits(flow: Flow, using: str) -> None:
+    """A publish's limits for its key, but not the parts an operator pinned (the API's ``pin``):
+    the condition is in the UPDATE, so a pin that commits first wins."""
+    keyed = FlowControl.objects.using(using).filter(key=flow.key)
+    now = timezone.now()
+    keyed.filter(pinned_parallelism=False).update(parallelism=flow.parallelism, updated_at=now)
+    keyed.filter(pinned_rate=False).update(rate=flow.rate, period=flow.period, updated_at=now)
 
 
 def _build(

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.delivery import retry_delay
+from django_bgjobs.delivery.limits import MAX_FLOW_PERIOD
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 MAX_RETRIES = 100
@@ -182,7 +183,7 @@ def check_request(request: Publish) -> None:
             raise PublishError("flow-control parallelism must be at least 1")
         if flow.rate is not None and flow.rate < 1:
             raise PublishError("flow-control rate must be at least 1")
-        if not 0 < flow.period <= 7 * 86400:
+        if not 0 < flow.period <= MAX_FLOW_PERIOD:
             raise PublishError("flow-control period must be more than 0 s and at most a week")
     if request.queue is not None and not 0 < len(request.queue) <= 255:
         raise PublishError("the queue name must be 1 to 255 characters")

@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db import transaction
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
@@ -17,6 +18,7 @@ from django_bgjobs.admin.widgets import (
     BaseAdmin,
     time_column,
 )
+from django_bgjobs.delivery import admission
 from django_bgjobs.delivery.models import (
     DeliveryQueue,
     FlowControl,
@@ -203,5 +205,8 @@ class FlowControlAdmin(BaseAdmin[FlowControl]):
         self.message_user(request, f"Reset the rate of {len(queryset)} key(s).")
 
     def save_model(self, request: HttpRequest, obj: FlowControl, form: Any, change: Any) -> None:
+        # Only what the form changed: a publish, a pause or a reset may have written the row
+        # since the page was loaded. Then let through what now fits.
         obj.updated_at = timezone.now()
-        super().save_model(request, obj, form, change)
+        obj.save(update_fields=[*form.changed_data, "updated_at"])
+        transaction.on_commit(lambda: admission.admit_flow(obj.key), robust=True)

@@ -38,6 +38,18 @@ class NotOffered(exceptions.APIException):
     default_detail = "not offered by this server"
 
 
+# The capabilities not offered, as the 501 names them (the README lists them).
+LLM = (
+    "the LLM API (client.chat, api.llm) is not offered by this server: it delivers messages to "
+    "your endpoints, not to model providers; publish to the provider's URL instead"
+)
+WORKFLOW = (
+    "Upstash Workflow (workflow runs, notify, waiters, Upstash-Workflow-* headers) is not "
+    "offered by this server: write the workflow as a durable function (@function, "
+    "docs/howto/durable-functions.md)"
+)
+
+
 def too_large(meta: Mapping[str, Any]) -> str:
     """What a 413 says: the body's size when the request gave it, the limit and its setting
     (Django refuses the body before any view reads it)."""

@@ -17,13 +17,13 @@ from typing import Any, TypedDict
 from django_bgjobs.delivery import labels, publish_request, redaction, retry_delay
 from django_bgjobs.delivery.api.destination import DestinationError, check, is_url
 from django_bgjobs.delivery.api.durations import DurationError, parse_duration
-from django_bgjobs.delivery.api.errors import InputError
+from django_bgjobs.delivery.api.errors import WORKFLOW, InputError, NotOffered
+from django_bgjobs.delivery.limits import MAX_FLOW_PERIOD, MAX_PARALLELISM, MAX_RATE
 from django_bgjobs.delivery.publish_request import Callback, Flow
 
 METHODS = publish_request.METHODS  # the engine's list: GET POST PUT PATCH DELETE HEAD OPTIONS
 MAX_RETRIES = publish_request.MAX_RETRIES
 MAX_TEXT = 200  # deduplication ids, labels, queue and flow-control names (the columns hold 255)
-MAX_FLOW_PERIOD = 7 * 86400.0  # QStash: a week at most
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an HTTP header name (RFC 9110 token)
 _NAME = re.compile(r"[A-Za-z0-9._\-]{1,200}")
 
@@ -191,9 +191,9 @@ def parse_flow_value(name: str, value: str) -> tuple[int | None, int | None, flo
         if not sep or not raw.strip():
             raise HeaderError(f"{name}: expected key=value pairs, got {part.strip()!r}")
         if key == "parallelism":
-            parallelism = _int(f"{name} {key}", raw, minimum=1, maximum=10_000)
+            parallelism = _int(f"{name} {key}", raw, minimum=1, maximum=MAX_PARALLELISM)
         elif key == "rate":
-            rate = _int(f"{name} {key}", raw, minimum=1, maximum=1_000_000)
+            rate = _int(f"{name} {key}", raw, minimum=1, maximum=MAX_RATE)
         elif key == "period":
             period = _duration(name, raw, maximum=MAX_FLOW_PERIOD)
             if period <= 0:
@@ -281,6 +281,8 @@ def parse(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> PublishFiel
             fields["redact"] = tuple(redaction.parse(value, name))
         elif key == "upstash-queue-name":
             fields["queue"] = _text(name, value, pattern=_NAME)
+        elif key.startswith("upstash-workflow-") or key == "upstash-feature-set":
+            raise NotOffered(WORKFLOW)  # an Upstash Workflow app's trigger() or step
         elif key.startswith("upstash-") or key in NOT_FORWARDED:
             # Upstash-Telemetry-*, -Cron, -Schedule-Id (read by the schedules view),
             # and the like.

@@ -9,6 +9,8 @@ period (a sliding window); a reset starts the count again from now.
 
 from __future__ import annotations
 
+from django.db import transaction
+from django.http import QueryDict
 from django.utils import timezone
 from rest_framework import status
 from rest_framework.request import Request
@@ -16,8 +18,8 @@ from rest_framework.response import Response
 
 from django_bgjobs.delivery import admission
 from django_bgjobs.delivery.api.errors import BadRequest, NotFound
-from django_bgjobs.delivery.api.headers import parse_flow_value
-from django_bgjobs.delivery.api.views.base import QStashView, done
+from django_bgjobs.delivery.api.views.base import QStashView
+from django_bgjobs.delivery.limits import MAX_FLOW_PERIOD, MAX_PARALLELISM, MAX_RATE
 from django_bgjobs.delivery.models import FlowControl
 
 
@@ -52,56 +54,84 @@ class FlowControlView(QStashView):
 
 
 class FlowControlListView(QStashView):
-    """Every key, with its messages waiting for it."""
+    """Every key (``?search=`` a part of it), with its messages waiting for it."""
 
     def get(self, request: Request) -> Response:
         waiting = admission.waiting_per_key()
         return Response(
             [
                 {"flowControlKey": key, "waitListSize": waiting.get(key, 0)}
-                for key in FlowControl.objects.order_by("key").values_list("key", flat=True)
+                for key in FlowControl.objects.filter(
+                    key__icontains=request.query_params.get("search", "")
+                )
+                .order_by("key")
+                .values_list("key", flat=True)
             ]
         )
 
 
+def _change(key: str, **fields: object) -> Response:
+    """Write these fields of the key (only these: a pause and a pin may cross), then let
+    through what now fits, after commit."""
+    now = timezone.now()
+    if not FlowControl.objects.filter(key=key).update(**fields, updated_at=now):
+        raise NotFound(f"flow-control key {key} not found")
+    transaction.on_commit(lambda: admission.admit_flow(key), robust=True)
+    return Response(status=status.HTTP_200_OK)
+
+
 class FlowControlPauseView(QStashView):
-    """New messages of the key wait; those in delivery finish. Resume lets them through at the
-    dispatcher's next pass."""
+    """New messages of the key wait; those in delivery finish. Resume lets the waiting ones
+    through at once."""
 
     paused = True
 
     def post(self, request: Request, key: str) -> Response:
-        updated = FlowControl.objects.filter(key=key).update(
-            paused=self.paused, updated_at=timezone.now()
-        )
-        return done(updated > 0, f"flow-control key {key}")
+        return _change(key, paused=self.paused)
 
 
 class FlowControlResumeView(FlowControlPauseView):
     paused = False
 
 
+def _whole(params: QueryDict, name: str, maximum: int) -> int | None:
+    raw = params.get(name)
+    if raw in (None, ""):
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise BadRequest(f"pin: {name} must be a whole number from 1 to {maximum}, got {raw!r}")
+    return int(raw)
+
+
 class FlowControlPinView(QStashView):
     """``?parallelism=N&rate=N&period=S``: set those and pin them (the rate with its period),
-    so that publishes naming the key no longer change them. The messages already waiting are
-    let through under the new values at the next admission."""
+    so that publishes naming the key no longer change them. As in QStash, pinning starts the
+    rate's count again; the waiting messages are let through under the new values at once."""
 
     def post(self, request: Request, key: str) -> Response:
-        flow = _key(key)
         params = request.query_params
-        given = [f"{name}={params[name]}" for name in ("parallelism", "rate") if params.get(name)]
-        if not given:
-            raise BadRequest("pin needs parallelism, rate (with period) or both")
-        parallelism, rate, period = parse_flow_value(
-            "pin", ", ".join([*given, f"period={params.get('period') or flow.period}"])
-        )
+        parallelism = _whole(params, "parallelism", MAX_PARALLELISM)
+        rate = _whole(params, "rate", MAX_RATE)
+        period = _whole(params, "period", int(MAX_FLOW_PERIOD))
+        if parallelism is None and rate is None:
+            raise BadRequest("pin needs parallelism, rate (with its period) or both")
+        if period is not None and rate is None:
+            raise BadRequest("pin: a period needs a rate")
+        fields: dict[str, object] = {"rate_reset_at": timezone.now()}
         if parallelism is not None:
-            flow.parallelism, flow.pinned_parallelism = parallelism, True
+            fields.update(parallelism=parallelism, pinned_parallelism=True)
         if rate is not None:
-            flow.rate, flow.period, flow.pinned_rate = rate, period, True
-        flow.updated_at = timezone.now()
-        flow.save()
-        return Response(status=status.HTTP_200_OK)
+            fields.update(rate=rate, pinned_rate=True)
+            if period is not None:
+                fields["period"] = period
+        return _change(key, **fields)
+
+
+def _flag(params: QueryDict, name: str) -> bool:
+    raw = params.get(name, "false")
+    if raw not in ("true", "false"):
+        raise BadRequest(f"unpin: {name} must be true or false, got {raw!r}")
+    return raw == "true"
 
 
 class FlowControlUnpinView(QStashView):
@@ -109,24 +139,20 @@ class FlowControlUnpinView(QStashView):
     one does)."""
 
     def post(self, request: Request, key: str) -> Response:
-        flow = _key(key)
         params = request.query_params
-        if params.get("parallelism") == "true":
-            flow.pinned_parallelism = False
-        if params.get("rate") == "true":
-            flow.pinned_rate = False
-        flow.updated_at = timezone.now()
-        flow.save()
-        return Response(status=status.HTTP_200_OK)
+        fields = {
+            f"pinned_{name}": False for name in ("parallelism", "rate") if _flag(params, name)
+        }
+        if not fields:
+            raise BadRequest("unpin needs parallelism=true, rate=true or both")
+        return _change(key, **fields)
 
 
 class FlowControlResetRateView(QStashView):
     """The rate's count starts again from now: up to ``rate`` more may go at once."""
 
     def post(self, request: Request, key: str) -> Response:
-        now = timezone.now()
-        updated = FlowControl.objects.filter(key=key).update(rate_reset_at=now, updated_at=now)
-        return done(updated > 0, f"flow-control key {key}")
+        return _change(key, rate_reset_at=timezone.now())
 
 
 class GlobalParallelismView(QStashView):

@@ -9,17 +9,10 @@ from typing import Any
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from django_bgjobs.delivery.api.errors import NotOffered
+from django_bgjobs.delivery.api.errors import LLM, WORKFLOW, NotOffered
 from django_bgjobs.delivery.api.views.base import QStashView
 
-LLM = (
-    "the LLM API (client.chat, api.llm) is not offered by this server: it delivers messages to "
-    "your endpoints, not to model providers; publish to the provider's URL instead"
-)
-WORKFLOW = (
-    "Upstash Workflow (workflow runs, notify, waiters) is not offered by this server: write the "
-    "workflow as a durable function (@function, docs/howto/durable-functions.md)"
-)
+__all__ = ["LLM", "WORKFLOW", "NotOfferedView"]
 
 
 class NotOfferedView(QStashView):
