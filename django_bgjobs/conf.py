@@ -81,8 +81,10 @@ class BgJobsSettings:
     vanished has its jobs taken back once the lease expires."""
     DISPATCH_INTERVAL: Setting[float] = Setting(1.0)
     """Seconds between the dispatcher's passes (due jobs, stranded jobs, expired leases), at
-    most: it wakes sooner when a waiting job (a delay, a retry, a durable function's sleep) is
-    due sooner."""
+    most: it wakes sooner when a waiting job (a delay, a retry, a durable function's sleep) or
+    a delivery's rate window is due sooner, within about 50 ms. A job due sooner than this,
+    written while it sleeps, may start up to this late, unless it is a retry recorded by the
+    same worker (which wakes it)."""
     REPUBLISH_AFTER: Setting[float] = Setting(60.0)
     """A queued job published this long ago (seconds) and still not started is published again:
     the broker lost it (Redis flushed, a crash between commit and publish)."""

@@ -19,7 +19,7 @@ from datetime import datetime
 from django.db import DatabaseError, ProgrammingError, connections
 from django.utils import timezone
 
-from django_bgjobs import extensions, states
+from django_bgjobs import extensions, states, wake
 from django_bgjobs._db import discard_broken_connections
 from django_bgjobs.celery.broker import MessageRef, publish, queue_depth
 from django_bgjobs.conf import bgjobs_settings
@@ -152,7 +152,10 @@ class Dispatcher:
                 # A full batch means more is waiting: go again at once.
                 full = max(sweep.due, sweep.republished) >= bgjobs_settings.DISPATCH_BATCH
                 if not full:
-                    self._stop.wait(self._pause(max(next_whole - time.monotonic(), 0.0)))
+                    pause, whole_then = self._pause(max(next_whole - time.monotonic(), 0.0))
+                    if whole_then:  # an app's work comes due then: its sweep must run
+                        next_whole = time.monotonic() + pause
+                    wake.sleep(pause, self._stop)
         finally:
             connections.close_all()
 
@@ -173,18 +176,32 @@ class Dispatcher:
         return Sweep(0, 0, 0)
 
     @staticmethod
-    def _pause(until_whole: float) -> float:
-        """Until the next pass: the next whole one, or sooner when a waiting job (a delay, a
-        retry, a durable function's sleep) is due first, so that it starts on time, not up to
-        an interval late; that pass only publishes what became due."""
+    def _pause(until_whole: float) -> tuple[float, bool]:
+        """Until the next pass: the next whole one, or sooner when something waiting comes due
+        first, so that it starts on time, not up to an interval late. A waiting job (a delay,
+        a retry, a durable function's sleep) gets a short pass that only publishes what became
+        due; an app's hint (extensions.register_next_due) gets a whole pass. Returns the
+        seconds, and whether the pass then is a whole one."""
+        hints: list[tuple[datetime, bool]] = []
         try:
             due = states.next_due()
+            if due is not None:
+                hints.append((due, False))
+            for name, next_due in extensions.next_due_hints():
+                try:
+                    if (hinted := next_due()) is not None:
+                        hints.append((hinted, True))
+                except DatabaseError:
+                    raise
+                except Exception:
+                    logger.exception("dispatcher: next-due hint %r failed", name)
         except DatabaseError:
             discard_broken_connections()
-            return until_whole
-        if due is None:
-            return until_whole
-        return min(until_whole, max(MIN_PAUSE, (due - timezone.now()).total_seconds()))
+        if not hints:
+            return until_whole, False
+        when, whole = min(hints, key=lambda hint: hint[0])
+        seconds = max(MIN_PAUSE, (when - timezone.now()).total_seconds())
+        return (seconds, whole) if seconds < until_whole else (until_whole, False)
 
     def start_thread(self) -> None:
         self._thread = threading.Thread(
@@ -194,5 +211,6 @@ class Dispatcher:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        wake.poke()
         if self._thread is not None:
             self._thread.join(timeout)

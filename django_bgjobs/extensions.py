@@ -6,6 +6,9 @@ register here, and the core calls what is registered. Each registry is keyed by 
 
 - :func:`register_sweep`: work for the dispatcher's pass, run after the jobs' own sweep on
   every worker, every ``DISPATCH_INTERVAL``.
+- :func:`register_next_due`: when the app's sweep next has work that comes due with time
+  (a rate window that opens, a delayed message): the dispatcher wakes then for a whole pass,
+  instead of up to ``DISPATCH_INTERVAL`` later.
 - :func:`register_prune_hook`: rows of another app that go with the jobs ``prune`` deletes,
   and its own pruning after.
 - :func:`register_subcommand`: a ``manage.py bgjobs <name>`` subcommand.
@@ -33,7 +36,11 @@ Sweep = Callable[[], object]
 # the job has nothing of this kind.
 JobLink = Callable[["Job"], "str | None"]
 
+# When an app's sweep next has work that time makes due; None: nothing waits on time.
+NextDue = Callable[[], "datetime | None"]
+
 _sweeps: dict[str, Sweep] = {}
+_next_due: dict[str, NextDue] = {}
 _prune_hooks: dict[str, PruneHook] = {}
 _subcommands: dict[str, Subcommand] = {}
 _key_sources: dict[str, KeySource] = {}
@@ -66,6 +73,16 @@ def register_sweep(name: str, sweep: Sweep) -> None:
 
 def sweeps() -> list[tuple[str, Sweep]]:
     return list(_sweeps.items())
+
+
+def register_next_due(name: str, next_due: NextDue) -> None:
+    """Ask the dispatcher to run a whole pass (its sweeps included) when ``next_due()`` says,
+    if that is before its next one. Called before each pause: it must be a quick read."""
+    _next_due[name] = next_due
+
+
+def next_due_hints() -> list[tuple[str, NextDue]]:
+    return list(_next_due.items())
 
 
 def register_prune_hook(name: str, hook: PruneHook) -> None:

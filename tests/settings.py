@@ -100,7 +100,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 BGJOBS = {
     "QUEUES": ["default", "emails", "slow"],
     "LEASE_SECONDS": float(os.environ.get("BGJOBS_TEST_LEASE", "2")),
-    "DISPATCH_INTERVAL": 0.2,
+    "DISPATCH_INTERVAL": float(os.environ.get("BGJOBS_TEST_DISPATCH_INTERVAL", "0.2")),
     "REPUBLISH_AFTER": float(os.environ.get("BGJOBS_TEST_REPUBLISH_AFTER", "3")),
     "BACKOFF": {"base": 0.05, "factor": 2, "max": 0.5, "jitter": True},
     # tests/test_shutdown.py starts workers with a short grace period.

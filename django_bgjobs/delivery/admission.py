@@ -18,7 +18,7 @@ rate windows as time passes.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import router, transaction
@@ -264,3 +264,38 @@ def sweep(limit: int = 100) -> int:
     ):
         admitted += admit_flow(key, now)
     return admitted
+
+
+# Rate-limited keys the dispatcher's hint looks at, at most: beyond them, whole passes
+# (DISPATCH_INTERVAL) open their windows, as before.
+HINT_KEYS = 20
+
+
+def next_due() -> datetime | None:
+    """When a waiting message may next be let through because of time alone: a delayed gated
+    message's ``not_before``, or the moment a rate-limited key's oldest start leaves its
+    window (the dispatcher wakes then for a pass: extensions.register_next_due)."""
+    now = timezone.now()
+    waiting = Message.objects.filter(admitted_at__isnull=True, cancelled_at__isnull=True)
+    found = [
+        waiting.filter(not_before__gt=now)
+        .order_by("not_before")
+        .values_list("not_before", flat=True)
+        .first()
+    ]
+    keys = set(
+        waiting.filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+        .exclude(flow_key="")
+        .values_list("flow_key", flat=True)
+        .order_by("flow_key")[:HINT_KEYS]
+    )
+    for flow in FlowControl.objects.filter(key__in=keys, rate__isnull=False, paused=False):
+        oldest = (
+            Message.objects.filter(flow_key=flow.key, admitted_at__gt=flow.rate_counted_since(now))
+            .order_by("admitted_at")
+            .values_list("admitted_at", flat=True)
+            .first()
+        )
+        if oldest is not None:
+            found.append(oldest + timedelta(seconds=flow.period))
+    return min((when for when in found if when is not None), default=None)

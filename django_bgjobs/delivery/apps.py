@@ -31,6 +31,7 @@ class DeliveryConfig(AppConfig):
         # died), then admit those waiting for their queue or flow-control key.
         extensions.register_sweep("delivery.settle", lifecycle.settle_stragglers)
         extensions.register_sweep("delivery.admit", admission.sweep)
+        extensions.register_next_due("delivery.admit", admission.next_due)
         extensions.register_prune_hook("delivery.messages", prune.MessagePruning())
         for subcommand in commands.SUBCOMMANDS:
             extensions.register_subcommand(subcommand)

@@ -10,7 +10,7 @@ from django.db import connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from django_bgjobs import _sql, signals
+from django_bgjobs import _sql, signals, wake
 from django_bgjobs.celery import continuation
 from django_bgjobs.celery.broker import MessageRef, publish
 from django_bgjobs.models import Job, JobRun, JobStatus, RunStatus
@@ -89,6 +89,8 @@ def fail(claim: Claim, error: str, traceback: str, retry_in: float | None) -> st
     if not won:
         return None
     _publish_handed(claim, hand_off)
+    if run_after is not None:  # a retry due before the dispatcher's next pass: wake it
+        transaction.on_commit(lambda: wake.due_at(run_after), robust=True)
     if status == JobStatus.RETRYING and cancel_instead_of_retry(claim.job, now):
         return JobStatus.CANCELLED
     signal = signals.job_failed if status == JobStatus.RETRYING else signals.job_dead

@@ -20,6 +20,7 @@ from celery.signals import (
 )
 from django.db import InterfaceError, OperationalError
 
+from django_bgjobs import wake
 from django_bgjobs._db import discard_broken_connections
 from django_bgjobs.celery import continuation, publisher
 from django_bgjobs.celery.broker import EXECUTE_TASK, MessageRef, publish
@@ -136,11 +137,13 @@ def _run_handed(ref: MessageRef) -> None:
 def note_worker_options(sender: Any = None, options: Any = None, **kwargs: Any) -> None:
     """celeryd_init, in the worker's main process before its pool is forked: remember whether
     its command line sets a time limit (it reaches the pool, not the app's settings), share the
-    flag its shutdown sets, and publish inline (celery/publisher.py)."""
+    flag its shutdown sets and the pipe that wakes its dispatcher (wake.py), and publish inline
+    (celery/publisher.py)."""
     global _worker_time_limited
     options = options or {}
     _worker_time_limited = bool(options.get("time_limit") or options.get("soft_time_limit"))
     continuation.share_stop_flag()
+    wake.share_pipe()
     publisher.publish_inline()
 
 
