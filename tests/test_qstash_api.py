@@ -1163,21 +1163,20 @@ def test_events_of_a_batch_at_one_instant_page_without_gaps(api: Client):
     "method, path, headers, capability",
     [
         ("post", "/qstash/llm/v1/chat/completions", {}, "the LLM API"),
-        ("delete", f"{BASE}/workflows/runs/wfr_1?cancel=true", {}, "Upstash Workflow"),
-        ("post", f"{BASE}/notify/order-paid", {}, "Upstash Workflow"),
+        ("get", f"{BASE}/workflows/logs", {}, "this part of Upstash Workflow"),
+        ("post", f"{BASE}/workflows/dlq/resume", {}, "this part of Upstash Workflow"),
         (
             "post",
-            f"{BASE}/publish/https://example.com/workflow",
-            {"Upstash-Workflow-Init": "true", "Upstash-Workflow-RunId": "wfr_1"},
-            "Upstash Workflow",
+            f"{BASE}/publish/https://api.example.com/called",
+            {"Upstash-Workflow-RunId": "wfr_1", "Upstash-Workflow-CallType": "toCallback"},
+            "Upstash Workflow's context.call",
         ),
     ],
-    ids=["llm", "workflow runs", "notify", "a workflow's trigger"],
+    ids=["llm", "workflow logs", "workflow dlq", "context.call"],
 )
 def test_a_capability_not_offered_answers_501_naming_it(api, method, path, headers, capability):
-    response = getattr(api, method)(
-        path, data="{}", content_type="application/json", headers=headers
-    )
+    body = {} if method == "get" else {"data": "{}", "content_type": "application/json"}
+    response = getattr(api, method)(path, headers=headers, **body)
     assert response.status_code == 501
     assert error(response).startswith(capability) and "not offered" in error(response)
     assert not Message.objects.exists()

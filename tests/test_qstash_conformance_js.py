@@ -8,9 +8,6 @@ method x client matrix (tests/sdk_matrix.py). Skipped when node and npm are not 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +15,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
+from tests.node import npm_install, run_script
 from tests.sdk_matrix import sdk_method
 
 pytestmark = pytest.mark.worker
@@ -47,22 +45,7 @@ METHODS = [
 
 @pytest.fixture(scope="session")
 def js_sdk(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``@upstash/qstash`` installed by npm into a temporary folder (outside the repository),
-    its install scripts off: nothing but npm packages is downloaded."""
-    if not shutil.which("node") or not shutil.which("npm"):
-        pytest.skip("node and npm are needed for the JS SDK's conformance tests")
-    folder = tmp_path_factory.mktemp("qstash-js")
-    (folder / "package.json").write_text('{"name": "qstash-js-test", "private": true}')
-    done = subprocess.run(
-        ["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund", JS_SDK],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"npm install {JS_SDK} failed: {done.stderr[-500:]}")
-    return folder
+    return npm_install(tmp_path_factory, JS_SDK)
 
 
 @pytest.fixture(scope="module")
@@ -75,33 +58,17 @@ def js_results(
 
     if session_worker.proc is None or session_worker.proc.poll() is not None:
         session_worker.start()
-    script = js_sdk / SCRIPT.name
-    shutil.copyfile(SCRIPT, script)
-    # The SDK reads QSTASH_* variables before its arguments: none from the environment.
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("QSTASH_", "UPSTASH_")) and not k.endswith("_QSTASH_URL")
-    }
     with django_db_blocker.unblock():
         token = tokens.create_token("js conformance")[1]
         try:
-            done = subprocess.run(
-                ["node", str(script), live_server.url + "/qstash", token],
-                cwd=js_sdk,
-                capture_output=True,
-                text=True,
-                timeout=300,
-                env=env,
-            )
+            last_line = run_script(js_sdk, SCRIPT, live_server.url + "/qstash", token, timeout=300)
         finally:
             call_command("flush", interactive=False, verbosity=0)
-    assert done.returncode == 0 and done.stdout.strip(), done.stderr[-3000:]
-    yield json.loads(done.stdout.strip().splitlines()[-1])
+    yield json.loads(last_line)
 
 
 # Checked to be refused with a 501 that names the capability (the README lists them).
-NOT_OFFERED = {"chat.create", "chat.prompt", "workflow.cancel"}
+NOT_OFFERED = {"chat.create", "chat.prompt"}
 # Methods that never call the server (checked all the same: they work beside it).
 SDK_ONLY = {"chat.getAuthorizationToken", "chat.createThirdParty"}
 

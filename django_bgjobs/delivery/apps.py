@@ -25,6 +25,7 @@ class DeliveryConfig(AppConfig):
             prune,
             receivers,
         )
+        from django_bgjobs.delivery.api import workflow_runs
 
         receivers.connect()
         # Settle messages whose job finished while no receiver ran (dead-lettering those that
@@ -32,6 +33,9 @@ class DeliveryConfig(AppConfig):
         extensions.register_sweep("delivery.settle", lifecycle.settle_stragglers)
         extensions.register_sweep("delivery.admit", admission.sweep)
         extensions.register_next_due("delivery.admit", admission.next_due)
+        # Upstash Workflow runs' waits that time out:
+        extensions.register_sweep("delivery.workflow_waits", workflow_runs.time_out_waits)
+        extensions.register_next_due("delivery.workflow_waits", workflow_runs.next_deadline)
         extensions.register_prune_hook("delivery.messages", prune.MessagePruning())
         for subcommand in commands.SUBCOMMANDS:
             extensions.register_subcommand(subcommand)

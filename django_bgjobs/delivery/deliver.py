@@ -21,7 +21,7 @@ from django.utils import timezone
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.context import JobContext
 from django_bgjobs.decorators import bgjob
-from django_bgjobs.delivery import callbacks, http, lifecycle
+from django_bgjobs.delivery import callbacks, http, lifecycle, workflow_steps
 from django_bgjobs.delivery.keys import signing_keys
 from django_bgjobs.delivery.models import DELIVER_JOB, DeliveryAttempt, Message
 from django_bgjobs.delivery.retry_delay import Decision, classify
@@ -36,7 +36,7 @@ def _attempt(message: Message, retried: int) -> tuple[http.Response | None, Deci
     keys = signing_keys()
     attempt = http.Attempt(
         url=message.url,
-        body=bytes(message.body),
+        body=workflow_steps.body_sent(message),
         message_id=message.pk,
         retried=retried,
         method=message.method,

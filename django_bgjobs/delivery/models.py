@@ -86,6 +86,8 @@ class Message(models.Model):
         ),
     )
     caller_ip = models.CharField(max_length=64, blank=True)
+    # The Upstash Workflow run it is a step of (Upstash-Workflow-RunId): api/workflow_runs.py.
+    workflow_run_id = models.CharField(max_length=128, blank=True, db_index=True)
     # Deduplication: the id given (Upstash-Deduplication-Id) or the content hash; a second
     # message with the same key within DELIVERY_DEDUP_WINDOW gets this message's id.
     dedup_key = models.CharField(max_length=255, null=True, blank=True)
@@ -376,3 +378,57 @@ class MessageSchedule(models.Model):
     @property
     def paused(self) -> bool:
         return not (self.periodic_task and self.periodic_task.enabled)
+
+
+class WorkflowRun(models.Model):
+    """An Upstash Workflow run (api/workflow_runs.py): its steps are the messages that name
+    it, in the order they were published; the app's SDK ends it (DELETE
+    /v2/workflows/runs/{id})."""
+
+    id = models.CharField(primary_key=True, max_length=128, editable=False)
+    url = models.TextField(help_text=_("The workflow's endpoint."))
+    created_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    cancelled = models.BooleanField(default=False)
+    result = models.TextField(blank=True, help_text=_("What the run returned, as the SDK sent it."))
+
+    class Meta:
+        verbose_name = _("workflow run")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class WorkflowWaiter(models.Model):
+    """A run's ``context.waitForEvent``: the step to deliver when the event is notified, or
+    when ``deadline`` passes (then to ``timeout_url``, with ``waitTimeout``)."""
+
+    run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="waiters")
+    event_id = models.CharField(max_length=255, db_index=True)
+    url = models.TextField()
+    headers = models.JSONField(default=dict, help_text=_("The wait request's Upstash-* headers."))
+    step = models.JSONField(default=dict)
+    timeout_url = models.TextField(blank=True)
+    timeout_headers = models.JSONField(default=dict)
+    deadline = models.DateTimeField()
+    created_at = models.DateTimeField()
+    # Set once: notified (with the message that carries the event) or timed out.
+    ended_at = models.DateTimeField(null=True, blank=True)
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("workflow waiter")
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(
+                fields=["deadline"],
+                condition=Q(ended_at__isnull=True),
+                name="bgjobs_dlv_waiter_open_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} waits for {self.event_id}"

@@ -1,6 +1,7 @@
 """Messages go with the jobs ``prune`` deletes: a delivered or dead-lettered message with its
 delivery job; a message cancelled before it started (it has no job) once it is older than the
-cancelled jobs' retention. Registered by DeliveryConfig.ready() as a prune hook."""
+cancelled jobs' retention; an Upstash Workflow run once it ended longer ago than succeeded
+jobs are kept. Registered by DeliveryConfig.ready() as a prune hook."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ from django.db import router, transaction
 from django.db.models import QuerySet
 
 from django_bgjobs.conf import bgjobs_settings
-from django_bgjobs.delivery.models import DeliveryAttempt, Message, MessageSchedule
+from django_bgjobs.delivery.models import (
+    DeliveryAttempt,
+    Message,
+    MessageSchedule,
+    WorkflowRun,
+    WorkflowWaiter,
+)
 from django_bgjobs.maintenance import retention
 from django_bgjobs.models import JobStatus
 
@@ -21,6 +28,7 @@ def _delete_messages(messages: QuerySet[Message], using: str) -> int:
     if ids:
         Message.objects.filter(source_id__in=ids).update(source=None)
         MessageSchedule.objects.filter(last_message_id__in=ids).update(last_message=None)
+        WorkflowWaiter.objects.filter(message_id__in=ids).update(message=None)
         DeliveryAttempt.objects.filter(message_id__in=ids)._raw_delete(using)
         Message.objects.filter(pk__in=ids)._raw_delete(using)
     return len(ids)
@@ -31,6 +39,11 @@ class MessagePruning:
         _delete_messages(Message.objects.filter(job_id__in=ids), using)
 
     def after(self, now: datetime) -> None:
+        # Upstash Workflow runs that ended as long ago as a succeeded job is kept, with their
+        # waits (their steps are messages, pruned with their jobs).
+        keep_runs = retention(JobStatus.SUCCEEDED)
+        if keep_runs is not None:
+            WorkflowRun.objects.filter(ended_at__lt=now - keep_runs).delete()
         keep = retention(JobStatus.CANCELLED)
         if keep is None:
             return

@@ -24,13 +24,14 @@ from django.utils import timezone
 
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.delivery import labels, redaction
-from django_bgjobs.delivery.models import FlowControl, Message, Topic
+from django_bgjobs.delivery.models import FlowControl, Message, Topic, WorkflowRun
 from django_bgjobs.delivery.publish_request import (
     Callback,
     Flow,
     Publish,
     Published,
     PublishError,
+    RunEnded,
     UnknownTopic,
     check_destination_url,
     check_request,
@@ -44,6 +45,7 @@ __all__ = [
     "PublishError",
     "PublishOptions",
     "Published",
+    "RunEnded",
     "UnknownTopic",
     "check_destination_url",
     "check_request",
@@ -126,6 +128,16 @@ def _gate_rows(request: Publish, now: datetime, using: str) -> None:
         transaction.on_commit(lambda: _set_limits(flow, using), using=using, robust=True)
 
 
+def _workflow_run(request: Publish, now: datetime, using: str) -> None:
+    """The run a workflow step names exists from its first message (the trigger); a run that
+    ended takes no more (QStash's 400, on which the app's SDK stops quietly)."""
+    run, _ = WorkflowRun.objects.using(using).get_or_create(
+        id=request.workflow_run_id, defaults={"url": request.destination, "created_at": now}
+    )
+    if run.ended_at is not None:
+        raise RunEnded(f"workflow run {run.pk} has ended: it takes no more steps")
+
+
 def _set_limits(flow: Flow, using: str) -> None:
     """A publish's limits for its key, but not the parts an operator pinned (the API's ``pin``):
     the condition is in the UPDATE, so a pin that commits first wins."""
@@ -174,6 +186,7 @@ def _build(
         label=request.label,
         redact=list(request.redact),
         caller_ip=request.caller_ip,
+        workflow_run_id=request.workflow_run_id,
         dedup_key=_dedup_key(request, url),
         created_at=now,
     )
@@ -214,6 +227,8 @@ def send_many(requests: Sequence[Publish]) -> list[list[Published]]:
         built: list[list[Message]] = []
         for request in requests:
             _gate_rows(request, now, using)
+            if request.workflow_run_id:
+                _workflow_run(request, now, using)
             built.append(
                 [
                     _build(request, url, topic, endpoint, group_headers, now)
@@ -365,5 +380,6 @@ def copy_of(message: Message, **overrides: Any) -> Publish:
         redact=tuple(message.redact),
         signature=message.signature,  # type: ignore[arg-type]
         schedule_id=message.schedule_id,
+        workflow_run_id=message.workflow_run_id,
     )
     return replace(request, **overrides)

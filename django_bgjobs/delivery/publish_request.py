@@ -27,6 +27,10 @@ class PublishError(ValueError):
     """The publish request is not valid; the message says what to change."""
 
 
+class RunEnded(PublishError):
+    """A step published to an Upstash Workflow run that has ended (its SDK then stops)."""
+
+
 class UnknownTopic(PublishError):
     """The destination names a URL group that does not exist."""
 
@@ -80,6 +84,7 @@ class Publish:
     signature: Literal["qstash", "standard"] = "qstash"
     caller_ip: str = ""
     schedule_id: str = ""
+    workflow_run_id: str = ""  # a step of an Upstash Workflow run (api/workflow_runs.py)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

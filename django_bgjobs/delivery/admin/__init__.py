@@ -1,9 +1,10 @@
 """The admin of the delivery side (self-hosted QStash): messages with their attempts (cancel,
 retry from the dead-letter queue), URL groups and their endpoints, delivery queues and
-flow-control keys, message schedules (pause, resume), API tokens (shown once) and the signing
-keys (rotate). Imported by ``django_bgjobs.admin``; its conventions are that package's: state
-the engine owns is read-only, each action has its own permission and leaves a LogEntry, lists
-make no query per row."""
+flow-control keys, message schedules (pause, resume), API tokens (shown once), the signing
+keys (rotate), and Upstash Workflow runs with their waits. Imported by
+``django_bgjobs.admin``; its conventions are that package's: state the engine owns is
+read-only, each action has its own permission and leaves a LogEntry, lists make no query per
+row."""
 
 # Each module registers its ModelAdmins on the default site when imported.
 from django_bgjobs import extensions  # noqa: E402
@@ -13,6 +14,7 @@ from django_bgjobs.delivery.admin import (  # noqa: F401
     groups,
     messages,
     schedules,
+    workflows,
 )
 from django_bgjobs.delivery.admin.common import job_message_link  # noqa: E402
 

@@ -154,7 +154,15 @@ class MessageAdmin(ReadOnlyAdmin[Message]):
         KindFilter,
         "created_at",
     )
-    search_fields = ("=id", "^url", "=dlq_id", "=schedule_id", "label", "=flow_key")
+    search_fields = (
+        "=id",
+        "^url",
+        "=dlq_id",
+        "=schedule_id",
+        "label",
+        "=flow_key",
+        "=workflow_run_id",
+    )
     list_per_page = 50
     show_full_result_count = False  # no COUNT(*) over every message on each page load
     paginator = CappedPaginator
@@ -187,6 +195,7 @@ class MessageAdmin(ReadOnlyAdmin[Message]):
                     "endpoint_name",
                     "queue",
                     "flow_key",
+                    "workflow_run_id",
                     "schedule_display",
                     "caller_ip",
                     "signature",

@@ -44,9 +44,15 @@ LLM = (
     "your endpoints, not to model providers; publish to the provider's URL instead"
 )
 WORKFLOW = (
-    "Upstash Workflow (workflow runs, notify, waiters, Upstash-Workflow-* headers) is not "
-    "offered by this server: write the workflow as a durable function (@function, "
-    "docs/howto/durable-functions.md)"
+    "this part of Upstash Workflow (run logs, its DLQ, webhooks, events) is not offered by this "
+    "server: runs, steps, sleeps, waits, notify and cancel are; see "
+    "docs/howto/qstash-api.md, 'Upstash Workflow apps'"
+)
+
+
+WORKFLOW_STEP = (
+    "Upstash Workflow's context.call and context.invoke are not offered by this server: "
+    "call the URL inside context.run, or start the other workflow with client.trigger"
 )
 
 

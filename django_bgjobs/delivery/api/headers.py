@@ -17,7 +17,7 @@ from typing import Any, TypedDict
 from django_bgjobs.delivery import labels, publish_request, redaction, retry_delay
 from django_bgjobs.delivery.api.destination import DestinationError, check, is_url
 from django_bgjobs.delivery.api.durations import DurationError, parse_duration
-from django_bgjobs.delivery.api.errors import WORKFLOW, InputError, NotOffered
+from django_bgjobs.delivery.api.errors import WORKFLOW_STEP, InputError, NotOffered
 from django_bgjobs.delivery.limits import MAX_FLOW_PERIOD, MAX_PARALLELISM, MAX_RATE
 from django_bgjobs.delivery.publish_request import Callback, Flow
 
@@ -84,6 +84,7 @@ class PublishFields(TypedDict, total=False):
     flow: Flow
     label: str
     redact: tuple[str, ...]
+    workflow_run_id: str
 
 
 @dataclass
@@ -281,8 +282,17 @@ def parse(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> PublishFiel
             fields["redact"] = tuple(redaction.parse(value, name))
         elif key == "upstash-queue-name":
             fields["queue"] = _text(name, value, pattern=_NAME)
-        elif key.startswith("upstash-workflow-") or key == "upstash-feature-set":
-            raise NotOffered(WORKFLOW)  # an Upstash Workflow app's trigger() or step
+        elif key == "upstash-workflow-invoke" or (
+            key == "upstash-workflow-calltype" and value.strip() == "toCallback"
+        ):
+            raise NotOffered(WORKFLOW_STEP)  # context.invoke, context.call
+        elif key.startswith("upstash-workflow-"):
+            # An Upstash Workflow app's trigger or step: delivered to its endpoint with the
+            # message, as QStash does (its SDK reads them); the run id ties the steps together.
+            _check_header(name, value)
+            forwarded[name] = value
+            if key == "upstash-workflow-runid":
+                fields["workflow_run_id"] = _text(name, value)
         elif key.startswith("upstash-") or key in NOT_FORWARDED:
             # Upstash-Telemetry-*, -Cron, -Schedule-Id (read by the schedules view),
             # and the like.

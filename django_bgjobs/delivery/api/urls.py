@@ -17,6 +17,7 @@ from django_bgjobs.delivery.api.views import (
     queues,
     schedules,
     topics,
+    workflows,
 )
 from django_bgjobs.delivery.api.views.fallback import not_found
 
@@ -100,8 +101,22 @@ urlpatterns = [
         not_offered.NotOfferedView.as_view(what=not_offered.LLM),
         name="not-offered-llm",
     ),
+    path("v2/workflows/runs", workflows.WorkflowRunsView.as_view(), name="workflow-runs"),
+    path(
+        "v2/workflows/runs/<str:run_id>",
+        workflows.WorkflowRunView.as_view(),
+        name="workflow-run",
+    ),
+    path("v2/wait/<str:event_id>", workflows.WaitView.as_view(), name="workflow-wait"),
+    path("v2/notify/<str:event_id>", workflows.NotifyView.as_view(), name="workflow-notify"),
+    path(
+        "v2/notify/<str:run_id>/<str:event_id>",
+        workflows.NotifyView.as_view(),
+        name="workflow-notify-run",
+    ),
+    path("v2/waiters/<str:event_id>", workflows.WaitersView.as_view(), name="workflow-waiters"),
     re_path(
-        r"^v2/(workflows|notify|waiters)(/|$)",
+        r"^v2/workflows(/|$)",
         not_offered.NotOfferedView.as_view(what=not_offered.WORKFLOW),
         name="not-offered-workflow",
     ),
