@@ -189,7 +189,10 @@ class Dispatcher:
                 hints.append((due, False))
             for name, next_due in extensions.next_due_hints():
                 try:
-                    if (hinted := next_due()) is not None:
+                    hinted = next_due()
+                    if hinted is not None:
+                        if not (isinstance(hinted, datetime) and hinted.tzinfo is not None):
+                            raise TypeError(f"an aware datetime or None, not {hinted!r}")
                         hints.append((hinted, True))
                 except DatabaseError:
                     raise

@@ -104,6 +104,7 @@ def test_redacted_fields_are_hidden_wherever_the_message_is_shown(
     assert (body, header["authorization"], header["x-trace"]) == want
     # The logs.
     events = api.get(f"{BASE}/logs", {"messageId": message_id}).json()["logs"]
+    assert len(events) >= 3  # created, delivered (failed), in the DLQ
     for event in events:
         header = {k.lower(): v[0] for k, v in event["header"].items()}
         body = base64.b64decode(event["body"]).decode()

@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from django_bgjobs.delivery.api import workflow_runs
-from django_bgjobs.delivery.models import Message, WorkflowRun, WorkflowWaiter
+from django_bgjobs.delivery.models import Message, WorkflowRun, WorkflowStep, WorkflowWaiter
 from django_bgjobs.delivery.workflow_steps import body_sent
 from django_bgjobs.testing import capture_jobs
 
@@ -174,12 +174,17 @@ def test_prune_takes_the_steps_with_their_jobs_and_ended_runs_with_their_waits(a
     wait(api)
     [answer] = api.post(f"{BASE}/notify/evt-1", data="{}", content_type="text/plain").json()
     notified = Message.objects.get(pk=answer["messageId"])
-    # The message a waiter points at goes with its job (a raw DELETE: no FK left behind).
-    MessagePruning().on_jobs([notified.job_id], router.db_for_write(Message))
-    assert WorkflowWaiter.objects.get().message is None
+    # The messages go with their jobs (a raw DELETE: no FK left behind); the running run keeps
+    # its steps, so the app's SDK still reads the whole run back.
+    jobs = list(Message.objects.values_list("job_id", flat=True))
+    MessagePruning().on_jobs(jobs, router.db_for_write(Message))
+    assert not Message.objects.exists() and WorkflowWaiter.objects.get().message is None
+    steps = api.get(f"{BASE}/workflows/runs/{RUN}").json()
+    assert [s["messageId"] for s in steps][-1] == notified.pk and len(steps) == 3
     assert api.delete(f"{BASE}/workflows/runs/{RUN}?cancel=false").status_code == 200
     MessagePruning().after(timezone.now() + timedelta(days=3650))
     assert not WorkflowRun.objects.exists() and not WorkflowWaiter.objects.exists()
+    assert not WorkflowStep.objects.exists()
 
 
 def test_the_admin_lists_runs_with_their_state_and_waits(api: Client, admin_client: Client):
@@ -192,3 +197,23 @@ def test_the_admin_lists_runs_with_their_state_and_waits(api: Client, admin_clie
     page = admin_client.get(reverse("admin:bgjobs_delivery_workflowrun_change", args=[RUN]))
     assert "evt-1" in page.content.decode()  # its wait
     assert f"?q={RUN}" in page.content.decode()  # its steps, in the messages' list
+
+
+def test_a_wait_that_could_not_be_sent_back_is_refused(api: Client):
+    started(api)
+    response = api.post(
+        f"{BASE}/wait/evt-bad",
+        data=json.dumps({"url": URL, "timeoutUrl": "ftp://nowhere", "step": {"stepId": 2}}),
+        content_type="application/json",
+        headers=STEP_HEADERS,
+    )
+    assert response.status_code == 400 and "ftp://nowhere" in response.json()["error"]
+    assert not WorkflowWaiter.objects.exists()
+
+
+def test_a_run_that_ends_ends_its_waits(api: Client):
+    started(api)
+    wait(api)
+    assert api.delete(f"{BASE}/workflows/runs/{RUN}?cancel=false").status_code == 200
+    assert WorkflowWaiter.objects.get().ended_at is not None
+    assert api.post(f"{BASE}/notify/evt-1", data="{}", content_type="text/plain").json() == []

@@ -287,7 +287,8 @@ def next_due() -> datetime | None:
         waiting.filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
         .exclude(flow_key="")
         .values_list("flow_key", flat=True)
-        .order_by("flow_key")[:HINT_KEYS]
+        .order_by("flow_key")
+        .distinct()[:HINT_KEYS]
     )
     for flow in FlowControl.objects.filter(key__in=keys, rate__isnull=False, paused=False):
         oldest = (

@@ -87,7 +87,7 @@ class Message(models.Model):
     )
     caller_ip = models.CharField(max_length=64, blank=True)
     # The Upstash Workflow run it is a step of (Upstash-Workflow-RunId): api/workflow_runs.py.
-    workflow_run_id = models.CharField(max_length=128, blank=True, db_index=True)
+    workflow_run_id = models.CharField(max_length=255, blank=True, db_index=True)
     # Deduplication: the id given (Upstash-Deduplication-Id) or the content hash; a second
     # message with the same key within DELIVERY_DEDUP_WINDOW gets this message's id.
     dedup_key = models.CharField(max_length=255, null=True, blank=True)
@@ -124,6 +124,12 @@ class Message(models.Model):
             ),
         ]
         indexes = [
+            # The dispatcher's next-due hint (admission.next_due): delayed waiting messages.
+            models.Index(
+                fields=["not_before"],
+                condition=Q(admitted_at__isnull=True, cancelled_at__isnull=True),
+                name="bgjobs_message_delayed_idx",
+            ),
             # Admission: a gate's waiting messages, oldest first (ungated messages never
             # wait: they start when published).
             models.Index(
@@ -385,7 +391,7 @@ class WorkflowRun(models.Model):
     it, in the order they were published; the app's SDK ends it (DELETE
     /v2/workflows/runs/{id})."""
 
-    id = models.CharField(primary_key=True, max_length=128, editable=False)
+    id = models.CharField(primary_key=True, max_length=255, editable=False)
     url = models.TextField(help_text=_("The workflow's endpoint."))
     created_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -398,6 +404,25 @@ class WorkflowRun(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+
+class WorkflowStep(models.Model):
+    """A message published to a run (its trigger, a step, a sleep, a wait's answer), as the
+    app's SDK reads it back: kept with the run, so that pruning the message's delivery job
+    leaves the run whole."""
+
+    run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="steps")
+    message_id = models.CharField(max_length=40)
+    body = models.BinaryField(blank=True)
+    call_type = models.CharField(max_length=20, default="step")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("workflow step")
+        ordering = ["id"]  # the order they were published in
+
+    def __str__(self) -> str:
+        return f"{self.run_id} {self.message_id}"
 
 
 class WorkflowWaiter(models.Model):

@@ -1,7 +1,9 @@
 """Messages go with the jobs ``prune`` deletes: a delivered or dead-lettered message with its
 delivery job; a message cancelled before it started (it has no job) once it is older than the
-cancelled jobs' retention; an Upstash Workflow run once it ended longer ago than succeeded
-jobs are kept. Registered by DeliveryConfig.ready() as a prune hook."""
+cancelled jobs' retention; an Upstash Workflow run (with its steps and waits) once it ended
+longer ago than succeeded jobs are kept, or idled as long as dead jobs are. A run's steps are
+kept with the run, so pruning its messages leaves a running one whole. Registered by
+DeliveryConfig.ready() as a prune hook."""
 
 from __future__ import annotations
 
@@ -44,6 +46,14 @@ class MessagePruning:
         keep_runs = retention(JobStatus.SUCCEEDED)
         if keep_runs is not None:
             WorkflowRun.objects.filter(ended_at__lt=now - keep_runs).delete()
+        # A run that never ended (a step dead-lettered, an app gone): once nothing was
+        # published to it for as long as dead jobs are kept, and it waits for nothing.
+        keep_idle = retention(JobStatus.DEAD)
+        if keep_idle is not None:
+            idle = now - keep_idle
+            WorkflowRun.objects.filter(ended_at__isnull=True, created_at__lt=idle).exclude(
+                steps__created_at__gte=idle
+            ).exclude(waiters__ended_at__isnull=True).delete()
         keep = retention(JobStatus.CANCELLED)
         if keep is None:
             return

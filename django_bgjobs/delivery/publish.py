@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from django_bgjobs.conf import bgjobs_settings
 from django_bgjobs.delivery import labels, redaction
-from django_bgjobs.delivery.models import FlowControl, Message, Topic, WorkflowRun
+from django_bgjobs.delivery.models import FlowControl, Message, Topic, WorkflowRun, WorkflowStep
 from django_bgjobs.delivery.publish_request import (
     Callback,
     Flow,
@@ -37,6 +37,7 @@ from django_bgjobs.delivery.publish_request import (
     check_request,
     is_url,
 )
+from django_bgjobs.delivery.workflow_steps import call_type
 
 __all__ = [
     "Callback",
@@ -130,12 +131,24 @@ def _gate_rows(request: Publish, now: datetime, using: str) -> None:
 
 def _workflow_run(request: Publish, now: datetime, using: str) -> None:
     """The run a workflow step names exists from its first message (the trigger); a run that
-    ended takes no more (QStash's 400, on which the app's SDK stops quietly)."""
-    run, _ = WorkflowRun.objects.using(using).get_or_create(
+    ended takes no more (QStash's 400, on which the app's SDK stops quietly). Its row is
+    locked until commit, so that its steps are written in the order they are published."""
+    WorkflowRun.objects.using(using).get_or_create(
         id=request.workflow_run_id, defaults={"url": request.destination, "created_at": now}
     )
+    run = WorkflowRun.objects.using(using).select_for_update().get(pk=request.workflow_run_id)
     if run.ended_at is not None:
         raise RunEnded(f"workflow run {run.pk} has ended: it takes no more steps")
+
+
+def _workflow_step(message: Message) -> WorkflowStep:
+    return WorkflowStep(
+        run_id=message.workflow_run_id,
+        message_id=message.pk,
+        body=bytes(message.body),
+        call_type=call_type(message.headers),
+        created_at=message.created_at,
+    )
 
 
 def _set_limits(flow: Flow, using: str) -> None:
@@ -247,6 +260,7 @@ def send_many(requests: Sequence[Publish]) -> list[list[Published]]:
         Message.objects.using(using).bulk_create(plain)
         fresh: list[Message] = []
         results: list[list[Published]] = []
+        steps: list[WorkflowStep] = []
         for made in built:
             row = []
             for message in made:
@@ -255,8 +269,11 @@ def send_many(requests: Sequence[Publish]) -> list[list[Published]]:
                     message, duplicate = _insert(message, now, using)
                     if not duplicate:
                         fresh.append(message)
+                if message.workflow_run_id and not duplicate:
+                    steps.append(_workflow_step(message))
                 row.append(Published(message.pk, message.url, duplicate))
             results.append(row)
+        WorkflowStep.objects.using(using).bulk_create(steps)
         admission.admit_new(fresh, now, using)
     return results
 
@@ -264,6 +281,10 @@ def send_many(requests: Sequence[Publish]) -> list[list[Published]]:
 def send(request: Publish) -> list[Published]:
     """Publish one request: one result for a URL, one per endpoint for a URL group."""
     return send_many([request])[0]
+
+
+def _joined(fields: str | Sequence[str]) -> str:
+    return fields if isinstance(fields, str) else ",".join(fields)
 
 
 def _seconds(value: timedelta | float | None) -> float | None:
@@ -289,7 +310,7 @@ class PublishOptions(TypedDict, total=False):
     queue: str | None
     flow_control: Flow | None
     label: str | Sequence[str]
-    redact: Sequence[str]
+    redact: str | Sequence[str]
     signature: Literal["qstash", "standard"]
 
 
@@ -343,7 +364,7 @@ def publish(
         queue=options.get("queue"),
         flow=options.get("flow_control"),
         label=labels.joined(options.get("label", "")),
-        redact=tuple(redaction.parse(",".join(options.get("redact", ())))),
+        redact=tuple(redaction.parse(_joined(options.get("redact", ())))),
         signature=options.get("signature", "qstash"),
     )
     if topic is None and not is_url(request.destination):

@@ -90,7 +90,9 @@ def fail(claim: Claim, error: str, traceback: str, retry_in: float | None) -> st
         return None
     _publish_handed(claim, hand_off)
     if run_after is not None:  # a retry due before the dispatcher's next pass: wake it
-        transaction.on_commit(lambda: wake.due_at(run_after), robust=True)
+        transaction.on_commit(
+            lambda: wake.due_at(run_after), using=router.db_for_write(Job), robust=True
+        )
     if status == JobStatus.RETRYING and cancel_instead_of_retry(claim.job, now):
         return JobStatus.CANCELLED
     signal = signals.job_failed if status == JobStatus.RETRYING else signals.job_dead

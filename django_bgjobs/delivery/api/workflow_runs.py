@@ -24,37 +24,48 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from rest_framework.exceptions import APIException
 
 from django_bgjobs.delivery import lifecycle
 from django_bgjobs.delivery.api import headers as header_parser
+from django_bgjobs.delivery.api.errors import InputError
 from django_bgjobs.delivery.models import Message, WorkflowRun, WorkflowWaiter
-from django_bgjobs.delivery.publish import Publish, PublishError, send
-from django_bgjobs.delivery.workflow_steps import call_type
+from django_bgjobs.delivery.publish import Publish, PublishError, check_destination_url, send
+
+logger = logging.getLogger("django_bgjobs.delivery")
 
 # The headers of a wait request that become the notified step's message (the others are the
 # wait request's own: its content type, the SDK's telemetry).
-_KEPT = ("upstash-workflow-", "upstash-forward-", "upstash-retries", "upstash-retry-delay")
+_KEPT = (
+    "upstash-workflow-",
+    "upstash-forward-",
+    "upstash-retries",
+    "upstash-retry-delay",
+    "upstash-failure-callback",
+    "upstash-flow-control-",
+)
 
 
 def raw_steps(run_id: str) -> list[dict[str, Any]] | None:
     """The steps as the SDK parses them (``processRawSteps``); None when the run is unknown or
-    ended (the SDK then knows it is over)."""
-    if not WorkflowRun.objects.filter(pk=run_id, ended_at__isnull=True).exists():
+    ended (the SDK then knows it is over). Their bodies as published: the SDK runs on them."""
+    run = WorkflowRun.objects.filter(pk=run_id, ended_at__isnull=True).first()
+    if run is None:
         return None
-    messages = Message.objects.filter(workflow_run_id=run_id).order_by("created_at", "id")
     return [
         {
-            "messageId": m.pk,
-            "body": base64.b64encode(bytes(m.body)).decode(),
-            "callType": call_type(m.headers),
+            "messageId": step.message_id,
+            "body": base64.b64encode(bytes(step.body)).decode(),
+            "callType": step.call_type,
         }
-        for m in messages.only("id", "body", "headers")
+        for step in run.steps.order_by("id")
     ]
 
 
@@ -69,8 +80,7 @@ def end(run_id: str, *, cancel: bool, result: str) -> bool:
         if run.ended_at is None:
             run.ended_at, run.cancelled, run.result = now, cancel, result
             run.save(update_fields=["ended_at", "cancelled", "result"])
-        if cancel:
-            run.waiters.filter(ended_at__isnull=True).update(ended_at=now)
+        run.waiters.filter(ended_at__isnull=True).update(ended_at=now)  # nothing to resume
     if cancel:
         pending = Message.objects.filter(workflow_run_id=run_id, cancelled_at__isnull=True)
         lifecycle.cancel_many(list(pending.values_list("pk", flat=True)))
@@ -89,19 +99,38 @@ def wait(
         raise PublishError(f"workflow run {run_id} is not running")
     if not isinstance(request.get("url"), str) or not isinstance(request.get("step"), dict):
         raise PublishError("a wait needs 'url' and 'step'")
+    timeout_headers = request.get("timeoutHeaders") or {}
+    if not isinstance(timeout_headers, dict):
+        raise PublishError("'timeoutHeaders' must be an object of header lists")
+    kept = {k: v for k, v in headers.items() if k.lower().startswith(_KEPT)}
+    url, timeout_url = request["url"], str(request.get("timeoutUrl") or request["url"])
+    # Checked now, as a publish is: a wait that could not be sent back is refused here, not
+    # found out when its event comes or its deadline passes.
+    for destination in (url, timeout_url):
+        check_destination_url(destination)
+    header_parser.parse(kept)
+    header_parser.parse(_first_values(timeout_headers))
     now = timezone.now()
     timeout = parse_duration(str(request.get("timeout") or "7d"))
     return WorkflowWaiter.objects.create(
         run=run,
         event_id=event_id,
-        url=request["url"],
-        headers={k: v for k, v in headers.items() if k.lower().startswith(_KEPT)},
+        url=url,
+        headers=kept,
         step=request["step"],
-        timeout_url=str(request.get("timeoutUrl") or request["url"]),
-        timeout_headers=request.get("timeoutHeaders") or {},
+        timeout_url=timeout_url,
+        timeout_headers=timeout_headers,
         deadline=now + timedelta(seconds=timeout),
         created_at=now,
     )
+
+
+def _first_values(headers: Mapping[str, Any]) -> dict[str, str]:
+    """``{name: [value]}`` (the SDK's timeoutHeaders) as ``{name: value}``."""
+    return {
+        name: str(values[0] if isinstance(values, list) and values else values)
+        for name, values in headers.items()
+    }
 
 
 def notify(event_id: str, data: bytes, run_id: str | None = None) -> list[dict[str, Any]]:
@@ -126,11 +155,8 @@ def time_out_waits(now: datetime | None = None, limit: int = 100) -> int:
     due = WorkflowWaiter.objects.filter(ended_at__isnull=True, deadline__lte=now)
     resumed = 0
     for waiter in due.order_by("deadline")[:limit]:
-        headers = {
-            name: values[0] if isinstance(values, list) else values
-            for name, values in waiter.timeout_headers.items()
-        }
         step = {**waiter.step, "waitTimeout": True}
+        headers = _first_values(waiter.timeout_headers)
         resumed += _resume(waiter, waiter.timeout_url, headers, step) is not None
     return resumed
 
@@ -156,16 +182,22 @@ def _resume(
 ) -> str | None:
     """Publish the waiter's step, once: the waiter is ended in the same transaction (another
     notify, or the sweep, that got there first wins). The message id, or None."""
-    with transaction.atomic():
-        if not WorkflowWaiter.objects.filter(pk=waiter.pk, ended_at__isnull=True).update(
-            ended_at=timezone.now()
-        ):
-            return None
-        fields = header_parser.parse(headers)
-        fields.setdefault("workflow_run_id", waiter.run_id)
-        body = json.dumps(step, separators=(",", ":")).encode()
-        [published] = send(Publish(destination=url, body=body, **fields))
-        WorkflowWaiter.objects.filter(pk=waiter.pk).update(message_id=published.message_id)
+    ended = WorkflowWaiter.objects.filter(pk=waiter.pk, ended_at__isnull=True)
+    try:
+        with transaction.atomic():
+            if not ended.update(ended_at=timezone.now()):
+                return None
+            fields = header_parser.parse(headers)
+            fields.setdefault("workflow_run_id", waiter.run_id)
+            body = json.dumps(step, separators=(",", ":")).encode()
+            [published] = send(Publish(destination=url, body=body, **fields))
+            WorkflowWaiter.objects.filter(pk=waiter.pk).update(message_id=published.message_id)
+    except (PublishError, InputError, APIException) as exc:
+        # The run ended, or what the wait asked for cannot be sent any more: the wait ends
+        # (a notify or the sweep would otherwise try it again and again), said in the log.
+        ended.update(ended_at=timezone.now())
+        logger.warning("workflow run %s: wait %s not resumed: %s", waiter.run_id, waiter.pk, exc)
+        return None
     return published.message_id
 
 
