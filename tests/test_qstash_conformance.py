@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from qstash import AsyncQStash, QStash
 from qstash import Receiver as QStashReceiver
 from qstash.errors import QStashError
@@ -269,7 +270,7 @@ def test_schedule_create(worker, sdk, receiver: Receiver):
         destination=url, cron="CRON_TZ=Europe/Paris */5 * * * *", body="tick", retries=0
     )
     assert schedule_id.startswith("scd_")
-    fired = message_schedules.fire(schedule_id, _now())  # what beat calls when it is due
+    fired = message_schedules.fire(schedule_id, timezone.now())  # what beat calls when it is due
     assert fired.published
     [hit] = delivered(sdk, receiver, "/cron")
     assert hit.body == b"tick" and hit.headers["upstash-schedule-id"] == schedule_id
@@ -323,7 +324,7 @@ def test_schedule_pause(sdk):
     schedule_id = sdk.schedule.create(destination="https://example.com/c", cron="* * * * *")
     sdk.schedule.pause(schedule_id)
     assert sdk.schedule.get(schedule_id).paused
-    assert message_schedules.fire(schedule_id, _now()).skipped == "paused"
+    assert message_schedules.fire(schedule_id, timezone.now()).skipped == "paused"
 
 
 @sdk_method("schedule.resume")
@@ -332,7 +333,7 @@ def test_schedule_resume(sdk):
     sdk.schedule.pause(schedule_id)
     sdk.schedule.resume(schedule_id)
     assert not sdk.schedule.get(schedule_id).paused
-    assert message_schedules.fire(schedule_id, _now()).published
+    assert message_schedules.fire(schedule_id, timezone.now()).published
 
 
 # --- url_group -------------------------------------------------------------------------------
@@ -599,12 +600,6 @@ def test_flow_control_reset_rate(no_session_worker, sdk):
     assert (info.rate_count, info.wait_list_size) == (1, 0)  # the waiting one went at once
     with pytest.raises(QStashError, match="not found"):
         sdk.flow_control.reset_rate("no-such-key")
-
-
-def _now():  # type: ignore[no-untyped-def]
-    from django.utils import timezone
-
-    return timezone.now()
 
 
 def public_methods(client: QStash | AsyncQStash) -> list[str]:

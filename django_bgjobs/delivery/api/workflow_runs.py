@@ -35,6 +35,7 @@ from rest_framework.exceptions import APIException
 
 from django_bgjobs.delivery import lifecycle
 from django_bgjobs.delivery.api import headers as header_parser
+from django_bgjobs.delivery.api.durations import parse_duration
 from django_bgjobs.delivery.api.errors import InputError
 from django_bgjobs.delivery.models import Message, WorkflowRun, WorkflowWaiter
 from django_bgjobs.delivery.publish import Publish, PublishError, check_destination_url, send
@@ -92,8 +93,6 @@ def wait(
 ) -> WorkflowWaiter:
     """Keep a run's ``waitForEvent`` (the SDK's ``WaitRequest``) until it is notified or its
     timeout passes."""
-    from django_bgjobs.delivery.api.durations import parse_duration
-
     run = WorkflowRun.objects.filter(pk=run_id).first()
     if run is None or run.ended_at is not None:
         raise PublishError(f"workflow run {run_id} is not running")
